@@ -1,0 +1,73 @@
+"""Placement and queue policies on hand-made allocations."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from conftest import site
+from helpers import job
+from twin.scenario import scenario_from_dict
+from twin.scheduler import Allocation, Running, easy_backfill, place_first_fit, place_topology_aware
+from twin.topology import build_fabric
+
+
+def allocation(racks: int = 4, per_rack: int = 4) -> Allocation:
+    sc = scenario_from_dict(
+        site(**{"topology.racks": racks, "topology.nodes_per_rack": per_rack, "topology.leaf_radix": 32})
+    )
+    return Allocation(build_fabric(sc))
+
+
+def domains(alloc: Allocation, gpus: np.ndarray) -> int:
+    return len(np.unique(alloc.domain[gpus // alloc.gpus_per_node]))
+
+
+def test_topology_aware_packs_under_one_leaf_where_first_fit_scatters() -> None:
+    alloc = allocation()
+    alloc.assign(100, np.arange(8))  # node 0, rack 0
+    alloc.assign(101, 4 * 8 + np.arange(8))  # node 4, rack 1
+    ff = place_first_fit(alloc, 32)
+    ta = place_topology_aware(alloc, 32)
+    assert domains(alloc, ff) == 2
+    assert domains(alloc, ta) == 1
+
+
+def test_topology_aware_best_fit_for_small_jobs_keeps_nodes_whole() -> None:
+    alloc = allocation()
+    alloc.assign(100, np.arange(6))  # node 0 has 2 free GPUs
+    gpus = place_topology_aware(alloc, 2)
+    assert set(gpus // 8) == {0}
+    alloc.assign(1, gpus)
+    assert alloc.fragmentation() == 0.0
+
+
+def test_no_gpu_given_twice() -> None:
+    alloc = allocation()
+    alloc.assign(1, np.arange(8))
+    try:
+        alloc.assign(2, np.arange(4, 12))
+    except RuntimeError:
+        pass
+    else:
+        raise AssertionError("double assignment was accepted")
+    assert (alloc.owner.reshape(-1)[8:12] == -1).all()
+
+
+def test_fragmentation_counts_stranded_gpus() -> None:
+    alloc = allocation(racks=1, per_rack=2)
+    alloc.assign(1, np.array([0]))  # 7 free on node 0, 8 free on node 1
+    assert alloc.fragmentation() == 7 / 15
+    assert place_first_fit(alloc, 16) is None
+
+
+def test_easy_backfill_reservation() -> None:
+    alloc = allocation(racks=1, per_rack=2)
+    alloc.assign(0, np.arange(8))  # node 0 busy until t = 100 by its limit
+    running = [Running(np.arange(8), 100.0)]
+    head = job(1, gpus=16, duration=50)
+    short = job(2, gpus=8, duration=50)  # ends at 50 < 100: may go
+    long = job(3, gpus=8, duration=500)  # would hold node 1 past 100: must wait
+    queue = [head, long, short]
+    started = easy_backfill(queue, alloc, running, 0.0, place_first_fit, depth=10)
+    assert [s.id for s, _ in started] == [2]
+    assert [q.id for q in queue] == [1, 3]

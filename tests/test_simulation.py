@@ -1,0 +1,189 @@
+"""The simulation: invariants over whole runs, determinism, conservation, and known answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import site
+from helpers import job, pinned
+from twin.flows import CHECKPOINT, GRADIENT, TRAFFIC_KINDS
+from twin.power import facility_watts
+from twin.scenario import load_scenario, scenario_from_dict
+from twin.simulation import Simulation
+from twin.topology import GBIT
+
+HOURS = {"lingang": 3.0}
+
+
+def test_invariants_hold_over_whole_runs(shipped: Path) -> None:
+    sim = Simulation(load_scenario(shipped))
+    hours = HOURS.get(shipped.stem, 8.0)
+    seen_running = seen_done = 0
+    for _ in range(int(hours * 4)):
+        sim.advance(900)
+        sim.check_invariants()
+        seen_running = max(seen_running, len(sim.running))
+        seen_done = sim.totals.completed
+    assert seen_running > 0 and seen_done > 0, "the run should have done something"
+    alloc = sim.totals.gpu_alloc_s / sim.now / sim.fabric.n_gpus
+    assert 0.0 < alloc <= 1.0
+
+
+def test_lingang_keeps_the_site_busy() -> None:
+    sim = Simulation(load_scenario(Path(__file__).parent.parent / "scenarios" / "lingang.toml"))
+    sim.advance(6 * 3600)
+    alloc = sim.totals.gpu_alloc_s / sim.now / sim.fabric.n_gpus
+    assert 0.70 <= alloc <= 0.90, alloc
+    kinds = {j.spec.kind for j in sim.running.values()}
+    assert {"pretrain", "finetune", "inference"} <= kinds
+    big = [j for j in sim.running.values() if j.spec.kind == "pretrain"]
+    assert all(512 <= j.spec.gpus <= 4096 for j in big) and big
+
+
+def test_same_seed_same_run_whatever_the_caller_steps() -> None:
+    sc = scenario_from_dict(
+        site(**{"workload.arrival": "poisson", "workload.jobs_per_hour": 20, "workload.initial_load": 0.5})
+    )
+    a, b = Simulation(sc, seed=3), Simulation(sc, seed=3)
+    a.advance(4 * 3600)
+    for _ in range(4 * 3600 // 7):  # uneven frame steps, like a frame loop
+        b.advance(7.0)
+    b.run(4 * 3600)
+    for field in a.series.fields:
+        np.testing.assert_array_equal(a.series.column(field), b.series.column(field), err_msg=field)
+    assert a.totals.energy_j == pytest.approx(b.totals.energy_j, rel=1e-12)
+    c = Simulation(sc, seed=4)
+    c.advance(4 * 3600)
+    assert not np.array_equal(a.series.column("gpu_allocation"), c.series.column("gpu_allocation"))
+
+
+def test_energy_and_work_add_up() -> None:
+    sim = Simulation(load_scenario(Path(__file__).parent.parent / "scenarios" / "small-lab.toml"))
+    sim.advance(5 * 3600)
+    sc, t = sim.scenario, sim.totals
+    static = facility_watts(sc, 0.0, sim.n_switches)
+    per_busy_gpu = facility_watts(sc, 1.0, sim.n_switches) - static
+    assert t.energy_j == pytest.approx(static * sim.now + per_busy_gpu * t.busy_gpu_s, rel=1e-9)
+    # Work: the site-wide integral equals what the jobs themselves account for.
+    running = 0.0
+    for j in sim.running.values():
+        running += (j.work_s + j.util * (sim.now - j.mark_s)) * len(j.gpus)
+    assert t.busy_gpu_s == pytest.approx(t.finished_work_gpu_s + running, rel=1e-9)
+    # Bounds: between an idle site and one flat out.
+    assert static * sim.now <= t.energy_j <= facility_watts(sc, sc.gpus, sim.n_switches) * sim.now
+
+
+def quiet_site(**changes: object) -> Simulation:
+    """A test site with no synthetic arrivals: only what the test submits runs."""
+    return Simulation(scenario_from_dict(site(**changes)))
+
+
+def test_two_node_allreduce_moves_the_formula_bytes() -> None:
+    sim = quiet_site()
+    params_b, iteration_s, duration = 1.0, 10.0, 1000.0
+    sim.submit(job(0, gpus=16, duration=duration, params_b=params_b, iteration_s=iteration_s))
+    sim.run(duration + 10)
+    assert sim.totals.completed == 1
+    size = params_b * 1e9 * 2  # bf16 gradients
+    per_node_per_step = 2 * (2 - 1) / 2 * size  # ring all-reduce: 2 (n - 1) / n x size
+    expected = 2 * per_node_per_step * duration / iteration_s
+    assert sim.totals.traffic_bytes[GRADIENT] == pytest.approx(expected, rel=1e-9)
+    assert sim.totals.jcts == [pytest.approx(duration)]
+
+
+def congested_site() -> Simulation:
+    # Two racks of two nodes, one spine, 2:1 oversubscribed: each leaf has 100 Gb/s up.
+    return quiet_site(**{"topology.spines": 1, "topology.oversubscription": 2.0})
+
+
+def test_two_jobs_sharing_a_bottleneck_each_get_their_share() -> None:
+    sim = congested_site()
+    # Each job spans both racks; its ring sends 75 Gb/s each way across the single spine link.
+    rate = 75 * GBIT
+    params_b = rate * 1.0 / 2 / 1e9  # 2-node ring: bytes per step = gradient size; iteration 1 s
+    sim.policy = pinned([[0, 2], [1, 3]])
+    sim.submit(job(0, gpus=16, duration=600, params_b=params_b, iteration_s=1.0))
+    sim.submit(job(1, gpus=16, duration=600, params_b=params_b, iteration_s=1.0))
+    sim.advance(1)
+    speeds = sorted(j.speed for j in sim.running.values())
+    assert speeds == pytest.approx([2 / 3, 2 / 3])  # 100 Gb/s shared by 150 Gb/s of demand
+    sim.check_invariants()
+    sim.run(2000)
+    assert sim.totals.jcts == [pytest.approx(900), pytest.approx(900)]  # 600 s of work at 2/3 speed
+
+
+def test_a_lone_job_runs_at_full_speed() -> None:
+    sim = congested_site()
+    params_b = 75 * GBIT / 2 / 1e9
+    sim.policy = pinned([[0, 2]])
+    sim.submit(job(0, gpus=16, duration=600, params_b=params_b, iteration_s=1.0))
+    sim.run(1000)
+    assert sim.totals.jcts == [pytest.approx(600)]
+
+
+def test_checkpoints_pause_training_for_the_write_time() -> None:
+    sim = quiet_site()
+    params_b = 1.0
+    sim.submit(job(0, gpus=16, duration=1000, params_b=params_b, checkpoint_s=300))
+    sim.run(1100)
+    # Each node writes half of 14 bytes/param; both NICs (12.5 GB/s each) share the 5 GB/s write limit.
+    shard = params_b * 1e9 * 14 / 2
+    write_s = shard / (5e9 / 2)
+    assert sim.totals.jcts == [pytest.approx(1000 + 3 * write_s)]
+    assert sim.totals.traffic_bytes[CHECKPOINT] == pytest.approx(3 * 2 * shard)
+    assert [e[1] for e in sim.log].count("checkpoint") == 3
+
+
+def test_backfill_starts_a_small_job_without_delaying_the_blocked_head() -> None:
+    sim = quiet_site(**{"topology.racks": 2, "topology.nodes_per_rack": 1})
+    sim.submit(job(0, gpus=8, duration=1000, arrival=0))  # A: one of the two nodes
+    sim.submit(job(1, gpus=16, duration=500, arrival=1))  # B: needs both, waits for A
+    sim.submit(job(2, gpus=8, duration=400, arrival=2))  # C: fits now, ends before A: backfilled
+    sim.submit(job(3, gpus=8, duration=5000, arrival=3))  # D: fits after C, but would delay B
+    sim.run(4000)
+    starts = {jid: t for t, what, jid in sim.log if what == "start"}
+    assert starts[2] == 2  # backfilled at once
+    assert starts[1] == pytest.approx(1000)  # B starts exactly when A ends: not delayed
+    assert starts[3] == pytest.approx(1500)  # D waits for B
+
+
+def test_fifo_does_not_backfill() -> None:
+    sim = quiet_site(**{"topology.racks": 2, "topology.nodes_per_rack": 1, "scheduler": {"policy": "fifo"}})
+    sim.submit(job(0, gpus=8, duration=1000, arrival=0))
+    sim.submit(job(1, gpus=16, duration=500, arrival=1))
+    sim.submit(job(2, gpus=8, duration=400, arrival=2))
+    sim.run(3000)
+    starts = {jid: t for t, what, jid in sim.log if what == "start"}
+    assert starts[1] == pytest.approx(1000) and starts[2] == pytest.approx(1500)
+
+
+def test_every_job_accounted_for_and_traffic_kinds_reported() -> None:
+    sim = Simulation(load_scenario(Path(__file__).parent.parent / "scenarios" / "small-lab.toml"))
+    sim.advance(6 * 3600)
+    t = sim.totals
+    assert t.submitted == t.completed + len(sim.running) + len(sim.queue)
+    assert len(t.jcts) == t.completed
+    assert set(TRAFFIC_KINDS) == {"gradient", "data", "checkpoint", "inference"}
+    assert (t.traffic_bytes > 0).all(), t.traffic_bytes  # all four kinds of traffic happened
+
+
+def test_snapshot_is_consistent_with_state() -> None:
+    sim = Simulation(load_scenario(Path(__file__).parent.parent / "scenarios" / "small-lab.toml"))
+    sim.advance(3600)
+    snap = sim.snapshot()
+    assert snap.time_s == sim.now
+    assert snap.gpu_owner.shape == (sim.fabric.n_nodes, sim.fabric.gpus_per_node)
+    for view in snap.jobs:
+        assert np.all(np.isin(view.nodes, np.flatnonzero((snap.gpu_owner == view.id).any(axis=1))))
+        assert 0 <= view.progress <= 1
+    busy = snap.node_job >= 0
+    assert np.array_equal(busy, (snap.gpu_owner >= 0).any(axis=1))
+    assert np.all(snap.node_util[~busy] == 0)
+    f = snap.flows
+    assert len(f["rate"]) == len(f["src"]) == len(f["kind"])
+    assert np.all(f["rate"] <= f["demand"] * (1 + 1e-12))
+    snap.gpu_owner[:] = -7  # a copy: the renderer cannot disturb the simulation
+    sim.check_invariants()

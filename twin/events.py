@@ -1,0 +1,35 @@
+"""The event queue: a heap ordered by (time, priority, sequence number), as in SimPy.
+
+Ties in time are broken by priority, then by insertion order, so the order of simultaneous events never
+depends on luck and a run is the same every time.
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import Any
+
+# Priorities for events at the same instant: lower runs first.
+JOB_MILESTONE = 0  # a job finishes or changes phase: frees GPUs before new work is placed
+ARRIVAL = 1
+SAMPLE = 9  # metrics are read after everything else at that instant
+
+
+class EventQueue:
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, int, str, Any]] = []
+        self._seq = 0
+
+    def push(self, time: float, priority: int, kind: str, payload: Any = None) -> None:
+        heapq.heappush(self._heap, (time, priority, self._seq, kind, payload))
+        self._seq += 1
+
+    def pop(self) -> tuple[float, str, Any]:
+        time, _, _, kind, payload = heapq.heappop(self._heap)
+        return time, kind, payload
+
+    def peek_time(self) -> float:
+        return self._heap[0][0] if self._heap else float("inf")
+
+    def __len__(self) -> int:
+        return len(self._heap)

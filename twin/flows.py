@@ -1,0 +1,294 @@
+"""Fluid flows and how the fabric shares its bandwidth among them.
+
+A *flow* moves bytes between two vertices over a route (links with fractions). Flows come in *groups*
+that progress together: the gradient and data flows of one training job all run at the job's speed, so
+the solver's variable is the group's speed ``x`` in [0, 1] and a flow's rate is ``x * demand``. The
+shares are max-min fair over the groups (weighted by demand): no group can go faster without slowing
+one that is no faster than it. Rates only change when the set of groups changes, so the simulator
+re-solves on events, not on a clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from twin.routing import Route
+
+# Kinds of traffic.
+GRADIENT, DATA, CHECKPOINT, INFERENCE = range(4)
+TRAFFIC_KINDS = ("gradient", "data", "checkpoint", "inference")
+
+_EPS = 1e-9
+
+
+def max_min_fair(
+    var: np.ndarray,
+    link: np.ndarray,
+    weight: np.ndarray,
+    capacity: np.ndarray,
+    cap: np.ndarray,
+) -> np.ndarray:
+    """Max-min fair values of variables subject to link capacities.
+
+    Entry ``e`` says variable ``var[e]`` puts ``weight[e] * x[var[e]]`` on link ``link[e]``; link ``l``
+    carries at most ``capacity[l]``; ``x[v] <= cap[v]``. Entries must be sorted by ``var``, with at
+    most one entry per (variable, link): add up the weights of a variable's flows on a link first.
+
+    Progressive filling, made cheap in three ways. Links that could not be overloaded even if every
+    variable on them reached its cap are dropped first (in a healthy fabric, most of them). Links whose
+    columns are identical (ECMP spreads a flow evenly over parallel uplinks) count once. Then each step
+    raises the common level to the lowest link share: the variables on every link at that share are fixed
+    there, or, if some caps lie below it, all those variables are fixed at their caps (shares only grow
+    as variables are fixed below them, so both are safe). A step touches only link-sized arrays and the
+    entries of the variables it fixes, so the cost is steps x links, not steps x entries.
+    """
+    n_vars = len(cap)
+    x = cap.astype(np.float64).copy()
+    if len(var) == 0:
+        return x
+    load_at_cap = np.bincount(link, weights=weight * cap[var], minlength=len(capacity))
+    tight = load_at_cap > capacity * (1 + _EPS) + _EPS
+    keep = tight[link] & (weight > 0)
+    if not keep.any():
+        return x
+    if not keep.all():
+        var, link, weight = var[keep], link[keep], weight[keep]
+    keep = _distinct_constraints(var, link, weight, capacity, n_vars)
+    var, link, weight = var[keep], link[keep], weight[keep]
+    # Renumber the links that remain 0..k-1, so every per-step array is small.
+    used, link = np.unique(link, return_inverse=True)
+    capacity = capacity[used]
+    n_links = len(used)
+    # Ragged index by variable (entries are sorted by var) and by link.
+    var_start = np.searchsorted(var, np.arange(n_vars + 1))
+    # A stable sort of 16-bit keys is a radix sort in numpy: linear time.
+    by_link = np.argsort(link.astype(np.uint16) if n_links < 1 << 16 else link, kind="stable")
+    link_start = np.searchsorted(link[by_link], np.arange(n_links + 1))
+    active = np.bincount(link, minlength=n_links)  # entries of unfixed variables per link
+    wsum = np.bincount(link, weights=weight, minlength=n_links)
+    remaining = capacity.astype(np.float64).copy()
+    in_problem = np.diff(var_start) > 0
+    fixed = ~in_problem
+    pending = np.flatnonzero(in_problem)
+    pending = pending[np.argsort(cap[pending], kind="stable")]  # by cap, for cap-limited steps
+    sorted_caps = cap[pending]
+    next_cap = 0
+
+    def fix(vs: np.ndarray, values: np.ndarray | float) -> None:
+        fixed[vs] = True
+        x[vs] = values
+        e = _ragged(var_start, vs)
+        le = link[e]
+        remaining[:] -= np.bincount(le, weights=weight[e] * x[var[e]], minlength=n_links)
+        wsum[:] -= np.bincount(le, weights=weight[e], minlength=n_links)
+        active[:] -= np.bincount(le, minlength=n_links)
+
+    while True:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.where(active > 0, np.maximum(remaining, 0.0) / wsum, np.inf)
+        level = share.min()
+        upto = int(np.searchsorted(sorted_caps, level, side="right"))
+        if upto > next_cap:
+            batch = pending[next_cap:upto]
+            next_cap = upto
+            batch = batch[~fixed[batch]]
+            if len(batch):
+                fix(batch, cap[batch])
+            continue
+        if not np.isfinite(level):
+            break
+        links = np.flatnonzero(share <= level * (1 + 1e-12))
+        vs = var[by_link[_ragged(link_start, links)]]
+        vs = vs[~fixed[vs]]
+        if len(links) > 1:  # a variable has one entry per link, so repeats need several links
+            vs = np.unique(vs)
+        fix(vs, level)
+    return x
+
+
+def _ragged(start: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Concatenated ranges ``start[r]:start[r + 1]`` for each row r, without a Python loop."""
+    lo, hi = start[rows], start[rows + 1]
+    lengths = hi - lo
+    total = int(lengths.sum())
+    if total == 0:
+        return np.empty(0, np.int64)
+    ends = np.cumsum(lengths)
+    offsets = np.repeat(lo - (ends - lengths), lengths)
+    return offsets + np.arange(total)
+
+
+_PROJECTIONS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _distinct_constraints(
+    var: np.ndarray, link: np.ndarray, weight: np.ndarray, capacity: np.ndarray, n_vars: int
+) -> np.ndarray:
+    """Mask of entries to keep so that links with identical columns count once.
+
+    ECMP makes this common: every flow leaving a leaf crosses all of its spine uplinks with the same
+    fraction, so those links carry the same variables with the same weights and only the one with the
+    least capacity can bind. Columns are compared through two random projections and the entry count
+    (identical columns sum in the same order, so they match exactly); the fixed seed keeps runs
+    reproducible.
+    """
+    if n_vars not in _PROJECTIONS:
+        rng = np.random.default_rng(0x7717)
+        _PROJECTIONS.clear()
+        _PROJECTIONS[n_vars] = (rng.random(n_vars), rng.random(n_vars))
+    r1, r2 = _PROJECTIONS[n_vars]
+    n_links = len(capacity)
+    h1 = np.bincount(link, weights=r1[var] * weight, minlength=n_links)
+    h2 = np.bincount(link, weights=r2[var] * weight, minlength=n_links)
+    count = np.bincount(link, minlength=n_links)
+    used = np.flatnonzero(count)
+    order = used[np.lexsort((used, capacity[used], h2[used], h1[used], count[used]))]
+    same = (
+        (h1[order][1:] == h1[order][:-1]) & (h2[order][1:] == h2[order][:-1]) & (count[order][1:] == count[order][:-1])
+    )
+    representative = np.zeros(n_links, bool)
+    representative[order[np.concatenate(([True], ~same))]] = True  # first of each run has the least capacity
+    return representative[link]
+
+
+@dataclass(frozen=True)
+class FlowGroup:
+    """Flows that run at one shared speed. ``demand`` is each flow's rate at speed 1, in bytes/s."""
+
+    key: tuple[int, int]  # (job id, purpose)
+    kind: np.ndarray  # traffic kind per flow
+    src: np.ndarray  # vertex gid
+    dst: np.ndarray
+    demand: np.ndarray
+    entry_flow: np.ndarray  # local flow index per entry, sorted
+    entry_link: np.ndarray
+    entry_frac: np.ndarray
+    links: np.ndarray  # distinct links the group loads, sorted
+    load: np.ndarray  # bytes/s the group puts on each of them at speed 1
+
+    @staticmethod
+    def build(
+        key: tuple[int, int],
+        kinds: list[int],
+        srcs: list[int],
+        dsts: list[int],
+        demands: list[float],
+        routes: list[Route],
+        dead_link: int,
+    ) -> FlowGroup:
+        """Assemble a group; a flow with no route is pinned to the dead link, so the group stalls."""
+        links, fracs, owners = [], [], []
+        for i, (ls, fs) in enumerate(routes):
+            if len(ls) == 0 and srcs[i] != dsts[i]:
+                ls, fs = np.array([dead_link], np.int32), np.ones(1)
+            links.append(ls)
+            fracs.append(fs)
+            owners.append(np.full(len(ls), i, np.int32))
+        cat = np.concatenate
+        demand = np.array(demands, np.float64)
+        entry_flow = cat(owners) if owners else np.empty(0, np.int32)
+        entry_link = cat(links) if links else np.empty(0, np.int32)
+        entry_frac = cat(fracs) if fracs else np.empty(0)
+        # What the solver sees: one weight per (group, link), however many of its flows share the link.
+        group_links, where = np.unique(entry_link, return_inverse=True)
+        load = np.bincount(where, weights=entry_frac * demand[entry_flow], minlength=len(group_links))
+        return FlowGroup(
+            key=key,
+            kind=np.array(kinds, np.int8),
+            src=np.array(srcs, np.int32),
+            dst=np.array(dsts, np.int32),
+            demand=demand,
+            entry_flow=entry_flow,
+            entry_link=entry_link,
+            entry_frac=entry_frac,
+            links=group_links.astype(np.int32),
+            load=load,
+        )
+
+
+class FlowTable:
+    """All active flow groups, flattened into arrays whenever the set changes, and their solved rates."""
+
+    def __init__(self, capacity: np.ndarray) -> None:
+        self.capacity = capacity
+        self.groups: dict[tuple[int, int], FlowGroup] = {}
+        self._dirty = True
+        self.speed: dict[tuple[int, int], float] = {}
+        self.link_load = np.zeros(len(capacity))
+        self.kind_rate = np.zeros(len(TRAFFIC_KINDS))
+        self._flat: dict[str, np.ndarray] = {}
+        self.solves = 0
+
+    def add(self, group: FlowGroup) -> None:
+        self.groups[group.key] = group
+        self._dirty = True
+
+    def remove(self, key: tuple[int, int]) -> None:
+        if self.groups.pop(key, None) is not None:
+            self._dirty = True
+
+    def set_capacity(self, capacity: np.ndarray) -> None:
+        self.capacity = capacity
+        self._dirty = True
+
+    @property
+    def dirty(self) -> bool:
+        return self._dirty
+
+    def solve(self) -> dict[tuple[int, int], float]:
+        """Re-share the bandwidth; returns each group's speed. A no-op unless something changed."""
+        if not self._dirty:
+            return self.speed
+        self._dirty = False
+        self.solves += 1
+        keys = list(self.groups)
+        groups = [self.groups[k] for k in keys]
+        n_flows = np.array([len(g.demand) for g in groups], np.int64)
+        n_entries = np.array([len(g.entry_link) for g in groups], np.int64)
+        flow_base = np.r_[0, np.cumsum(n_flows)[:-1]].astype(np.int64)
+        cat = np.concatenate
+        if groups:
+            flow_group = np.repeat(np.arange(len(groups)), n_flows)
+            demand = cat([g.demand for g in groups])
+            kind = cat([g.kind for g in groups])
+            src = cat([g.src for g in groups])
+            dst = cat([g.dst for g in groups])
+            entry_flow = cat([g.entry_flow for g in groups]) + np.repeat(flow_base, n_entries)
+            entry_link = cat([g.entry_link for g in groups])
+            entry_frac = cat([g.entry_frac for g in groups])
+        else:
+            flow_group = entry_flow = entry_link = np.empty(0, np.int64)
+            demand = entry_frac = np.empty(0)
+            kind = np.empty(0, np.int8)
+            src = dst = np.empty(0, np.int32)
+        if groups:
+            var = np.repeat(np.arange(len(groups)), [len(g.links) for g in groups])
+            var_link = cat([g.links for g in groups])
+            var_load = cat([g.load for g in groups])
+        else:
+            var = var_link = np.empty(0, np.int64)
+            var_load = np.empty(0)
+        x = max_min_fair(var, var_link, var_load, self.capacity, np.ones(len(groups)))
+        rate = x[flow_group] * demand
+        self.link_load = np.bincount(entry_link, weights=entry_frac * rate[entry_flow], minlength=len(self.capacity))
+        self.kind_rate = np.bincount(kind, weights=rate, minlength=len(TRAFFIC_KINDS))
+        self.speed = dict(zip(keys, x.tolist(), strict=True))
+        self._flat = {
+            "group": flow_group,
+            "kind": kind,
+            "src": src,
+            "dst": dst,
+            "rate": rate,
+            "demand": demand,
+            "entry_flow": entry_flow,
+            "entry_link": entry_link,
+            "entry_frac": entry_frac,
+            "job": np.array([k[0] for k in keys], np.int64)[flow_group] if groups else np.empty(0, np.int64),
+        }
+        return self.speed
+
+    def flat(self) -> dict[str, np.ndarray]:
+        """The flattened flows of the last solve (for snapshots and renderers)."""
+        return self._flat

@@ -1,0 +1,54 @@
+"""Metrics over time: a bounded ring buffer of samples, one row per simulation step."""
+
+from __future__ import annotations
+
+import numpy as np
+
+SERIES_FIELDS = (
+    "time_s",
+    "pflops",
+    "gpu_allocation",
+    "gpu_utilization",
+    "jobs_running",
+    "jobs_queued",
+    "jobs_done",
+    "mean_wait_s",
+    "facility_mw",
+    "mean_link_util",
+    "p99_link_util",
+    "max_link_util",
+    "storage_read_gbs",
+    "storage_write_gbs",
+    "fragmentation",
+)
+
+
+class TimeSeries:
+    """Fixed-capacity ring buffer of metric rows; old rows are overwritten, memory stays flat."""
+
+    def __init__(self, capacity: int = 65536, fields: tuple[str, ...] = SERIES_FIELDS) -> None:
+        self.fields = fields
+        self.index = {f: i for i, f in enumerate(fields)}
+        self._data = np.zeros((capacity, len(fields)))
+        self._next = 0
+        self._count = 0
+
+    def append(self, row: dict[str, float]) -> None:
+        self._data[self._next] = [row[f] for f in self.fields]
+        self._next = (self._next + 1) % len(self._data)
+        self._count = min(self._count + 1, len(self._data))
+
+    def __len__(self) -> int:
+        return self._count
+
+    def column(self, name: str, last: int | None = None) -> np.ndarray:
+        """The most recent ``last`` values of one field, oldest first (a copy)."""
+        n = self._count if last is None else min(last, self._count)
+        idx = (self._next - n + np.arange(n)) % len(self._data)
+        return self._data[idx, self.index[name]].copy()
+
+    def latest(self) -> dict[str, float]:
+        if not self._count:
+            return {}
+        row = self._data[(self._next - 1) % len(self._data)]
+        return dict(zip(self.fields, row.tolist(), strict=True))

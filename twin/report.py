@@ -1,0 +1,87 @@
+"""The run report: the figures `simulate --report` writes as JSON and prints as a table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from twin.flows import TRAFFIC_KINDS
+from twin.simulation import Simulation
+
+
+def build_report(sim: Simulation) -> dict[str, Any]:
+    """Summary of a run so far. Means are exact time averages from the simulation's integrals."""
+    fab, tot = sim.fabric, sim.totals
+    hours = sim.now / 3600.0
+    span = max(sim.now, 1e-9)
+    waits = np.asarray(tot.waits)
+    jcts = np.asarray(tot.jcts)
+    energy_mwh = tot.energy_j / 3.6e9
+    return {
+        "site": sim.scenario.site.name,
+        "scenario": sim.scenario.source,
+        "policy": sim.policy.name,
+        "seed": sim.seed,
+        "gpus": fab.n_gpus,
+        "nodes": fab.n_nodes,
+        "switches": sim.n_switches,
+        "links": fab.n_edges,
+        "peak_pflops": round(sim.scenario.peak_pflops, 3),
+        "simulated_hours": round(hours, 6),
+        "jobs_submitted": tot.submitted,
+        "jobs_completed": tot.completed,
+        "jobs_running": len(sim.running),
+        "jobs_queued": len(sim.queue),
+        "mean_gpu_allocation": tot.gpu_alloc_s / span / fab.n_gpus,
+        "mean_gpu_utilization": tot.busy_gpu_s / span / fab.n_gpus,
+        "mean_pflops_in_use": tot.busy_gpu_s / span * sim.peak_tflops / 1000.0,
+        "pflops_hours": tot.busy_gpu_s / 3600.0 * sim.peak_tflops / 1000.0,
+        "mean_wait_s": float(waits.mean()) if len(waits) else 0.0,
+        "p95_wait_s": float(np.percentile(waits, 95)) if len(waits) else 0.0,
+        "mean_jct_s": float(jcts.mean()) if len(jcts) else 0.0,
+        "mean_link_utilization": tot.fabric_util_s / span,
+        "max_link_utilization": tot.max_link_util,
+        "fragmentation": sim.alloc.fragmentation(),
+        "energy_mwh": energy_mwh,
+        "mean_facility_mw": energy_mwh / hours if hours > 0 else sim.facility_mw,
+        "traffic_tb": {k: float(v / 1e12) for k, v in zip(TRAFFIC_KINDS, tot.traffic_bytes, strict=True)},
+        "bandwidth_solves": sim.flows.solves,
+    }
+
+
+_ROWS = (
+    ("Site", "site", "{}"),
+    ("Policy / seed", None, None),
+    ("GPUs / nodes", None, None),
+    ("Switches / links", None, None),
+    ("Peak", "peak_pflops", "{:,.0f} PFLOPS"),
+    ("Simulated", "simulated_hours", "{:.2f} h"),
+    ("Jobs submitted", "jobs_submitted", "{:,}"),
+    ("Jobs completed", "jobs_completed", "{:,}"),
+    ("Jobs running / queued", None, None),
+    ("GPU allocation (mean)", "mean_gpu_allocation", "{:.1%}"),
+    ("PFLOPS in use (mean)", "mean_pflops_in_use", "{:,.0f}"),
+    ("Wait mean / p95", None, None),
+    ("Job completion (mean)", "mean_jct_s", "{:,.0f} s"),
+    ("Fabric link util (mean)", "mean_link_utilization", "{:.1%}"),
+    ("Hottest link (max)", "max_link_utilization", "{:.1%}"),
+    ("Energy", "energy_mwh", "{:,.1f} MWh"),
+    ("Facility power (mean)", "mean_facility_mw", "{:.2f} MW"),
+)
+
+
+def format_report(r: dict[str, Any]) -> str:
+    """The report as an aligned two-column table for the console."""
+    combined = {
+        "Policy / seed": f"{r['policy']} / {r['seed']}",
+        "GPUs / nodes": f"{r['gpus']:,} / {r['nodes']:,}",
+        "Switches / links": f"{r['switches']:,} / {r['links']:,}",
+        "Jobs running / queued": f"{r['jobs_running']:,} / {r['jobs_queued']:,}",
+        "Wait mean / p95": f"{r['mean_wait_s']:,.0f} s / {r['p95_wait_s']:,.0f} s",
+    }
+    lines = []
+    for label, key, fmt in _ROWS:
+        value = combined[label] if key is None else fmt.format(r[key])
+        lines.append(f"  {label:<24} {value}")
+    return "\n".join(lines)

@@ -1,0 +1,210 @@
+"""Who runs where: GPU allocation, placement functions and queue policies.
+
+Policies are plain functions, as networkx passes algorithms: a *placement* picks GPUs for one job (or
+says it cannot), a *queue policy* decides which waiting jobs to start now using a placement. A
+:class:`Policy` pairs the two; ``POLICIES`` names the shipped ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from twin.topology import Fabric
+from twin.workload import JobSpec
+
+
+class Allocation:
+    """Which job owns each GPU. ``owner[n, g]`` is a job id or -1; a job holds all its GPUs or none."""
+
+    def __init__(self, fabric: Fabric) -> None:
+        self.gpus_per_node = fabric.gpus_per_node
+        self.owner = np.full((fabric.n_nodes, fabric.gpus_per_node), -1, np.int64)
+        self.free = np.full(fabric.n_nodes, fabric.gpus_per_node, np.int64)
+        self.domain = fabric.node_domain
+        self.pod = fabric.node_pod
+        self.held: dict[int, np.ndarray] = {}  # job id -> flat GPU indices
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.free)
+
+    @property
+    def free_gpus(self) -> int:
+        return int(self.free.sum())
+
+    def assign(self, job_id: int, gpus: np.ndarray) -> None:
+        flat = self.owner.reshape(-1)
+        if job_id in self.held or np.any(flat[gpus] != -1) or len(np.unique(gpus)) != len(gpus):
+            raise RuntimeError(f"job {job_id}: GPUs are not free to assign")
+        flat[gpus] = job_id
+        np.subtract.at(self.free, gpus // self.gpus_per_node, 1)
+        self.held[job_id] = gpus
+
+    def release(self, job_id: int) -> np.ndarray:
+        gpus = self.held.pop(job_id)
+        self.owner.reshape(-1)[gpus] = -1
+        np.add.at(self.free, gpus // self.gpus_per_node, 1)
+        return gpus
+
+    def nodes_of(self, job_id: int) -> np.ndarray:
+        return np.unique(self.held[job_id] // self.gpus_per_node)
+
+    def fragmentation(self) -> float:
+        """Share of free GPUs stranded on partly used nodes, where no multi-node job can use them."""
+        total = self.free.sum()
+        if total == 0:
+            return 0.0
+        partial = self.free[(self.free > 0) & (self.free < self.gpus_per_node)].sum()
+        return float(partial / total)
+
+
+Placement = Callable[[Allocation, int], "np.ndarray | None"]
+
+
+def _gpus_on(alloc: Allocation, nodes: np.ndarray, per_node: int) -> np.ndarray:
+    """The first ``per_node`` free GPUs of each node, as flat indices."""
+    gpn = alloc.gpus_per_node
+    out = []
+    for n in nodes:
+        free = np.flatnonzero(alloc.owner[n] == -1)[:per_node]
+        out.append(n * gpn + free)
+    return np.concatenate(out)
+
+
+def place_first_fit(alloc: Allocation, gpus: int) -> np.ndarray | None:
+    """Lowest-numbered nodes that fit, ignoring the fabric (the naive baseline)."""
+    gpn = alloc.gpus_per_node
+    if gpus <= gpn:
+        fits = np.flatnonzero(alloc.free >= gpus)
+        return _gpus_on(alloc, fits[:1], gpus) if len(fits) else None
+    need = gpus // gpn
+    empty = np.flatnonzero(alloc.free == gpn)
+    return _gpus_on(alloc, empty[:need], gpn) if len(empty) >= need else None
+
+
+def place_topology_aware(alloc: Allocation, gpus: int) -> np.ndarray | None:
+    """Pack a job under as few leaves as possible; fill partly used nodes before empty ones.
+
+    Small jobs go to the fullest node that fits, preferring busy leaf domains, so that empty nodes and
+    empty domains stay whole for multi-node jobs. A multi-node job takes the smallest domain that holds
+    it whole; failing that, the fullest-free domains of the smallest pod that holds it, then of the site.
+    """
+    gpn = alloc.gpus_per_node
+    empty = alloc.free == gpn
+    domain_empty = np.bincount(alloc.domain, weights=empty, minlength=alloc.domain.max() + 1)
+    if gpus <= gpn:
+        fits = np.flatnonzero(alloc.free >= gpus)
+        if not len(fits):
+            return None
+        best = fits[np.lexsort((fits, domain_empty[alloc.domain[fits]], alloc.free[fits]))[0]]
+        return _gpus_on(alloc, np.array([best]), gpus)
+    need = gpus // gpn
+    if empty.sum() < need:
+        return None
+    whole = np.flatnonzero(domain_empty >= need)
+    if len(whole):
+        d = whole[np.argmin(domain_empty[whole])]
+        nodes = np.flatnonzero(empty & (alloc.domain == d))[:need]
+        return _gpus_on(alloc, nodes, gpn)
+    pod_empty = np.bincount(alloc.pod, weights=empty, minlength=alloc.pod.max() + 1)
+    pods = np.flatnonzero(pod_empty >= need)
+    region = alloc.pod == pods[np.argmin(pod_empty[pods])] if len(pods) else np.ones(alloc.n_nodes, bool)
+    cand = np.flatnonzero(empty & region)
+    # Largest free domains first, so the job spans as few leaves as it can.
+    order = np.lexsort((cand, -domain_empty[alloc.domain[cand]]))
+    return _gpus_on(alloc, cand[order][:need], gpn)
+
+
+@dataclass(frozen=True)
+class Running:
+    """What a queue policy needs to know of a running job: when its wall-time limit runs out."""
+
+    gpus: np.ndarray
+    expected_end_s: float
+
+
+QueuePolicy = Callable[
+    [list[JobSpec], Allocation, Sequence[Running], float, Placement, int], list[tuple[JobSpec, np.ndarray]]
+]
+
+
+def fifo(
+    queue: list[JobSpec], alloc: Allocation, running: Sequence[Running], now: float, place: Placement, depth: int
+) -> list[tuple[JobSpec, np.ndarray]]:
+    """Strict first-come first-served: start jobs in order until the head does not fit."""
+    started = []
+    while queue:
+        gpus = place(alloc, queue[0].gpus)
+        if gpus is None:
+            break
+        job = queue.pop(0)
+        alloc.assign(job.id, gpus)
+        started.append((job, gpus))
+    return started
+
+
+def easy_backfill(
+    queue: list[JobSpec], alloc: Allocation, running: Sequence[Running], now: float, place: Placement, depth: int
+) -> list[tuple[JobSpec, np.ndarray]]:
+    """FIFO plus EASY backfill: later jobs may jump ahead if they cannot delay the blocked head.
+
+    The head gets a reservation at the *shadow time*, when enough GPUs (whole nodes, for a multi-node
+    job) will be free by the wall-time limits of running jobs. A later job starts now if it fits and its
+    own limit ends before the shadow time, or if it only uses nodes the head will not need then.
+    """
+    started = fifo(queue, alloc, running, now, place, depth)
+    if not queue:
+        return started
+    head = queue[0]
+    shadow, spare = _reservation(head, alloc, running, now)
+    gpn = alloc.gpus_per_node
+    i = 1
+    while i < min(len(queue), depth + 1):
+        job = queue[i]
+        ends_in_time = now + job.estimate_s <= shadow
+        nodes_used = max(1, job.gpus // gpn)
+        if ends_in_time or nodes_used <= spare:
+            gpus = place(alloc, job.gpus)
+            if gpus is not None:
+                alloc.assign(job.id, gpus)
+                started.append((queue.pop(i), gpus))
+                if not ends_in_time:
+                    spare -= nodes_used
+                continue
+        i += 1
+    return started
+
+
+def _reservation(head: JobSpec, alloc: Allocation, running: Sequence[Running], now: float) -> tuple[float, int]:
+    """Shadow time for the head job and how many whole nodes will be spare beyond its needs then."""
+    gpn = alloc.gpus_per_node
+    free = alloc.free.copy()
+    multi = head.gpus > gpn
+    need = head.gpus // gpn if multi else 1
+
+    def available() -> int:
+        return int((free == gpn).sum()) if multi else int((free >= head.gpus).sum())
+
+    for r in sorted(running, key=lambda r: r.expected_end_s):
+        np.add.at(free, r.gpus // gpn, 1)
+        have = available()
+        if have >= need:
+            return max(r.expected_end_s, now), (have - need if multi else 0)
+    return float("inf"), 0
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    queue: QueuePolicy
+    place: Placement
+
+
+POLICIES: dict[str, Policy] = {
+    "fifo": Policy("fifo", fifo, place_first_fit),
+    "backfill": Policy("backfill", easy_backfill, place_first_fit),
+    "topology": Policy("topology", easy_backfill, place_topology_aware),
+}

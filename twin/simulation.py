@@ -1,0 +1,456 @@
+"""The simulation: one object that owns the clock, the random generator and all mutable state.
+
+Event-driven: jobs arrive, start, change phase and finish at exact simulated times from a heap. Between
+events every rate is constant (job speeds, link loads, power), so progress and every time integral
+(energy, GPU-hours, work) are advanced exactly, and the bandwidth shares are only re-solved when the set
+of flows changes. A caller moves the clock with ``advance(dt)`` or ``run(until)``; metrics are sampled
+every ``step_s`` of simulated time, whatever steps the caller takes, so a run is the same frame for frame.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from twin.events import ARRIVAL, JOB_MILESTONE, SAMPLE, EventQueue
+from twin.flows import CHECKPOINT, DATA, GRADIENT, INFERENCE, FlowGroup, FlowTable
+from twin.metrics import TimeSeries
+from twin.power import facility_watts
+from twin.routing import Router
+from twin.scenario import Scenario
+from twin.scheduler import POLICIES, Allocation, Policy, Running
+from twin.snapshot import JobView, Snapshot
+from twin.topology import FABRIC, SWITCH_KINDS, VIRTUAL, Fabric, build_fabric
+from twin.workload import JobSpec, WorkloadGenerator, ring_allreduce_bytes
+
+WORK, SAVE = 0, 1  # flow-group purposes: the job's running traffic, and its checkpoint writes
+CHECKPOINT_GPU_UTIL = 0.05  # GPUs wait on storage while a synchronous checkpoint is written
+
+
+@dataclass(slots=True)
+class Job:
+    """A running job. Progress is kept lazily: ``progress_s`` at ``mark_s``, growing at ``rate``."""
+
+    spec: JobSpec
+    start_s: float
+    gpus: np.ndarray
+    nodes: np.ndarray
+    phase: str  # compute | checkpoint | serving | evaluating
+    progress_s: float
+    mark_s: float
+    rate: float = 0.0  # progress seconds per simulated second
+    util: float = 0.0  # mean GPU utilisation, what power and PFLOPS follow
+    speed: float = 1.0  # share of its full-speed traffic the fabric gives it
+    work_s: float = 0.0  # integral of util: full-speed GPU-seconds per GPU delivered
+    next_checkpoint_s: float = float("inf")
+    checkpoint_left_s: float = 0.0  # seconds of writing left at full rate
+    generation: int = 0  # bumps whenever its next milestone moves; stale events are skipped
+
+    def progress_at(self, t: float) -> float:
+        return self.progress_s + self.rate * (t - self.mark_s)
+
+
+@dataclass
+class Totals:
+    """Counters and exact time integrals since t = 0."""
+
+    submitted: int = 0
+    completed: int = 0
+    started: int = 0
+    waits: list[float] = field(default_factory=list)
+    jcts: list[float] = field(default_factory=list)
+    gpu_alloc_s: float = 0.0  # integral of allocated GPUs
+    busy_gpu_s: float = 0.0  # integral of sum of GPU utilisation
+    energy_j: float = 0.0
+    fabric_util_s: float = 0.0  # integral of mean fabric link utilisation
+    max_link_util: float = 0.0
+    traffic_bytes: np.ndarray = field(default_factory=lambda: np.zeros(4))  # per traffic kind
+    finished_work_gpu_s: float = 0.0  # full-speed GPU-seconds delivered by jobs that have finished
+
+
+class Simulation:
+    """A site and its workload, advanced by the caller. Never touches wall time or any display."""
+
+    def __init__(self, scenario: Scenario, seed: int | None = None, policy: Policy | str | None = None) -> None:
+        self.scenario = scenario
+        self.seed = scenario.simulation.seed if seed is None else seed
+        self.rng = np.random.default_rng(self.seed)
+        workload_rng, self.fault_rng = self.rng.spawn(2)
+        self.fabric: Fabric = build_fabric(scenario)
+        self.router = Router(self.fabric)
+        self.flows = FlowTable(self.fabric.link_cap.copy())
+        self.alloc = Allocation(self.fabric)
+        if policy is None:
+            policy = scenario.scheduler.policy
+        self.policy = POLICIES[policy] if isinstance(policy, str) else policy
+        self.workload = WorkloadGenerator(
+            scenario.workload, self.fabric.n_gpus, self.fabric.gpus_per_node, workload_rng
+        )
+        self.step_s = scenario.simulation.step_s
+        self.events = EventQueue()
+        self.now = 0.0
+        self.queue: list[JobSpec] = []
+        self.running: dict[int, Job] = {}
+        self.totals = Totals()
+        self.series = TimeSeries()
+        self.log: deque[tuple[float, str, int]] = deque(maxlen=2000)  # (time, what, job id), newest last
+        self.n_switches = int(np.isin(self.fabric.kind, SWITCH_KINDS).sum())
+        self.physical = self.fabric.link_kind != VIRTUAL
+        self.fabric_links = self.fabric.link_kind == FABRIC
+        self.peak_tflops = scenario.gpu.peak_tflops
+        self._busy = 0.0  # sum of GPU utilisation right now
+        self._allocated = 0
+        self._link_util = np.zeros(self.fabric.n_links)
+        self._link_stats = (0.0, 0.0, 0.0)  # mean fabric, p99 physical, max physical
+        self._need_schedule = True
+        self._warm_start(scenario.workload.initial_load)
+        if scenario.workload.arrival == "poisson":
+            self.events.push(self.workload.next_arrival_gap(), ARRIVAL, "arrival")
+        self._settle()
+        self._sample()
+        self.events.push(self.step_s, SAMPLE, "sample")
+
+    # --- driving the clock -----------------------------------------------------------------------
+
+    def advance(self, dt: float) -> None:
+        """Move the clock forward by ``dt`` simulated seconds."""
+        self.run(self.now + dt)
+
+    def run(self, until: float) -> None:
+        """Handle every event up to and including ``until``, then stop the clock there."""
+        while self.events.peek_time() <= until:
+            t = self.events.peek_time()
+            self._integrate_to(t)
+            while self.events.peek_time() == t:
+                _, kind, payload = self.events.pop()
+                self._handle(kind, payload)
+            self._settle()
+        self._integrate_to(max(until, self.now))
+
+    def submit(self, spec: JobSpec) -> None:
+        """Queue a job from outside the generator (a trace, a test); it arrives at ``spec.arrival_s``."""
+        if spec.arrival_s < self.now:
+            raise ValueError(f"job {spec.id} arrives at {spec.arrival_s} s, before the clock ({self.now} s)")
+        self.events.push(spec.arrival_s, ARRIVAL, "submit", spec)
+
+    def _handle(self, kind: str, payload: object) -> None:
+        if kind == "submit":
+            self._submit(payload)  # type: ignore[arg-type]
+        elif kind == "arrival":
+            self._submit(self.workload.draw(self.now))
+            self.events.push(self.now + self.workload.next_arrival_gap(), ARRIVAL, "arrival")
+        elif kind == "milestone":
+            job_id, generation = payload  # type: ignore[misc]
+            job = self.running.get(job_id)
+            if job is not None and job.generation == generation:
+                self._milestone(job)
+        elif kind == "sample":
+            self._sample()
+            self.events.push(self.now + self.step_s, SAMPLE, "sample")
+
+    def _integrate_to(self, t: float) -> None:
+        dt = t - self.now
+        if dt <= 0:
+            return
+        tot = self.totals
+        tot.gpu_alloc_s += self._allocated * dt
+        tot.busy_gpu_s += self._busy * dt
+        tot.energy_j += facility_watts(self.scenario, self._busy, self.n_switches) * dt
+        tot.fabric_util_s += self._link_stats[0] * dt
+        tot.traffic_bytes += self.flows.kind_rate * dt
+        self.now = t
+
+    # --- jobs --------------------------------------------------------------------------------------
+
+    def _warm_start(self, load: float) -> None:
+        """Start with the site already ``load`` busy, as a real center is when you walk in."""
+        target = load * self.fabric.n_gpus
+        misses = 0
+        while self.alloc.n_nodes and self.fabric.n_gpus - self.alloc.free_gpus < target and misses < 50:
+            spec = self.workload.draw(0.0, warm=True)
+            gpus = self.policy.place(self.alloc, spec.gpus)
+            if gpus is None:
+                misses += 1
+                continue
+            self.totals.submitted += 1
+            self.alloc.assign(spec.id, gpus)
+            self._start(spec, gpus, count_wait=False)
+
+    def _submit(self, spec: JobSpec) -> None:
+        self.totals.submitted += 1
+        self.queue.append(spec)
+        self._need_schedule = True
+
+    def _start(self, spec: JobSpec, gpus: np.ndarray, count_wait: bool = True) -> None:
+        nodes = np.unique(gpus // self.fabric.gpus_per_node)
+        phase = {"inference": "serving", "eval": "evaluating"}.get(spec.kind, "compute")
+        job = Job(spec, self.now, gpus, nodes, phase, spec.warm_progress_s, self.now)
+        if spec.trains and spec.checkpoint_s > 0:
+            job.next_checkpoint_s = (np.floor(spec.warm_progress_s / spec.checkpoint_s) + 1) * spec.checkpoint_s
+        self.running[spec.id] = job
+        self.log.append((self.now, "start", spec.id))
+        self._allocated += len(gpus)
+        self.totals.started += 1
+        if count_wait:
+            self.totals.waits.append(self.now - spec.arrival_s)
+        self._add_work_flows(job)
+        job.speed = -1.0  # force a fresh milestone after the next solve
+
+    def _milestone(self, job: Job) -> None:
+        """The job reached its next milestone: a checkpoint starts or ends, or the job is done."""
+        self._fold(job)
+        spec = job.spec
+        if job.phase == "checkpoint":
+            self.log.append((self.now, "checkpoint-done", spec.id))
+            job.phase = "compute"
+            job.checkpoint_left_s = 0.0
+            job.next_checkpoint_s += spec.checkpoint_s
+            self.flows.remove((spec.id, SAVE))
+            self._add_work_flows(job)
+        elif job.progress_s >= spec.duration_s - 1e-6:
+            self._finish(job)
+            return
+        elif job.phase == "compute" and job.progress_s >= job.next_checkpoint_s - 1e-6:
+            self.log.append((self.now, "checkpoint", spec.id))
+            job.phase = "checkpoint"
+            job.progress_s = job.next_checkpoint_s
+            self.flows.remove((spec.id, WORK))
+            job.checkpoint_left_s = self._add_checkpoint_flows(job)
+        job.speed = -1.0
+
+    def _finish(self, job: Job) -> None:
+        spec = job.spec
+        job.progress_s = spec.duration_s
+        self.flows.remove((spec.id, WORK))
+        self.flows.remove((spec.id, SAVE))
+        self.alloc.release(spec.id)
+        del self.running[spec.id]
+        self._allocated -= len(job.gpus)
+        self._busy -= len(job.gpus) * job.util
+        self.totals.completed += 1
+        self.log.append((self.now, "finish", spec.id))
+        self.totals.jcts.append(self.now - spec.arrival_s)
+        self.totals.finished_work_gpu_s += job.work_s * len(job.gpus)
+        self._need_schedule = True
+
+    def _fold(self, job: Job) -> None:
+        """Bring a job's lazily kept progress and work up to now."""
+        dt = self.now - job.mark_s
+        job.progress_s += job.rate * dt
+        job.work_s += job.util * dt
+        if job.phase == "checkpoint":
+            job.checkpoint_left_s = max(0.0, job.checkpoint_left_s - job.speed * dt)
+        job.mark_s = self.now
+
+    # --- traffic -------------------------------------------------------------------------------------
+
+    def _route(self, src: int, dst: int, rail: int, through: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """A fabric route, plus a virtual link (a storage array's read or write limit) if given."""
+        links, fracs = self.router.route(src, dst, rail)
+        if through is not None and len(links):
+            links, fracs = np.r_[links, through], np.r_[fracs, 1.0]
+        return links, fracs
+
+    def _add_work_flows(self, job: Job) -> None:
+        """The traffic a running job makes: all-reduce rings, data reads, or inference requests."""
+        spec, fab = job.spec, self.fabric
+        flows: list[tuple[int, int, int, float, tuple[np.ndarray, np.ndarray]]] = []
+        gid = fab.node_gid[job.nodes].tolist()
+        per_node = np.bincount(job.gpus // fab.gpus_per_node, minlength=fab.n_nodes)[job.nodes].tolist()
+        rails = [(int(node) + spec.id) % fab.rails for node in job.nodes]
+        n = len(gid)
+        if spec.trains and n > 1:
+            # Hierarchical all-reduce: NVLink inside each node, then a ring across nodes on every rail.
+            per_rail = ring_allreduce_bytes(spec.gradient_bytes, n) / fab.rails / spec.iteration_s
+            for i in range(n):
+                a, b = gid[i], gid[(i + 1) % n]
+                for rail in range(fab.rails):
+                    flows.append((GRADIENT, a, b, per_rail, self.router.route(a, b, rail)))
+        if spec.kind == "inference" and spec.serve_mbs_per_gpu > 0:
+            gw = fab.gateway_gid
+            for g, count, rail in zip(gid, per_node, rails, strict=True):
+                demand = spec.serve_mbs_per_gpu * 1e6 * count
+                flows.append((INFERENCE, gw, g, demand, self._route(gw, g, rail)))
+                flows.append((INFERENCE, g, gw, demand, self._route(g, gw, rail)))
+        elif spec.kind != "inference" and spec.read_mbs_per_gpu > 0:
+            idx = spec.id % len(fab.storage_gid)
+            store, limit = int(fab.storage_gid[idx]), int(fab.storage_read[idx])
+            for g, count, rail in zip(gid, per_node, rails, strict=True):
+                demand = spec.read_mbs_per_gpu * 1e6 * count
+                flows.append((DATA, store, g, demand, self._route(store, g, rail, through=limit)))
+        if flows:
+            kinds, srcs, dsts, demands, routes = (list(col) for col in zip(*flows, strict=True))
+            self.flows.add(FlowGroup.build((spec.id, WORK), kinds, srcs, dsts, demands, routes, fab.dead_link))
+
+    def _add_checkpoint_flows(self, job: Job) -> float:
+        """Every node writes its shard of the checkpoint; returns seconds of writing at full rate."""
+        spec, fab = job.spec, self.fabric
+        idx = spec.id % len(fab.storage_gid)
+        store, limit = int(fab.storage_gid[idx]), int(fab.storage_write[idx])
+        shard = spec.checkpoint_bytes / len(job.nodes)
+        routes, srcs, demands = [], [], []
+        for node in job.nodes:
+            rail = (int(node) + spec.id) % fab.rails
+            g = int(fab.node_gid[node])
+            routes.append(self._route(g, store, rail, through=limit))
+            srcs.append(g)
+            demands.append(float(fab.link_cap[fab.host_up[node, rail]]))
+        n = len(job.nodes)
+        self.flows.add(
+            FlowGroup.build((spec.id, SAVE), [CHECKPOINT] * n, srcs, [store] * n, demands, routes, fab.dead_link)
+        )
+        return shard / min(demands)
+
+    # --- after events: schedule, share bandwidth, plan milestones -------------------------------------
+
+    def _settle(self) -> None:
+        if self._need_schedule:
+            self._need_schedule = False
+            running = [
+                Running(j.gpus, j.start_s + j.spec.estimate_s if j.start_s + j.spec.estimate_s > self.now else self.now)
+                for j in self.running.values()
+            ]
+            started = self.policy.queue(
+                self.queue, self.alloc, running, self.now, self.policy.place, self.scenario.scheduler.backfill_depth
+            )
+            for spec, gpus in started:
+                self._start(spec, gpus)
+        if self.flows.dirty:
+            speeds = self.flows.solve()
+            self._update_link_stats()
+        else:
+            speeds = self.flows.speed
+        for job in self.running.values():
+            key = (job.spec.id, SAVE if job.phase == "checkpoint" else WORK)
+            speed = speeds.get(key, 1.0)
+            if speed != job.speed:
+                self._set_speed(job, speed)
+
+    def _set_speed(self, job: Job, speed: float) -> None:
+        """New share of bandwidth: fold progress, set rates and utilisation, re-plan the milestone."""
+        self._fold(job)
+        job.speed = speed
+        spec = job.spec
+        if job.phase == "checkpoint":
+            rate, util = 0.0, CHECKPOINT_GPU_UTIL
+        elif job.phase == "serving":
+            rate, util = 1.0, speed
+        else:
+            rate, util = speed, speed
+        self._busy += len(job.gpus) * (util - job.util)
+        job.rate, job.util = rate, util
+        job.generation += 1
+        if job.phase == "checkpoint":
+            when = self.now + job.checkpoint_left_s / speed if speed > 0 else float("inf")
+        else:
+            target = min(spec.duration_s, job.next_checkpoint_s)
+            when = self.now + max(0.0, target - job.progress_s) / rate if rate > 0 else float("inf")
+        if when < float("inf"):
+            self.events.push(when, JOB_MILESTONE, "milestone", (spec.id, job.generation))
+
+    def _update_link_stats(self) -> None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            util = np.where(self.fabric.link_cap > 0, self.flows.link_load / self.fabric.link_cap, 0.0)
+        self._link_util = util
+        phys = util[self.physical]
+        fabric = util[self.fabric_links]
+        p99 = float(np.partition(phys, int(0.99 * (len(phys) - 1)))[int(0.99 * (len(phys) - 1))]) if len(phys) else 0.0
+        mx = float(phys.max()) if len(phys) else 0.0
+        self._link_stats = (float(fabric.mean()) if len(fabric) else 0.0, p99, mx)
+        self.totals.max_link_util = max(self.totals.max_link_util, mx)
+
+    # --- reading the state -------------------------------------------------------------------------
+
+    @property
+    def pflops_in_use(self) -> float:
+        return self._busy * self.peak_tflops / 1000.0
+
+    @property
+    def facility_mw(self) -> float:
+        return facility_watts(self.scenario, self._busy, self.n_switches) / 1e6
+
+    def mean_wait_s(self) -> float:
+        w = self.totals.waits
+        return float(np.mean(w)) if w else 0.0
+
+    def _sample(self) -> None:
+        rates = self.flows.kind_rate
+        storage_read = rates[DATA] / 1e9
+        storage_write = rates[CHECKPOINT] / 1e9
+        n = max(self.fabric.n_gpus, 1)
+        self.series.append(
+            {
+                "time_s": self.now,
+                "pflops": self.pflops_in_use,
+                "gpu_allocation": self._allocated / n,
+                "gpu_utilization": self._busy / n,
+                "jobs_running": len(self.running),
+                "jobs_queued": len(self.queue),
+                "jobs_done": self.totals.completed,
+                "mean_wait_s": self.mean_wait_s(),
+                "facility_mw": self.facility_mw,
+                "mean_link_util": self._link_stats[0],
+                "p99_link_util": self._link_stats[1],
+                "max_link_util": self._link_stats[2],
+                "storage_read_gbs": storage_read,
+                "storage_write_gbs": storage_write,
+                "fragmentation": self.alloc.fragmentation(),
+            }
+        )
+
+    def job_view(self, job: Job) -> JobView:
+        spec = job.spec
+        return JobView(
+            id=spec.id,
+            kind=spec.kind,
+            gpus=spec.gpus,
+            params_b=spec.params_b,
+            phase=job.phase,
+            progress=min(1.0, job.progress_at(self.now) / spec.duration_s),
+            speed=job.speed if job.speed >= 0 else 1.0,
+            nodes=job.nodes,
+            start_s=job.start_s,
+            arrival_s=spec.arrival_s,
+        )
+
+    def snapshot(self) -> Snapshot:
+        """Everything a renderer needs, as arrays copied out of the live state."""
+        owner = self.alloc.owner
+        gpn = self.fabric.gpus_per_node
+        busy = owner >= 0
+        first = np.where(busy.any(axis=1), owner[np.arange(len(owner)), busy.argmax(axis=1)], -1)
+        node_util = np.zeros(self.fabric.n_nodes)
+        for job in self.running.values():
+            per_node = np.bincount(job.gpus // gpn, minlength=self.fabric.n_nodes)
+            node_util += per_node * job.util / gpn
+        flat = self.flows.flat()
+        return Snapshot(
+            time_s=self.now,
+            gpu_owner=owner.copy(),
+            node_job=first,
+            node_util=node_util,
+            link_load=self.flows.link_load.copy(),
+            link_util=self._link_util.copy(),
+            flows={k: v.copy() for k, v in flat.items()},
+            jobs=tuple(self.job_view(j) for j in self.running.values()),
+            queue=tuple(self.queue[:50]),
+            metrics=self.series.latest(),
+            peak_pflops=self.scenario.peak_pflops,
+        )
+
+    def check_invariants(self) -> None:
+        """Raise AssertionError if the state is inconsistent (used by tests; cheap enough to call often)."""
+        owner = self.alloc.owner.reshape(-1)
+        held = np.concatenate([j.gpus for j in self.running.values()]) if self.running else np.empty(0, int)
+        assert len(np.unique(held)) == len(held), "a GPU is given twice"
+        assert np.array_equal(np.sort(np.flatnonzero(owner >= 0)), np.sort(held)), "allocation and jobs disagree"
+        for job in self.running.values():
+            assert np.all(owner[job.gpus] == job.spec.id), f"job {job.spec.id} does not hold all its GPUs"
+            assert len(job.gpus) == job.spec.gpus, f"job {job.spec.id} holds part of its GPUs"
+        assert self._allocated == len(held)
+        over = self.flows.link_load > self.fabric.link_cap * (1 + 1e-9) + 1e-6
+        assert not over.any(), f"links over capacity: {np.flatnonzero(over)[:5]}"
+        t = self.totals
+        assert t.submitted == t.completed + len(self.running) + len(self.queue), "a job was lost"

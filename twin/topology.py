@@ -1,0 +1,287 @@
+"""The site's fabric: a networkx graph of servers, switches, storage and links, and the flat arrays that
+the simulator works on.
+
+``build_fabric(scenario)`` is a pure function: it returns a new :class:`Fabric`. Every physical link (an
+undirected graph edge, parallel cables merged into one) becomes two directed links, ``2e`` (u to v) and
+``2e + 1`` (v to u), since the fabric is full duplex. After them come virtual links that are not
+cables: each storage array's read and write throughput, and one dead link of capacity zero that
+unroutable flows are pinned to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import networkx as nx
+import numpy as np
+
+from twin.scenario import Scenario
+
+# Kinds of graph vertex, as codes in Fabric.kind.
+NODE, LEAF, SPINE, CORE, STORAGE, GATEWAY = range(6)
+VERTEX_KINDS = ("node", "leaf", "spine", "core", "storage", "gateway")
+SWITCH_KINDS = (LEAF, SPINE, CORE)
+
+# Kinds of link, as codes in Fabric.link_kind.
+HOST, FABRIC, STORAGE_LINK, GATEWAY_LINK, VIRTUAL = range(5)
+LINK_KINDS = ("host", "fabric", "storage", "gateway", "virtual")
+
+GBIT = 1e9 / 8  # bytes per second in one Gb/s
+GBYTE = 1e9
+
+
+@dataclass
+class Fabric:
+    """The built site. Arrays are indexed by graph vertex id (``gid``), compute node (``n``) or link."""
+
+    graph: nx.Graph
+    names: list[str]
+    kind: np.ndarray  # int8 per gid
+    node_gid: np.ndarray  # gid of compute node n
+    node_rack: np.ndarray
+    node_domain: np.ndarray  # leaf domain: what topology-aware placement packs into
+    node_pod: np.ndarray
+    gpus_per_node: int
+    rails: int
+    link_src: np.ndarray  # gid
+    link_dst: np.ndarray
+    link_cap: np.ndarray  # bytes/s
+    link_kind: np.ndarray  # int8
+    host_up: np.ndarray  # [n, rail] directed link node -> leaf
+    host_down: np.ndarray  # [n, rail] directed link leaf -> node
+    storage_gid: np.ndarray
+    storage_read: np.ndarray  # virtual link id per array
+    storage_write: np.ndarray
+    gateway_gid: int
+    dead_link: int
+    switch_nbrs: dict[int, list[tuple[int, int]]] = field(default_factory=dict)  # gid -> [(nbr, link)]
+    attachments: dict[int, list[tuple[int, int, int]]] = field(default_factory=dict)  # gid -> [(sw, up, down)]
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.node_gid)
+
+    @property
+    def n_gpus(self) -> int:
+        return self.n_nodes * self.gpus_per_node
+
+    @property
+    def n_links(self) -> int:
+        return len(self.link_src)
+
+    @property
+    def n_edges(self) -> int:
+        return self.graph.number_of_edges()
+
+    @property
+    def switch_gids(self) -> np.ndarray:
+        return np.flatnonzero(np.isin(self.kind, SWITCH_KINDS))
+
+    def endpoints(self, gid: int, rail: int | None) -> list[tuple[int, int, int]]:
+        """Where a vertex meets the switches: (switch, uplink, downlink); a host uses one rail only."""
+        att = self.attachments[gid]
+        if self.kind[gid] == NODE and rail is not None:
+            return [att[rail % len(att)]]
+        return att
+
+
+def build_fabric(scenario: Scenario) -> Fabric:
+    """Wire the scenario's site; see TopologySpec for what each kind means."""
+    b = _Builder()
+    topo, node = scenario.topology, scenario.node
+    n_nodes = scenario.nodes
+    rails = node.nics if topo.kind == "rail-optimized" else 1
+    host_gbps = node.nic_gbps if rails > 1 else node.nics * node.nic_gbps
+    nodes = [
+        b.vertex(f"node-{n:04d}", NODE, rack=n // topo.nodes_per_rack, index=n, gpus=node.gpus) for n in range(n_nodes)
+    ]
+    rack = np.arange(n_nodes) // topo.nodes_per_rack
+    if topo.kind == "leaf-spine":
+        domain, pod = rack.copy(), np.zeros(n_nodes, int)
+        spines = [b.vertex(f"spine-{s:02d}", SPINE, index=s) for s in range(topo.spines)]
+        leaves = [b.vertex(f"leaf-{r:03d}", LEAF, rack=r, index=r) for r in range(topo.racks)]
+        for n in range(n_nodes):
+            b.edge(nodes[n], leaves[rack[n]], HOST, host_gbps)
+        ups = scenario.leaf_uplinks
+        for leaf in leaves:
+            for s, count in enumerate(_spread(ups, len(spines))):
+                if count:
+                    b.edge(leaf, spines[s], FABRIC, count * topo.port_gbps, ports=count)
+        attach = {"spine": spines, "leaf": leaves}
+        top = spines
+    elif topo.kind == "rail-optimized":
+        units = n_nodes // topo.nodes_per_unit
+        domain, pod = np.arange(n_nodes) // topo.nodes_per_unit, np.zeros(n_nodes, int)
+        spines = [
+            [b.vertex(f"spine-r{r}-{s:02d}", SPINE, rail=r, index=s) for s in range(topo.spines)] for r in range(rails)
+        ]
+        leaves = [[b.vertex(f"leaf-u{u:02d}-r{r}", LEAF, unit=u, rail=r) for r in range(rails)] for u in range(units)]
+        for n in range(n_nodes):
+            for r in range(rails):
+                b.edge(nodes[n], leaves[domain[n]][r], HOST, host_gbps, rail=r)
+        ups = scenario.leaf_uplinks
+        for u in range(units):
+            for r in range(rails):
+                for s, count in enumerate(_spread(ups, topo.spines)):
+                    if count:
+                        b.edge(leaves[u][r], spines[r][s], FABRIC, count * topo.port_gbps, ports=count, rail=r)
+        # Interleave rails so that round-robin attachment reaches every rail plane.
+        attach = {
+            "spine": [spines[r][s] for s in range(topo.spines) for r in range(rails)],
+            "leaf": [leaves[u][r] for u in range(units) for r in range(rails)],
+        }
+        top = attach["spine"]
+    else:  # fat-tree
+        k, half = topo.k, topo.k // 2
+        domain, pod = rack.copy(), rack // half
+        cores = [b.vertex(f"core-{c:02d}", CORE, index=c) for c in range(half * half)]
+        aggs = [[b.vertex(f"agg-p{p:02d}-{a}", SPINE, pod=p, index=a) for a in range(half)] for p in range(k)]
+        edges = [
+            [b.vertex(f"edge-p{p:02d}-{e}", LEAF, pod=p, rack=p * half + e) for e in range(half)] for p in range(k)
+        ]
+        for n in range(n_nodes):
+            b.edge(nodes[n], edges[pod[n]][rack[n] % half], HOST, host_gbps)
+        for p in range(k):
+            for a in range(half):
+                for e in range(half):
+                    b.edge(edges[p][e], aggs[p][a], FABRIC, topo.port_gbps)
+                for c in range(half):
+                    b.edge(aggs[p][a], cores[a * half + c], FABRIC, topo.port_gbps)
+        attach = {
+            "core": cores,
+            "spine": [aggs[p][a] for a in range(half) for p in range(k)],
+            "leaf": [edges[p][e] for e in range(half) for p in range(k)],
+        }
+        top = cores
+    gateway = b.vertex("gateway", GATEWAY)
+    for sw in top:
+        b.edge(gateway, sw, GATEWAY_LINK, topo.port_gbps)
+    storage = []
+    for i, st in enumerate(scenario.storage):
+        gid = b.vertex(st.name, STORAGE, index=i, capacity_pb=st.capacity_pb)
+        storage.append(gid)
+        targets = attach[st.attach]
+        offset = (i * st.ports) % len(targets)
+        for j, count in enumerate(_spread(st.ports, len(targets))):
+            if count:
+                b.edge(gid, targets[(j + offset) % len(targets)], STORAGE_LINK, count * topo.port_gbps, ports=count)
+    return b.finish(
+        scenario,
+        node_gids=nodes,
+        rack=rack,
+        domain=domain,
+        pod=pod,
+        rails=rails,
+        storage=storage,
+        gateway=gateway,
+    )
+
+
+def _spread(total: int, bins: int) -> list[int]:
+    """Split ``total`` ports over ``bins`` switches as evenly as possible."""
+    base, extra = divmod(total, bins)
+    return [base + (1 if i < extra else 0) for i in range(bins)]
+
+
+class _Builder:
+    """Collects vertices and edges, then freezes them into a Fabric."""
+
+    def __init__(self) -> None:
+        self.graph = nx.Graph()
+        self.names: list[str] = []
+        self.kinds: list[int] = []
+
+    def vertex(self, name: str, kind: int, **attrs: object) -> int:
+        gid = len(self.names)
+        self.names.append(name)
+        self.kinds.append(kind)
+        self.graph.add_node(gid, name=name, kind=VERTEX_KINDS[kind], **attrs)
+        return gid
+
+    def edge(self, u: int, v: int, kind: int, gbps: float, ports: int = 1, rail: int = -1) -> None:
+        self.graph.add_edge(u, v, kind=LINK_KINDS[kind], capacity=gbps * GBIT, gbps=gbps, ports=ports, rail=rail)
+
+    def finish(
+        self,
+        scenario: Scenario,
+        node_gids: list[int],
+        rack: np.ndarray,
+        domain: np.ndarray,
+        pod: np.ndarray,
+        rails: int,
+        storage: list[int],
+        gateway: int,
+    ) -> Fabric:
+        g = self.graph
+        edges = list(g.edges(data=True))
+        n_edges = len(edges)
+        n_virtual = 2 * len(storage) + 1
+        total = 2 * n_edges + n_virtual
+        src = np.empty(total, np.int32)
+        dst = np.empty(total, np.int32)
+        cap = np.empty(total, np.float64)
+        kind = np.empty(total, np.int8)
+        kinds = np.array(self.kinds, np.int8)
+        switch_nbrs: dict[int, list[tuple[int, int]]] = {
+            gid: [] for gid in range(len(kinds)) if kinds[gid] in SWITCH_KINDS
+        }
+        attachments: dict[int, list[tuple[int, int, int]]] = {
+            gid: [] for gid in range(len(kinds)) if kinds[gid] not in SWITCH_KINDS
+        }
+        for e, (u, v, d) in enumerate(edges):
+            g.edges[u, v]["link"] = 2 * e
+            src[2 * e], dst[2 * e] = u, v
+            src[2 * e + 1], dst[2 * e + 1] = v, u
+            cap[2 * e : 2 * e + 2] = d["capacity"]
+            kind[2 * e : 2 * e + 2] = LINK_KINDS.index(d["kind"])
+            for a, b_, out, back in ((u, v, 2 * e, 2 * e + 1), (v, u, 2 * e + 1, 2 * e)):
+                if kinds[a] in SWITCH_KINDS and kinds[b_] in SWITCH_KINDS:
+                    switch_nbrs[a].append((b_, out))
+                elif kinds[a] not in SWITCH_KINDS:
+                    attachments[a].append((b_, out, back))
+        read = np.empty(len(storage), np.int32)
+        write = np.empty(len(storage), np.int32)
+        at = 2 * n_edges
+        for i, (gid, spec) in enumerate(zip(storage, scenario.storage, strict=True)):
+            read[i], write[i] = at, at + 1
+            src[at : at + 2] = gid
+            dst[at : at + 2] = gid
+            cap[at], cap[at + 1] = spec.read_gbs * GBYTE, spec.write_gbs * GBYTE
+            kind[at : at + 2] = VIRTUAL
+            at += 2
+        src[at] = dst[at] = gateway
+        cap[at] = 0.0
+        kind[at] = VIRTUAL
+        n = len(node_gids)
+        host_up = np.empty((n, rails), np.int32)
+        host_down = np.empty((n, rails), np.int32)
+        for i, gid in enumerate(node_gids):
+            atts = attachments[gid]
+            if rails > 1:  # order a host's uplinks by rail, so index r is rail r
+                atts.sort(key=lambda a: g.nodes[a[0]]["rail"])
+            for r in range(rails):
+                host_up[i, r], host_down[i, r] = atts[r][1], atts[r][2]
+        return Fabric(
+            graph=g,
+            names=self.names,
+            kind=kinds,
+            node_gid=np.array(node_gids, np.int32),
+            node_rack=np.asarray(rack, np.int32),
+            node_domain=np.asarray(domain, np.int32),
+            node_pod=np.asarray(pod, np.int32),
+            gpus_per_node=scenario.node.gpus,
+            rails=rails,
+            link_src=src,
+            link_dst=dst,
+            link_cap=cap,
+            link_kind=kind,
+            host_up=host_up,
+            host_down=host_down,
+            storage_gid=np.array(storage, np.int32),
+            storage_read=read,
+            storage_write=write,
+            gateway_gid=gateway,
+            dead_link=at,
+            switch_nbrs=switch_nbrs,
+            attachments=attachments,
+        )
