@@ -15,7 +15,7 @@ from twin.errors import ScenarioError
 from twin.scenario import load_scenario
 
 DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "lingang.toml"
-VERBS = ("simulate", "validate", "view")
+VERBS = ("simulate", "validate", "view", "shot")
 
 
 class UsageError(Exception):
@@ -38,7 +38,39 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("scenario", type=Path)
     w = sub.add_parser("view", help="open the live view (the default verb)")
     w.add_argument("scenario", type=Path, nargs="?", default=DEFAULT_SCENARIO)
+    w.add_argument("--seed", type=_non_negative_int, default=None)
+    w.add_argument("--size", type=_size, default=(1600, 900), help="window size, WIDTHxHEIGHT")
+    w.add_argument("--fullscreen", action="store_true")
+    w.add_argument("--speed", type=_positive, default=120, help="simulated seconds per wall second")
+    w.add_argument("--quit-after", type=_positive, default=None, help=argparse.SUPPRESS)
+    sh = sub.add_parser("shot", help="save one frame of the view as a PNG, headless")
+    sh.add_argument("scenario", type=Path)
+    sh.add_argument("--at", type=_non_negative, default=0.0, help="simulated seconds to run first")
+    sh.add_argument("--size", type=_size, default=(1920, 1080), help="WIDTHxHEIGHT")
+    sh.add_argument("--out", type=Path, default=Path("frame.png"))
+    sh.add_argument("--seed", type=_non_negative_int, default=None)
+    sh.add_argument("--layout", choices=("hall", "graph"), default="hall")
     return p
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, for example 1920x1080, got {text!r}") from None
+    if not (320 <= w <= 8192 and 240 <= h <= 8192):
+        raise argparse.ArgumentTypeError(f"expected a size from 320x240 to 8192x8192, got {text!r}")
+    return w, h
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds of at least 0, got {text!r}")
+    return value
 
 
 def _positive(text: str) -> float:
@@ -71,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
             return _simulate(args)
         if args.verb == "validate":
             return _validate(args)
+        if args.verb == "shot":
+            return _shot(args)
         return _view(args)
     except (ScenarioError, UsageError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -121,11 +155,51 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _view(args: argparse.Namespace) -> int:
-    """The live view arrives with the renderer; until then, run the scenario headless."""
     scenario = load_scenario(args.scenario)
-    print(f"{scenario.site.name}: the live view is not built yet; running headless instead.", file=sys.stderr)
-    ns = argparse.Namespace(scenario=args.scenario, hours=None, seed=None, policy=None, report=None)
-    return _simulate(ns)
+    import pygame
+
+    from twin.render.app import App
+
+    try:
+        app = App(
+            scenario,
+            seed=args.seed,
+            size=args.size,
+            fullscreen=args.fullscreen,
+            speed=args.speed,
+            quit_after=args.quit_after,
+        )
+    except pygame.error as err:
+        raise UsageError(f"cannot open a window ({err}); on a machine without a display use `shot`") from None
+    app.run()
+    return 0
+
+
+def _shot(args: argparse.Namespace) -> int:
+    from twin.progress import Progress
+    from twin.simulation import Simulation
+
+    scenario = load_scenario(args.scenario)
+    _check_writable(args.out, args.scenario)
+    if args.out.suffix.lower() != ".png":
+        raise UsageError(f"{args.out}: expected a .png file name")
+    sim = Simulation(scenario, seed=args.seed)
+    bar = Progress(args.at, f"simulating to {args.at:g} s")
+    chunk = max(scenario.simulation.step_s, args.at / 200)
+    while sim.now < args.at:
+        sim.run(min(sim.now + chunk, args.at))
+        bar.update(sim.now)
+    bar.close()
+    import pygame
+
+    from twin.render.app import render_still
+
+    surface = render_still(sim, args.size, args.layout)
+    tmp = args.out.with_name(f".{args.out.stem}.tmp.png")
+    pygame.image.save(surface, str(tmp))
+    tmp.replace(args.out)
+    print(f"saved {args.out} ({args.size[0]}x{args.size[1]}, t = {sim.now:g} s)")
+    return 0
 
 
 def _check_writable(path: Path, *inputs: Path) -> None:

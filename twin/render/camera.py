@@ -1,0 +1,58 @@
+"""World-to-screen transform: zoom about a point, pan, fit. Pure arithmetic, no pygame."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+MIN_ZOOM, MAX_ZOOM = 0.5, 2000.0  # pixels per world unit
+
+
+@dataclass(frozen=True)
+class Camera:
+    """``screen = (world - center) * zoom + viewport centre``. Immutable: every move returns a new one."""
+
+    center: tuple[float, float]
+    zoom: float
+    viewport: tuple[int, int, int, int]  # x, y, w, h on screen
+
+    def to_screen(self, world: np.ndarray) -> np.ndarray:
+        vx, vy, vw, vh = self.viewport
+        cx, cy = self.center
+        out = np.empty_like(np.asarray(world, float))
+        out[..., 0] = (world[..., 0] - cx) * self.zoom + vx + vw / 2
+        out[..., 1] = (world[..., 1] - cy) * self.zoom + vy + vh / 2
+        return out
+
+    def to_world(self, screen: tuple[float, float]) -> tuple[float, float]:
+        vx, vy, vw, vh = self.viewport
+        return (
+            (screen[0] - vx - vw / 2) / self.zoom + self.center[0],
+            (screen[1] - vy - vh / 2) / self.zoom + self.center[1],
+        )
+
+    def zoom_at(self, screen: tuple[float, float], factor: float) -> Camera:
+        """Zoom by ``factor`` keeping the world point under ``screen`` where it is."""
+        wx, wy = self.to_world(screen)
+        zoom = float(np.clip(self.zoom * factor, MIN_ZOOM, MAX_ZOOM))
+        vx, vy, vw, vh = self.viewport
+        center = (wx - (screen[0] - vx - vw / 2) / zoom, wy - (screen[1] - vy - vh / 2) / zoom)
+        return replace(self, center=center, zoom=zoom)
+
+    def pan(self, dx: float, dy: float) -> Camera:
+        """Move the picture by (dx, dy) screen pixels."""
+        return replace(self, center=(self.center[0] - dx / self.zoom, self.center[1] - dy / self.zoom))
+
+    def resized(self, viewport: tuple[int, int, int, int]) -> Camera:
+        return replace(self, viewport=viewport)
+
+    @staticmethod
+    def fit(
+        bounds: tuple[float, float, float, float], viewport: tuple[int, int, int, int], margin: float = 0.04
+    ) -> Camera:
+        """The camera that shows ``bounds`` whole, centred, inside ``viewport``."""
+        x0, y0, x1, y1 = bounds
+        vw, vh = viewport[2], viewport[3]
+        zoom = min(vw * (1 - 2 * margin) / max(x1 - x0, 1e-9), vh * (1 - 2 * margin) / max(y1 - y0, 1e-9))
+        return Camera(((x0 + x1) / 2, (y0 + y1) / 2), float(np.clip(zoom, MIN_ZOOM, MAX_ZOOM)), viewport)

@@ -1,0 +1,347 @@
+"""The site picture: switches, racks, server cells, links and the particles of traffic on them.
+
+Drawn in three layers so that a frame costs little: a *static* layer (background, blocks, racks,
+switch boxes, labels) redrawn only when the camera or the layout changes; a *live* layer (links in their
+load colours, server cells in their job colours) redrawn when the simulation's snapshot changes, and
+then only the cells whose colour changed; and the particles, written straight into the frame's pixels
+every frame.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pygame
+
+from twin.render import particles as pt
+from twin.render import style, theme
+from twin.render.camera import Camera
+from twin.render.layout import LAYOUTS, Layout
+from twin.render.text import Text
+from twin.snapshot import Snapshot
+from twin.topology import CORE, GATEWAY, LEAF, NODE, SPINE, STORAGE, Fabric
+
+FLASH_S = 0.9  # wall seconds a server glows after it gets a new job
+GPU_DETAIL_PX = 56  # server cells at least this wide show their GPUs
+HOST_DETAIL_PX = 26  # and at least this wide show their host links
+
+
+class SiteView:
+    def __init__(self, fabric: Fabric, text: Text, layout: str = "hall") -> None:
+        self.fabric = fabric
+        self.text = text
+        self._layouts: dict[str, Layout] = {}
+        self.layout = self._get_layout(layout)
+        self.camera: Camera | None = None
+        self.fitted = True
+        self.snapshot: Snapshot | None = None
+        n = fabric.n_nodes
+        self.node_rgb = np.tile(np.array(theme.NODE_IDLE, np.uint8), (n, 1))
+        self.flash_at = np.full(n, -1e9)
+        self.wall = 0.0
+        self.selected_job: int | None = None
+        self.highlight: tuple[int, ...] = ()  # vertices outlined (hover or selection)
+        self._static: pygame.Surface | None = None
+        self._live: pygame.Surface | None = None
+        self._drawn_rgb: np.ndarray | None = None
+        self._links_dirty = True
+        self._loads = style.segment_loads(self.layout.segments, np.zeros(fabric.n_links), fabric.link_cap)
+        self._mix = np.zeros((2, len(self.layout.segments), 4))
+        self.particles = pt.ParticleField(len(self.layout.segments))
+        self._kind_load = np.zeros((4, fabric.n_links))
+        self._last_restyle = -1.0
+        self.timings: dict[str, float] = {}
+
+    # --- state --------------------------------------------------------------------------------------
+
+    def _get_layout(self, name: str) -> Layout:
+        if name not in self._layouts:
+            self._layouts[name] = LAYOUTS[name](self.fabric)
+        return self._layouts[name]
+
+    def set_layout(self, name: str) -> None:
+        self.layout = self._get_layout(name)
+        self.particles = pt.ParticleField(len(self.layout.segments))
+        self._restyle_links()
+        if self.camera is not None:
+            self.camera = Camera.fit(self.layout.bounds, self.camera.viewport)
+        self.fitted = True
+        self._invalidate()
+
+    def set_viewport(self, viewport: tuple[int, int, int, int]) -> None:
+        if self.camera is None or self.fitted:
+            self.camera = Camera.fit(self.layout.bounds, viewport)
+        else:
+            self.camera = self.camera.resized(viewport)
+        self._invalidate()
+
+    def set_camera(self, camera: Camera, fitted: bool = False) -> None:
+        self.camera = camera
+        self.fitted = fitted
+        self._invalidate()
+
+    def fit(self) -> None:
+        assert self.camera is not None
+        self.set_camera(Camera.fit(self.layout.bounds, self.camera.viewport), fitted=True)
+
+    def _invalidate(self) -> None:
+        self._static = None
+        self._live = None
+
+    def update(self, snap: Snapshot, wall: float) -> None:
+        """Take a new snapshot: new job colours (flashing where a server just got a job), new loads."""
+        old = self.snapshot.node_job if self.snapshot is not None else None
+        self.snapshot = snap
+        self.wall = wall
+        if old is not None:
+            started = (snap.node_job >= 0) & (snap.node_job != old)
+            self.flash_at[started] = wall
+        if snap.link_load is not None:
+            self._kind_load = style.kind_link_load(snap.flows, self.fabric.n_links)
+            self._restyle_links()
+
+    def _restyle_links(self) -> None:
+        load = self.snapshot.link_load if self.snapshot is not None else np.zeros(self.fabric.n_links)
+        seg = self.layout.segments
+        self._loads = style.segment_loads(seg, load, self.fabric.link_cap)
+        for d, (ptr, members) in enumerate(((seg.fwd_ptr, seg.fwd), (seg.rev_ptr, seg.rev))):
+            per_kind = self._kind_load[:, members]  # (kinds, entries)
+            csum = np.concatenate((np.zeros((4, 1)), np.cumsum(per_kind, axis=1)), axis=1)
+            self._mix[d] = (csum[:, ptr[1:]] - csum[:, ptr[:-1]]).T
+        self._links_dirty = True
+
+    def tick(self, wall: float) -> None:
+        """Advance wall-clock effects (flashes, pulses, particles) without a new snapshot."""
+        dt = min(max(wall - self.wall, 0.0), 0.1)
+        self.wall = wall
+        if self.camera is None:
+            return
+        a, b = self._segment_screen()
+        length = np.hypot(*(b - a).T)
+        s = self.text.scale
+        self.particles.step(
+            dt, np.stack([pt.speeds(self._loads["fwd_util"], s), pt.speeds(self._loads["rev_util"], s)]), length
+        )
+
+    # --- drawing -----------------------------------------------------------------------------------
+
+    def draw(self, surface: pygame.Surface) -> None:
+        assert self.camera is not None
+        t0 = pygame.time.get_ticks()
+        if self._static is None or self._static.get_size() != surface.get_size():
+            self._static = self._draw_static(surface.get_size())
+            self._live = None
+        if self._live is None:
+            self._live = self._static.copy()
+            self._drawn_rgb = None
+            self._links_dirty = True
+        if self._links_dirty:
+            self._live.blit(self._static, (0, 0))
+            self._draw_links(self._live)
+            self._drawn_rgb = None
+            self._links_dirty = False
+        self._draw_cells(self._live)
+        surface.blit(self._live, (0, 0))
+        self._draw_highlight(surface)
+        self._draw_particles(surface)
+        self.timings["site_ms"] = float(pygame.time.get_ticks() - t0)
+
+    def _visible(self, rects: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Screen rects (x, y, w, h) and a mask of those that fall inside the viewport."""
+        cam = self.camera
+        xy = cam.to_screen(rects[:, :2])
+        wh = rects[:, 2:] * cam.zoom
+        vx, vy, vw, vh = cam.viewport
+        vis = (xy[:, 0] + wh[:, 0] >= vx) & (xy[:, 0] <= vx + vw) & (xy[:, 1] + wh[:, 1] >= vy) & (xy[:, 1] <= vy + vh)
+        return np.column_stack([xy, wh]), vis
+
+    def _draw_static(self, size: tuple[int, int]) -> pygame.Surface:
+        surf = pygame.Surface(size).convert() if pygame.display.get_surface() else pygame.Surface(size)
+        surf.fill(theme.BG)
+        cam, lay, fab = self.camera, self.layout, self.fabric
+        assert cam is not None
+        zoom = cam.zoom
+        # Blocks and racks.
+        if len(lay.blocks):
+            rects, vis = self._visible(lay.blocks)
+            radius = max(2, round(0.25 * zoom))
+            for i in np.flatnonzero(vis):
+                r = pygame.Rect(*np.round(rects[i]).astype(int))
+                pygame.draw.rect(surf, theme.BLOCK, r, border_radius=radius)
+                pygame.draw.rect(surf, theme.BLOCK_EDGE, r, width=1, border_radius=radius)
+                if r.w > 70:
+                    label = self.text.render(lay.block_labels[i], 13 if r.w > 140 else 11, theme.TEXT_FAINT)
+                    surf.blit(label, (r.x + 4, r.bottom + 2))
+            rects, vis = self._visible(lay.racks)
+            for i in np.flatnonzero(vis):
+                pygame.draw.rect(surf, theme.RACK, pygame.Rect(*np.round(rects[i]).astype(int)))
+        for x0, y0, x1, y1 in lay.bus:
+            a, b = cam.to_screen(np.array([[x0, y0], [x1, y1]]))
+            pygame.draw.line(surf, theme.BUS, a, b, max(2, round(0.12 * zoom)))
+        # Switches, storage and the gateway.
+        rects, vis = self._visible(lay.rect)
+        kinds = fab.kind
+        for v in np.flatnonzero(vis & (kinds != NODE)):
+            r = pygame.Rect(*np.round(rects[v]).astype(int))
+            k = kinds[v]
+            color = {
+                LEAF: theme.SWITCH["leaf"],
+                SPINE: theme.SWITCH["spine"],
+                CORE: theme.SWITCH["core"],
+                STORAGE: theme.STORAGE,
+                GATEWAY: theme.GATEWAY,
+            }[int(k)]
+            pygame.draw.rect(surf, color, r, border_radius=max(1, min(r.h // 4, 6)))
+            name = fab.names[v]
+            if k in (STORAGE, GATEWAY) or (k in (SPINE, CORE) and r.w > 60) or r.w > 90:
+                size = 14 if k in (STORAGE, GATEWAY) else 11
+                label = self.text.render(name, size, theme.TEXT if k in (STORAGE, GATEWAY) else theme.TEXT_DIM)
+                if label.get_width() <= r.w * 1.6:
+                    surf.blit(
+                        label,
+                        label.get_rect(center=r.center)
+                        if label.get_width() < r.w
+                        else label.get_rect(midtop=(r.centerx, r.bottom + 2)),
+                    )
+        return surf
+
+    def _segment_screen(self) -> tuple[np.ndarray, np.ndarray]:
+        cam = self.camera
+        seg = self.layout.segments
+        return cam.to_screen(seg.a), cam.to_screen(seg.b)
+
+    def _segments_shown(self) -> np.ndarray:
+        seg = self.layout.segments
+        show_detail = self.layout.cell_w * self.camera.zoom >= HOST_DETAIL_PX
+        return ~seg.detail | show_detail
+
+    def _draw_links(self, surf: pygame.Surface) -> None:
+        a, b = self._segment_screen()
+        shown = self._segments_shown()
+        vx, vy, vw, vh = self.camera.viewport
+        inside = ~(
+            ((a[:, 0] < vx) & (b[:, 0] < vx))
+            | ((a[:, 0] > vx + vw) & (b[:, 0] > vx + vw))
+            | ((a[:, 1] < vy) & (b[:, 1] < vy))
+            | ((a[:, 1] > vy + vh) & (b[:, 1] > vy + vh))
+        )
+        util, peak = self._loads["util"], self._loads["peak"]
+        pulse = 0.5 + 0.5 * math.sin(self.wall * 6.0)
+        colors = style.link_colors(util, peak, pulse)
+        scale = max(1.0, self.text.scale * min(1.6, self.camera.zoom / 12))
+        widths = style.link_widths(util, scale)
+        order = np.argsort(util, kind="stable")  # hot links on top
+        for s in order[(shown & inside)[order]]:
+            pygame.draw.line(surf, colors[s], a[s], b[s], int(widths[s]))
+
+    def _draw_cells(self, surf: pygame.Surface) -> None:
+        """Server cells in their job colours; only cells whose colour changed are redrawn."""
+        snap = self.snapshot
+        fab = self.fabric
+        if snap is None:
+            return
+        flash = np.clip(1.0 - (self.wall - self.flash_at) / FLASH_S, 0.0, 1.0)
+        rgb = style.node_colors(snap.node_job, snap.node_util, flash * 0.6)
+        rects, vis = self._visible(self.layout.rect[fab.node_gid])
+        changed = vis if self._drawn_rgb is None else vis & (rgb != self._drawn_rgb).any(axis=1)
+        self._drawn_rgb = rgb
+        if not changed.any():
+            return
+        zoom_w = self.layout.cell_w * self.camera.zoom
+        px = pygame.surfarray.pixels2d(surf)
+        mapped = np.array([surf.map_rgb(tuple(int(c) for c in col)) for col in rgb[changed]], np.int64)
+        w, h = surf.get_size()
+        r = np.round(rects[changed]).astype(np.int64)
+        x0 = np.clip(r[:, 0], 0, w)
+        y0 = np.clip(r[:, 1], 0, h)
+        x1 = np.clip(r[:, 0] + np.maximum(r[:, 2], 1), 0, w)
+        y1 = np.clip(r[:, 1] + np.maximum(r[:, 3], 1), 0, h)
+        for i in range(len(r)):
+            px[x0[i] : x1[i], y0[i] : y1[i]] = mapped[i]
+        del px
+        if zoom_w >= GPU_DETAIL_PX:
+            self._draw_gpus(surf, np.flatnonzero(changed), rects)
+
+    def _draw_gpus(self, surf: pygame.Surface, nodes: np.ndarray, rects: np.ndarray) -> None:
+        """Zoomed in: each server shows its GPUs, each in its owner's colour (or dark when free)."""
+        owner = self.snapshot.gpu_owner
+        gpn = owner.shape[1]
+        cols = min(gpn, 8 if gpn >= 8 else gpn)
+        rows = math.ceil(gpn / cols)
+        for n in nodes:
+            x, y, w, h = rects[n]
+            gw, gh = w / cols, h / rows
+            for g in range(gpn):
+                job = owner[n, g]
+                c = style.job_colors(np.array([job]))[0] if job >= 0 else np.array(theme.BG)
+                rx, ry = x + (g % cols) * gw, y + (g // cols) * gh
+                pygame.draw.rect(
+                    surf,
+                    tuple(int(v) for v in c),
+                    pygame.Rect(round(rx + 2), round(ry + 2), max(1, round(gw - 4)), max(1, round(gh - 4))),
+                    border_radius=2,
+                )
+
+    def _draw_highlight(self, surf: pygame.Surface) -> None:
+        if not self.highlight:
+            return
+        rects, vis = self._visible(self.layout.rect[list(self.highlight)])
+        for i in np.flatnonzero(vis):
+            r = pygame.Rect(*np.round(rects[i]).astype(int)).inflate(4, 4)
+            pygame.draw.rect(surf, theme.TEXT, r, width=2, border_radius=2)
+
+    def _draw_particles(self, surf: pygame.Surface) -> None:
+        a, b = self._segment_screen()
+        length = np.hypot(*(b - a).T)
+        shown = self._segments_shown()
+        # Host links too small to draw as lines still shimmer with their traffic inside the racks:
+        # one in five of them, in fine dots, so that the job colours stay readable.
+        idx = np.arange(len(shown))
+        shimmer = ~shown & (length >= 6) & ((idx * 2654435761) % 5 == 0)
+        colors = np.array([surf.map_rgb(c) for c in theme.TRAFFIC], np.int64)
+        radius = 1 if self.text.scale < 0.8 else 2 if self.text.scale < 1.6 else 3
+        lane = max(1.5, 2.0 * self.text.scale)
+        px = pygame.surfarray.pixels2d(surf)
+        for d, (ua, ub) in enumerate(((a, b), (b, a))):
+            util = self._loads["fwd_util" if d == 0 else "rev_util"]
+            for mask, r in ((shimmer, max(0, radius - 2)), (shown, radius)):
+                if not mask.any():
+                    continue
+                n = pt.counts(util * mask, length)
+                xy, kind = pt.positions(ua, ub, self.particles.phase[d], n, self._mix[d], lane)
+                pt.stamp(px, xy, colors[kind], r, self.camera.viewport)
+        del px
+
+    # --- picking -----------------------------------------------------------------------------------
+
+    def pick(self, screen: tuple[int, int]) -> tuple[str, int] | None:
+        """What is under a screen point: ('vertex', gid), ('segment', s) or None."""
+        return pick(self.layout, self.camera, screen, self._segments_shown())
+
+
+def pick(
+    layout: Layout,
+    camera: Camera,
+    screen: tuple[float, float],
+    shown: np.ndarray | None = None,
+    tolerance_px: float = 6.0,
+) -> tuple[str, int] | None:
+    """Hit-test: the vertex box under the point (smallest first), else the nearest shown segment."""
+    wx, wy = camera.to_world(screen)
+    r = layout.rect
+    inside = (wx >= r[:, 0]) & (wx <= r[:, 0] + r[:, 2]) & (wy >= r[:, 1]) & (wy <= r[:, 1] + r[:, 3])
+    if inside.any():
+        hits = np.flatnonzero(inside)
+        return "vertex", int(hits[np.argmin(r[hits, 2] * r[hits, 3])])
+    seg = layout.segments
+    if len(seg) == 0:
+        return None
+    a, b = seg.a, seg.b
+    d = b - a
+    t = np.clip(((wx - a[:, 0]) * d[:, 0] + (wy - a[:, 1]) * d[:, 1]) / np.maximum((d**2).sum(1), 1e-12), 0, 1)
+    dist = np.hypot(a[:, 0] + t * d[:, 0] - wx, a[:, 1] + t * d[:, 1] - wy) * camera.zoom
+    if shown is not None:
+        dist = np.where(shown, dist, np.inf)
+    s = int(np.argmin(dist))
+    return ("segment", s) if dist[s] <= tolerance_px else None
