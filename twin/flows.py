@@ -120,6 +120,31 @@ def _ragged(start: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return offsets + np.arange(total)
 
 
+Entries = tuple[np.ndarray, np.ndarray, np.ndarray]  # flow index, link, fraction; sorted by flow
+
+
+def route_entries(routes: list[Route], flows: list[int] | np.ndarray, dead_link: int) -> Entries:
+    """Entries for the given flow indices from one route each. A flow with no route is pinned to the
+    dead link (capacity zero), so its group stalls rather than vanishing."""
+    links, fracs, owners = [], [], []
+    for flow, (ls, fs) in zip(flows, routes, strict=True):
+        if len(ls) == 0:
+            ls, fs = np.array([dead_link], np.int32), np.ones(1)
+        links.append(ls)
+        fracs.append(fs)
+        owners.append(np.full(len(ls), flow, np.int32))
+    if not links:
+        return np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0)
+    return np.concatenate(owners), np.concatenate(links).astype(np.int32), np.concatenate(fracs)
+
+
+def merge_entries(*parts: Entries) -> Entries:
+    """Entries of several sets of flows, in flow order."""
+    flow = np.concatenate([p[0] for p in parts])
+    order = np.argsort(flow, kind="stable")
+    return flow[order], np.concatenate([p[1] for p in parts])[order], np.concatenate([p[2] for p in parts])[order]
+
+
 _PROJECTIONS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
 
@@ -171,34 +196,23 @@ class FlowGroup:
     @staticmethod
     def build(
         key: tuple[int, int],
-        kinds: list[int],
-        srcs: list[int],
-        dsts: list[int],
-        demands: list[float],
-        routes: list[Route],
-        dead_link: int,
+        kinds: list[int] | np.ndarray,
+        srcs: list[int] | np.ndarray,
+        dsts: list[int] | np.ndarray,
+        demands: list[float] | np.ndarray,
+        entries: Entries,
     ) -> FlowGroup:
-        """Assemble a group; a flow with no route is pinned to the dead link, so the group stalls."""
-        links, fracs, owners = [], [], []
-        for i, (ls, fs) in enumerate(routes):
-            if len(ls) == 0 and srcs[i] != dsts[i]:
-                ls, fs = np.array([dead_link], np.int32), np.ones(1)
-            links.append(ls)
-            fracs.append(fs)
-            owners.append(np.full(len(ls), i, np.int32))
-        cat = np.concatenate
-        demand = np.array(demands, np.float64)
-        entry_flow = cat(owners) if owners else np.empty(0, np.int32)
-        entry_link = cat(links) if links else np.empty(0, np.int32)
-        entry_frac = cat(fracs) if fracs else np.empty(0)
+        """Assemble a group from its flows and their route entries (flow, link, fraction)."""
+        demand = np.asarray(demands, np.float64)
+        entry_flow, entry_link, entry_frac = entries
         # What the solver sees: one weight per (group, link), however many of its flows share the link.
         group_links, where = np.unique(entry_link, return_inverse=True)
         load = np.bincount(where, weights=entry_frac * demand[entry_flow], minlength=len(group_links))
         return FlowGroup(
             key=key,
-            kind=np.array(kinds, np.int8),
-            src=np.array(srcs, np.int32),
-            dst=np.array(dsts, np.int32),
+            kind=np.asarray(kinds, np.int8),
+            src=np.asarray(srcs, np.int32),
+            dst=np.asarray(dsts, np.int32),
             demand=demand,
             entry_flow=entry_flow,
             entry_link=entry_link,

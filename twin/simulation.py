@@ -15,7 +15,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from twin.events import ARRIVAL, JOB_MILESTONE, SAMPLE, EventQueue
-from twin.flows import CHECKPOINT, DATA, GRADIENT, INFERENCE, FlowGroup, FlowTable
+from twin.flows import (
+    CHECKPOINT,
+    DATA,
+    GRADIENT,
+    INFERENCE,
+    Entries,
+    FlowGroup,
+    FlowTable,
+    merge_entries,
+    route_entries,
+)
 from twin.metrics import TimeSeries
 from twin.power import facility_watts
 from twin.routing import Router
@@ -256,52 +266,85 @@ class Simulation:
     def _add_work_flows(self, job: Job) -> None:
         """The traffic a running job makes: all-reduce rings, data reads, or inference requests."""
         spec, fab = job.spec, self.fabric
-        flows: list[tuple[int, int, int, float, tuple[np.ndarray, np.ndarray]]] = []
-        gid = fab.node_gid[job.nodes].tolist()
-        per_node = np.bincount(job.gpus // fab.gpus_per_node, minlength=fab.n_nodes)[job.nodes].tolist()
-        rails = [(int(node) + spec.id) % fab.rails for node in job.nodes]
+        kinds: list[np.ndarray] = []
+        srcs: list[np.ndarray] = []
+        dsts: list[np.ndarray] = []
+        demands: list[np.ndarray] = []
+        parts: list[Entries] = []
+        count = 0
+        gid = fab.node_gid[job.nodes]
+        per_node = np.bincount(job.gpus // fab.gpus_per_node, minlength=fab.n_nodes)[job.nodes]
+        rails = (job.nodes + spec.id) % fab.rails
         n = len(gid)
+
+        def add(kind: int, src: np.ndarray, dst: np.ndarray, demand: np.ndarray, entries: Entries) -> None:
+            nonlocal count
+            kinds.append(np.full(len(src), kind, np.int8))
+            srcs.append(src)
+            dsts.append(dst)
+            demands.append(demand)
+            parts.append(entries)
+            count += len(src)
+
+        def routed(src: np.ndarray, dst: np.ndarray, rail: np.ndarray, through: int | None = None) -> Entries:
+            flows = count + np.arange(len(src))
+            routes = [self._route(int(a), int(b), int(r), through) for a, b, r in zip(src, dst, rail, strict=True)]
+            return route_entries(routes, flows, fab.dead_link)
+
         if spec.trains and n > 1:
-            # Hierarchical all-reduce: NVLink inside each node, then a ring across nodes on every rail.
+            # Hierarchical all-reduce: NVLink inside each server, then a ring across servers on every rail.
             per_rail = ring_allreduce_bytes(spec.gradient_bytes, n) / fab.rails / spec.iteration_s
-            for i in range(n):
-                a, b = gid[i], gid[(i + 1) % n]
-                for rail in range(fab.rails):
-                    flows.append((GRADIENT, a, b, per_rail, self.router.route(a, b, rail)))
+            a = np.repeat(job.nodes, fab.rails)
+            b = np.repeat(np.roll(job.nodes, -1), fab.rails)
+            rail = np.tile(np.arange(fab.rails), n)
+            up, down = fab.host_up[a, rail], fab.host_down[b, rail]
+            # Ring neighbours under the same leaf need no routing: up to the leaf and down again.
+            near = fab.link_dst[up] == fab.link_src[down]
+            i = np.flatnonzero(near)
+            fast = (np.repeat(i, 2), np.column_stack([up[i], down[i]]).ravel(), np.ones(2 * len(i)))
+            far = np.flatnonzero(~near)
+            slow_routes = [
+                self.router.route(int(fab.node_gid[a[k]]), int(fab.node_gid[b[k]]), int(rail[k])) for k in far
+            ]
+            entries = merge_entries(fast, route_entries(slow_routes, far, fab.dead_link))
+            add(GRADIENT, fab.node_gid[a], fab.node_gid[b], np.full(len(a), per_rail), entries)
         if spec.kind == "inference" and spec.serve_mbs_per_gpu > 0:
-            gw = fab.gateway_gid
-            for g, count, rail in zip(gid, per_node, rails, strict=True):
-                demand = spec.serve_mbs_per_gpu * 1e6 * count
-                flows.append((INFERENCE, gw, g, demand, self._route(gw, g, rail)))
-                flows.append((INFERENCE, g, gw, demand, self._route(g, gw, rail)))
+            gw = np.full(n, fab.gateway_gid)
+            demand = spec.serve_mbs_per_gpu * 1e6 * per_node
+            add(INFERENCE, gw, gid, demand, routed(gw, gid, rails))
+            add(INFERENCE, gid, gw, demand, routed(gid, gw, rails))
         elif spec.kind != "inference" and spec.read_mbs_per_gpu > 0:
             idx = spec.id % len(fab.storage_gid)
-            store, limit = int(fab.storage_gid[idx]), int(fab.storage_read[idx])
-            for g, count, rail in zip(gid, per_node, rails, strict=True):
-                demand = spec.read_mbs_per_gpu * 1e6 * count
-                flows.append((DATA, store, g, demand, self._route(store, g, rail, through=limit)))
-        if flows:
-            kinds, srcs, dsts, demands, routes = (list(col) for col in zip(*flows, strict=True))
-            self.flows.add(FlowGroup.build((spec.id, WORK), kinds, srcs, dsts, demands, routes, fab.dead_link))
+            store = np.full(n, fab.storage_gid[idx])
+            add(
+                DATA,
+                store,
+                gid,
+                spec.read_mbs_per_gpu * 1e6 * per_node,
+                routed(store, gid, rails, int(fab.storage_read[idx])),
+            )
+        if count:
+            cat = np.concatenate
+            self.flows.add(
+                FlowGroup.build((spec.id, WORK), cat(kinds), cat(srcs), cat(dsts), cat(demands), merge_entries(*parts))
+            )
 
     def _add_checkpoint_flows(self, job: Job) -> float:
-        """Every node writes its shard of the checkpoint; returns seconds of writing at full rate."""
+        """Every server writes its shard of the checkpoint; returns seconds of writing at full rate."""
         spec, fab = job.spec, self.fabric
         idx = spec.id % len(fab.storage_gid)
         store, limit = int(fab.storage_gid[idx]), int(fab.storage_write[idx])
-        shard = spec.checkpoint_bytes / len(job.nodes)
-        routes, srcs, demands = [], [], []
-        for node in job.nodes:
-            rail = (int(node) + spec.id) % fab.rails
-            g = int(fab.node_gid[node])
-            routes.append(self._route(g, store, rail, through=limit))
-            srcs.append(g)
-            demands.append(float(fab.link_cap[fab.host_up[node, rail]]))
+        rails = (job.nodes + spec.id) % fab.rails
+        src = fab.node_gid[job.nodes]
+        routes = [self._route(int(g), store, int(r), through=limit) for g, r in zip(src, rails, strict=True)]
+        demands = fab.link_cap[fab.host_up[job.nodes, rails]]
         n = len(job.nodes)
+        entries = route_entries(routes, np.arange(n), fab.dead_link)
         self.flows.add(
-            FlowGroup.build((spec.id, SAVE), [CHECKPOINT] * n, srcs, [store] * n, demands, routes, fab.dead_link)
+            FlowGroup.build((spec.id, SAVE), np.full(n, CHECKPOINT), src, np.full(n, store), demands, entries)
         )
-        return shard / min(demands)
+        shard = spec.checkpoint_bytes / n
+        return float(shard / demands.min())
 
     # --- after events: schedule, share bandwidth, plan milestones -------------------------------------
 
@@ -421,10 +464,13 @@ class Simulation:
         gpn = self.fabric.gpus_per_node
         busy = owner >= 0
         first = np.where(busy.any(axis=1), owner[np.arange(len(owner)), busy.argmax(axis=1)], -1)
-        node_util = np.zeros(self.fabric.n_nodes)
-        for job in self.running.values():
-            per_node = np.bincount(job.gpus // gpn, minlength=self.fabric.n_nodes)
-            node_util += per_node * job.util / gpn
+        ids = np.fromiter(self.running.keys(), np.int64, len(self.running))
+        utils = np.fromiter((j.util for j in self.running.values()), float, len(self.running))
+        order = np.argsort(ids)
+        gpu_util = np.zeros(owner.shape)
+        if len(ids):
+            gpu_util[busy] = utils[order][np.searchsorted(ids[order], owner[busy])]
+        node_util = gpu_util.sum(axis=1) / gpn
         flat = self.flows.flat()
         return Snapshot(
             time_s=self.now,

@@ -48,9 +48,11 @@ def positions(
     cumulative share first exceeds (k + 0.5) / n, so colours follow the mix. ``offset_px`` shifts the
     lane sideways so that the two directions of a link run side by side.
     """
-    seg = np.repeat(np.arange(len(n)), n)
-    if len(seg) == 0:
+    busy = np.flatnonzero(n)
+    if len(busy) == 0:
         return np.zeros((0, 2)), np.zeros(0, np.int64)
+    a, b, phase, n, mix = a[busy], b[busy], phase[busy], n[busy], mix[busy]
+    seg = np.repeat(np.arange(len(n)), n)
     starts = np.concatenate(([0], np.cumsum(n)[:-1]))
     k = np.arange(len(seg)) - np.repeat(starts, n)
     nn = n[seg]

@@ -25,6 +25,7 @@ from twin.topology import CORE, GATEWAY, LEAF, NODE, SPINE, STORAGE, Fabric
 FLASH_S = 0.9  # wall seconds a server glows after it gets a new job
 GPU_DETAIL_PX = 56  # server cells at least this wide show their GPUs
 HOST_DETAIL_PX = 26  # and at least this wide show their host links
+RESTYLE_S = 0.25  # wall seconds between restyles of the links
 
 
 class SiteView:
@@ -50,8 +51,11 @@ class SiteView:
         self._mix = np.zeros((2, len(self.layout.segments), 4))
         self.particles = pt.ParticleField(len(self.layout.segments))
         self._kind_load = np.zeros((4, fabric.n_links))
-        self._last_restyle = -1.0
+        self._last_restyle = -1e9
+        self._restyle_due = False
         self.timings: dict[str, float] = {}
+        self._seg_key: tuple | None = None
+        self._seg_screen: tuple[np.ndarray, np.ndarray] = (np.zeros((0, 2)), np.zeros((0, 2)))
 
     # --- state --------------------------------------------------------------------------------------
 
@@ -97,9 +101,17 @@ class SiteView:
         if old is not None:
             started = (snap.node_job >= 0) & (snap.node_job != old)
             self.flash_at[started] = wall
-        if snap.link_load is not None:
-            self._kind_load = style.kind_link_load(snap.flows, self.fabric.n_links)
-            self._restyle_links()
+        self._restyle_due = True
+        if wall - self._last_restyle >= RESTYLE_S:
+            self._apply_restyle(wall)
+
+    def _apply_restyle(self, wall: float) -> None:
+        """Link colours and particle mixes follow the latest snapshot, at most every RESTYLE_S: a full
+        redraw of the links is the costliest thing a frame can do, and the eye does not need it faster."""
+        self._kind_load = style.kind_link_load(self.snapshot.flows, self.fabric.n_links)
+        self._restyle_links()
+        self._restyle_due = False
+        self._last_restyle = wall
 
     def _restyle_links(self) -> None:
         load = self.snapshot.link_load if self.snapshot is not None else np.zeros(self.fabric.n_links)
@@ -115,6 +127,8 @@ class SiteView:
         """Advance wall-clock effects (flashes, pulses, particles) without a new snapshot."""
         dt = min(max(wall - self.wall, 0.0), 0.1)
         self.wall = wall
+        if self._restyle_due and wall - self._last_restyle >= RESTYLE_S:
+            self._apply_restyle(wall)
         if self.camera is None:
             return
         a, b = self._segment_screen()
@@ -207,9 +221,13 @@ class SiteView:
         return surf
 
     def _segment_screen(self) -> tuple[np.ndarray, np.ndarray]:
-        cam = self.camera
-        seg = self.layout.segments
-        return cam.to_screen(seg.a), cam.to_screen(seg.b)
+        """Segment end points on screen, recomputed only when the camera or layout moves."""
+        key = (self.camera, self.layout.name)
+        if self._seg_key != key:
+            seg = self.layout.segments
+            self._seg_screen = (self.camera.to_screen(seg.a), self.camera.to_screen(seg.b))
+            self._seg_key = key
+        return self._seg_screen
 
     def _segments_shown(self) -> np.ndarray:
         seg = self.layout.segments

@@ -1,0 +1,89 @@
+"""Frame time of the live view on Lingang, simulation included.
+
+    SDL_VIDEODRIVER=dummy .venv/bin/python bench/render.py          # headless: drawing alone
+    xvfb-run -s "-screen 0 1920x1080x24" .venv/bin/python bench/render.py   # a real window
+
+Runs the real frame loop without waiting for vsync, each frame advancing the simulation by 1/60 s of
+wall time at the given speed, and prints per-layer median and p99, then one JSON line last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import pygame  # noqa: E402
+
+from twin.render.app import App  # noqa: E402
+from twin.scenario import load_scenario  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scenario", default=str(ROOT / "scenarios" / "lingang.toml"))
+    ap.add_argument("--frames", type=int, default=600)
+    ap.add_argument("--speed", type=float, default=120)
+    ap.add_argument("--size", default="1920x1080")
+    args = ap.parse_args()
+    w, h = (int(v) for v in args.size.split("x"))
+    app = App(load_scenario(args.scenario), size=(w, h), speed=args.speed)
+    layers: dict[str, list[float]] = {k: [] for k in ("sim", "snapshot", "site", "hud", "present", "frame", "draw")}
+    wall = 0.0
+    for _ in range(30):  # warm up: caches, first snapshot
+        app.step(1 / 60)
+        app.frame.refresh(wall)
+        app.frame.draw(app.screen, wall)
+        wall += 1 / 60
+    for _ in range(args.frames):
+        t0 = time.perf_counter()
+        pygame.event.pump()
+        app.step(1 / 60)
+        t1 = time.perf_counter()
+        app.frame.refresh(wall)
+        t2 = time.perf_counter()
+        parts = app.frame.draw(app.screen, wall)
+        t3 = time.perf_counter()
+        pygame.display.flip()
+        t4 = time.perf_counter()
+        wall += 1 / 60
+        layers["sim"].append((t1 - t0) * 1000)
+        layers["snapshot"].append((t2 - t1) * 1000)
+        layers["site"].append(parts["site_ms"])
+        layers["hud"].append(parts["hud_ms"])
+        layers["present"].append((t4 - t3) * 1000)
+        layers["draw"].append((t3 - t2) * 1000)
+        layers["frame"].append((t4 - t0) * 1000)
+    driver = pygame.display.get_driver()
+    print(f"{args.frames} frames of {Path(args.scenario).stem} at {w}x{h}, x{args.speed:g}, video driver {driver}")
+    for name, values in layers.items():
+        print(f"  {name:9s} median {statistics.median(values):6.2f} ms   p99 {np.percentile(values, 99):6.2f} ms")
+    print(
+        json.dumps(
+            {
+                "frame_ms_median": round(statistics.median(layers["frame"]), 3),
+                "frame_ms_p99": round(float(np.percentile(layers["frame"], 99)), 3),
+                "draw_ms_median": round(statistics.median(layers["draw"]), 3),
+                "draw_ms_p99": round(float(np.percentile(layers["draw"], 99)), 3),
+                "sim_ms_median": round(statistics.median(layers["sim"]), 3),
+                "video_driver": driver,
+                "size": [w, h],
+                "speed": args.speed,
+                "frames": args.frames,
+                "display": os.environ.get("DISPLAY", ""),
+            }
+        )
+    )
+    pygame.display.quit()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,236 @@
+"""The live view, headless: frames render, show the right colours in the right places, and respond."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pygame
+import pytest
+
+from conftest import ROOT, SCENARIOS
+from twin.cli import main
+from twin.render import style
+from twin.render.app import App, Frame, render_still
+from twin.render.camera import Camera
+from twin.render.layout import graph_layout, hall_layout
+from twin.render.scene import pick
+from twin.scenario import load_scenario
+from twin.simulation import Simulation
+from twin.topology import NODE, SPINE
+
+SMALL = ROOT / "scenarios" / "small-lab.toml"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def display() -> None:
+    os.environ["SDL_VIDEODRIVER"] = "dummy"
+    pygame.display.init()
+    pygame.display.set_mode((640, 360))
+    yield
+    pygame.display.quit()
+
+
+def frame_for(path: Path, at: float = 1800.0, size=(1280, 720), layout: str = "hall") -> tuple[Frame, pygame.Surface]:
+    sim = Simulation(load_scenario(path))
+    sim.run(at)
+    frame = Frame(sim, size, layout)
+    frame.refresh(0.0, force=True)
+    surface = pygame.Surface(size).convert()
+    frame.draw(surface, 0.0)
+    return frame, surface
+
+
+@pytest.mark.parametrize("layout", ["hall", "graph"])
+@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+def test_every_scenario_renders_a_frame_that_is_not_blank(path: Path, layout: str) -> None:
+    _, surface = frame_for(path, layout=layout)
+    px = pygame.surfarray.array3d(surface).reshape(-1, 3)
+    colors = np.unique(px[::7], axis=0)
+    assert len(colors) > 50, "a frame should have structure, not a few flat colours"
+    background = (px == np.array(pygame.Color(9, 13, 26))[:3]).all(axis=1).mean()
+    assert 0.2 < background < 0.95
+
+
+def test_busy_server_shows_its_job_colour_where_it_is_drawn() -> None:
+    frame, surface = frame_for(SMALL, at=3600)
+    snap, site = frame.snap, frame.site
+    gids = frame.sim.fabric.node_gid
+    busy = np.flatnonzero(snap.node_job >= 0)
+    assert len(busy) >= 3
+    checked = 0
+    for n in busy:
+        x, y = site.camera.to_screen(site.layout.rect[gids[n], :2][None])[0]
+        w, h = site.layout.rect[gids[n], 2:] * site.camera.zoom
+        px, py = int(x + 0.15 * w), int(y + 0.5 * h)  # off the cell's middle, where no host link runs
+        want = style.node_colors(snap.node_job[n : n + 1], snap.node_util[n : n + 1])[0]
+        got = np.array(surface.get_at((px, py)))[:3]
+        assert np.abs(got.astype(int) - want.astype(int)).max() <= 2, (n, got, want)
+        checked += 1
+    assert checked == len(busy)
+
+
+def test_job_colours_are_stable_and_distinct() -> None:
+    ids = np.arange(40)
+    c = style.job_colors(ids)
+    assert np.array_equal(c, style.job_colors(ids))
+    d = np.abs(c[:, None, :].astype(int) - c[None, :, :].astype(int)).sum(-1)
+    neighbours = d[np.arange(39), np.arange(1, 40)]
+    assert neighbours.min() > 60  # consecutive jobs never look alike
+
+
+def test_picking_returns_what_is_under_the_pixel() -> None:
+    frame, _ = frame_for(SMALL)
+    site = frame.site
+    fab = frame.sim.fabric
+    for gid in (int(fab.node_gid[5]), int(np.flatnonzero(fab.kind == SPINE)[0])):
+        x, y, w, h = site.layout.rect[gid]
+        centre = site.camera.to_screen(np.array([[x + w / 2, y + h / 2]]))[0]
+        assert site.pick(tuple(centre)) == ("vertex", gid)
+    seg = site.layout.segments
+    s = int(np.flatnonzero(~seg.detail)[0])
+    mid = site.camera.to_screen(((seg.a[s] + seg.b[s]) / 2)[None])[0]
+    hit = site.pick(tuple(mid))
+    assert hit is not None and (hit == ("segment", s) or hit[0] == "segment")
+    assert site.pick((2, site.camera.viewport[1] + site.camera.viewport[3] - 2)) is None
+
+
+def test_pick_on_a_hand_made_layout() -> None:
+    fab = Simulation(load_scenario(SMALL)).fabric
+    lay = hall_layout(fab)
+    cam = Camera(center=(0.0, 0.0), zoom=10.0, viewport=(0, 0, 100, 100))
+    node = int(fab.node_gid[0])
+    x, y, w, h = lay.rect[node]
+    cam = Camera(center=(x + w / 2, y + h / 2), zoom=10.0, viewport=(0, 0, 100, 100))
+    assert pick(lay, cam, (50, 50)) == ("vertex", node)
+    assert fab.kind[node] == NODE
+
+
+@pytest.mark.parametrize("factor", [0.5, 1.3, 4.0])
+def test_zoom_keeps_the_point_under_the_cursor(factor: float) -> None:
+    cam = Camera(center=(10.0, -3.0), zoom=12.0, viewport=(20, 40, 800, 600))
+    cursor = (613.0, 211.0)
+    before = cam.to_world(cursor)
+    after = cam.zoom_at(cursor, factor).to_world(cursor)
+    assert after == pytest.approx(before)
+    assert cam.zoom_at(cursor, factor).zoom == pytest.approx(12.0 * factor)
+
+
+def test_pan_moves_the_picture_by_the_drag() -> None:
+    cam = Camera(center=(0.0, 0.0), zoom=5.0, viewport=(0, 0, 400, 300))
+    world = np.array([[3.0, 4.0]])
+    moved = cam.pan(25, -10)
+    assert moved.to_screen(world)[0] == pytest.approx(cam.to_screen(world)[0] + [25, -10])
+
+
+def test_fit_shows_the_whole_site() -> None:
+    fab = Simulation(load_scenario(ROOT / "scenarios" / "lingang.toml")).fabric
+    for lay in (hall_layout(fab), graph_layout(fab)):
+        cam = Camera.fit(lay.bounds, (10, 100, 1400, 800))
+        corners = cam.to_screen(np.array([lay.bounds[:2], lay.bounds[2:]]))
+        assert corners[0, 0] >= 10 and corners[0, 1] >= 100
+        assert corners[1, 0] <= 1410 and corners[1, 1] <= 900
+
+
+def test_resizing_reflows() -> None:
+    frame, _ = frame_for(SMALL, size=(1280, 720))
+    for size in ((1920, 1080), (800, 600), (3840, 2160)):
+        frame.resize(size)
+        surface = pygame.Surface(size).convert()
+        frame.draw(surface, 1.0)
+        vx, vy, vw, vh = frame.site.camera.viewport
+        assert vx + vw <= size[0] and vy + vh <= size[1]
+        corners = frame.site.camera.to_screen(np.array([frame.site.layout.bounds[:2], frame.site.layout.bounds[2:]]))
+        assert corners[0, 0] >= vx - 1 and corners[1, 0] <= vx + vw + 1
+    assert frame.text.scale == pytest.approx(2.0)
+
+
+def test_same_seed_renders_the_same_frame() -> None:
+    shots = []
+    for _ in range(2):
+        sim = Simulation(load_scenario(SMALL), seed=11)
+        sim.run(2400)
+        shots.append(pygame.image.tobytes(render_still(sim, (960, 540)), "RGB"))
+    assert shots[0] == shots[1]
+    sim = Simulation(load_scenario(SMALL), seed=12)
+    sim.run(2400)
+    assert pygame.image.tobytes(render_still(sim, (960, 540)), "RGB") != shots[0]
+
+
+def test_zoomed_in_servers_show_their_gpus() -> None:
+    frame, _ = frame_for(SMALL, at=3600)
+    site, snap = frame.site, frame.snap
+    gids = frame.sim.fabric.node_gid
+    n = int(np.flatnonzero(snap.node_job >= 0)[0])
+    x, y, w, h = site.layout.rect[gids[n]]
+    site.set_camera(Camera(center=(x + w / 2, y + h / 2), zoom=400.0, viewport=site.camera.viewport))
+    surface = pygame.Surface(frame.size).convert()
+    frame.draw(surface, 0.0)
+    # The first GPU's square sits at the cell's top-left; its owner's colour fills it.
+    sx, sy = site.camera.to_screen(np.array([[x, y]]))[0]
+    gw = w * 400 / 8
+    owner = snap.gpu_owner[n, 0]
+    want = style.job_colors(np.array([owner]))[0]
+    got = np.array(surface.get_at((int(sx + gw / 2), int(sy + 0.5 * h * 400))))[:3]
+    assert np.abs(got.astype(int) - want.astype(int)).max() <= 2
+
+
+def test_controls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = App(load_scenario(SMALL), size=(960, 540))
+    st = app.frame.state
+
+    def key(k: int, unicode: str = "") -> None:
+        app.handle(pygame.event.Event(pygame.KEYDOWN, key=k, unicode=unicode, mod=0), 1.0)
+
+    key(pygame.K_SPACE)
+    assert st.paused
+    before = app.sim.now
+    app.step(1.0)
+    assert app.sim.now == before  # paused: the clock does not move
+    key(pygame.K_SPACE)
+    speed = st.speed
+    key(pygame.K_EQUALS)
+    assert st.speed > speed
+    key(pygame.K_MINUS)
+    key(pygame.K_MINUS)
+    assert st.speed < speed
+    key(pygame.K_l)
+    assert app.frame.site.layout.name == "graph"
+    key(pygame.K_h)
+    assert not app.frame.hud_visible and app.frame.site.camera.viewport == (0, 0, 960, 540)
+    key(pygame.K_SLASH, "?")
+    assert st.show_help
+    app.frame.draw(app.screen, 1.0)
+    key(pygame.K_s)
+    key(pygame.K_s)
+    assert len(list(tmp_path.glob("twin-*.png"))) == 2  # a second screenshot never overwrites the first
+    zoom = app.frame.site.camera.zoom
+    app.handle(pygame.event.Event(pygame.MOUSEWHEEL, x=0, y=2, flipped=False), 1.0)
+    assert app.frame.site.camera.zoom > zoom
+    key(pygame.K_ESCAPE)
+    assert not app.running
+
+
+def test_window_runs_its_frame_loop() -> None:
+    app = App(load_scenario(SMALL), size=(960, 540), speed=600, quit_after=0.6)
+    start = app.sim.now
+    app.run()
+    assert len(app.frame_times) > 5
+    assert app.sim.now > start
+
+
+def test_shot_writes_a_png_of_the_asked_size(tmp_path: Path) -> None:
+    out = tmp_path / "frame.png"
+    assert main(["shot", str(SMALL), "--at", "600", "--size", "800x450", "--out", str(out)]) == 0
+    img = pygame.image.load(str(out))
+    assert img.get_size() == (800, 450)
+
+
+def test_shot_bad_size_and_bad_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as err:
+        main(["shot", str(SMALL), "--size", "huge", "--out", str(tmp_path / "a.png")])
+    assert err.value.code == 2
+    assert main(["shot", str(SMALL), "--out", str(tmp_path / "a.jpg")]) == 2
+    assert "expected a .png" in capsys.readouterr().err
