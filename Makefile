@@ -24,6 +24,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/sim.py
+	SDL_VIDEODRIVER=dummy $(PY) bench/render.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

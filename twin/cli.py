@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from twin.errors import ScenarioError
 from twin.scenario import load_scenario
 
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # no banner on the console of a CLI
 DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "lingang.toml"
 VERBS = ("simulate", "validate", "view", "shot")
 

@@ -46,7 +46,7 @@ class Frame:
         self.site = SiteView(sim.fabric, self.text, layout)
         self.hud = Hud(self.text)
         sc = sim.scenario
-        self.state = HudState(sc.site.name, sc.site.blurb, sc.peak_pflops)
+        self.state = HudState(sc.site.name, sc.site.blurb, sc.peak_pflops, DEFAULT_SPEED, DEFAULT_SPEED)
         self.hud_visible = True
         self.snap: Snapshot | None = None
         self._snap_key: tuple = ()
@@ -67,6 +67,7 @@ class Frame:
             self.snap = sim.snapshot()
             self.site.update(self.snap, wall)
             self._snap_key, self._snap_wall = key, wall
+            self.state.hottest = hottest_link(self.sim.fabric, self.snap)
             self._follow_selection()
 
     def _follow_selection(self) -> None:
@@ -77,8 +78,12 @@ class Frame:
         if job is None:  # the job finished
             self.state.selected_job = None
             self.site.highlight = ()
+            self.state.inspector = None
             return
         self.site.highlight = tuple(int(g) for g in self.sim.fabric.node_gid[job.nodes])
+        flows = self.snap.flows
+        mine = np.isin(flows["entry_flow"], np.flatnonzero(flows["job"] == job_id))
+        self.site.highlight_segments = self.site.segments_of_links(np.unique(flows["entry_link"][mine]))
         self.state.inspector = describe_job(job, self.sim.fabric, self.snap)
 
     def draw(self, surface: pygame.Surface, wall: float) -> dict[str, float]:
@@ -117,6 +122,18 @@ class Frame:
         if hit[0] == "vertex":
             return describe_vertex(hit[1], self.sim.fabric, self.snap)
         return describe_segment(hit[1], self.site.layout, self.sim.fabric, self.snap)
+
+
+def hottest_link(fab, snap: Snapshot) -> str:
+    """Name the most loaded link, for the HUD: 'leaf-u03-r2 > spine-r2-01' or 'pfs-3 writes'."""
+    if not len(snap.link_util) or snap.link_util.max() <= 0:
+        return ""
+    lk = int(np.argmax(snap.link_util))
+    src, dst = fab.names[int(fab.link_src[lk])], fab.names[int(fab.link_dst[lk])]
+    if src == dst:  # a storage array's own limit
+        i = int(np.flatnonzero(fab.storage_gid == fab.link_src[lk])[0]) if src != "gateway" else -1
+        return f"{src} {'reads' if i >= 0 and fab.storage_read[i] == lk else 'writes'}"
+    return f"{src} > {dst}"
 
 
 def render_still(

@@ -50,6 +50,7 @@ class HudState:
     inspector: tuple[str, tuple[str, ...]] | None = None  # title, lines
     notice: str = ""
     selected_job: int | None = None
+    hottest: str = ""  # name of the most loaded link
 
 
 def fmt_clock(t: float) -> str:
@@ -173,6 +174,10 @@ class Hud:
             surf.blit(self.text.render(label, 14, theme.TEXT_DIM), (x, y))
             val = self.text.render(value, 24, theme.TEXT, "semibold")
             surf.blit(val, (x, y + round(18 * s)))
+            if key == "max_link_util" and st.hottest:
+                name = self.text.render(st.hottest, 11, theme.TEXT_FAINT)
+                if name.get_width() < half:
+                    surf.blit(name, (x + val.get_width() + round(8 * s), y + round(30 * s)))
             self._sparkline(
                 surf,
                 pygame.Rect(x + half + round(12 * s), y + round(6 * s), half, round(38 * s)),

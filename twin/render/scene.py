@@ -42,7 +42,8 @@ class SiteView:
         self.flash_at = np.full(n, -1e9)
         self.wall = 0.0
         self.selected_job: int | None = None
-        self.highlight: tuple[int, ...] = ()  # vertices outlined (hover or selection)
+        self.highlight: tuple[int, ...] = ()  # vertices outlined (the selected job's servers)
+        self.highlight_segments = np.zeros(0, np.int64)  # segments its traffic runs on
         self._static: pygame.Surface | None = None
         self._live: pygame.Surface | None = None
         self._drawn_rgb: np.ndarray | None = None
@@ -157,6 +158,7 @@ class SiteView:
             self._links_dirty = False
         self._draw_cells(self._live)
         surface.blit(self._live, (0, 0))
+        self._draw_pulses(surface)
         self._draw_highlight(surface)
         self._draw_particles(surface)
         self.timings["site_ms"] = float(pygame.time.get_ticks() - t0)
@@ -261,6 +263,9 @@ class SiteView:
             return
         flash = np.clip(1.0 - (self.wall - self.flash_at) / FLASH_S, 0.0, 1.0)
         rgb = style.node_colors(snap.node_job, snap.node_util, flash * 0.6)
+        if self.layout.cell_w * self.camera.zoom < 3 and len(self.layout.racks):
+            self._draw_racks(surf, rgb)
+            return
         rects, vis = self._visible(self.layout.rect[fab.node_gid])
         changed = vis if self._drawn_rgb is None else vis & (rgb != self._drawn_rgb).any(axis=1)
         self._drawn_rgb = rgb
@@ -280,6 +285,19 @@ class SiteView:
         del px
         if zoom_w >= GPU_DETAIL_PX:
             self._draw_gpus(surf, np.flatnonzero(changed), rects)
+
+    def _draw_racks(self, surf: pygame.Surface, rgb: np.ndarray) -> None:
+        """Zoomed far out, servers are too small to see: each rack takes the mean colour of its servers."""
+        if self._drawn_rgb is not None and np.array_equal(rgb, self._drawn_rgb):
+            return
+        self._drawn_rgb = rgb
+        rack = self.fabric.node_rack
+        n = np.bincount(rack).astype(float)
+        mean = np.stack([np.bincount(rack, weights=rgb[:, c].astype(float)) / n for c in range(3)], axis=1)
+        rects, vis = self._visible(self.layout.racks)
+        for r in np.flatnonzero(vis):
+            x, y, w, h = np.round(rects[r]).astype(int)
+            surf.fill(tuple(int(v) for v in mean[r]), pygame.Rect(x, y, max(w, 1), max(h, 1)))
 
     def _draw_gpus(self, surf: pygame.Surface, nodes: np.ndarray, rects: np.ndarray) -> None:
         """Zoomed in: each server shows its GPUs, each in its owner's colour (or dark when free)."""
@@ -301,9 +319,33 @@ class SiteView:
                     border_radius=2,
                 )
 
+    def segments_of_links(self, links: np.ndarray) -> np.ndarray:
+        """Segments that carry any of the given directed links, either way."""
+        seg = self.layout.segments
+        mark = np.zeros(self.fabric.n_links, float)
+        mark[links] = 1.0
+        hit = (style._sum_runs(mark[seg.fwd], seg.fwd_ptr) > 0) | (style._sum_runs(mark[seg.rev], seg.rev_ptr) > 0)
+        return np.flatnonzero(hit)
+
+    def _draw_pulses(self, surf: pygame.Surface) -> None:
+        """Saturated links pulse every frame (the live layer is only restyled a few times a second)."""
+        hot = np.flatnonzero((self._loads["peak"] >= 0.98) & self._segments_shown())
+        if not len(hot):
+            return
+        a, b = self._segment_screen()
+        pulse = 0.5 + 0.5 * math.sin(self.wall * 6.0)
+        colors = style.link_colors(self._loads["util"][hot], self._loads["peak"][hot], pulse)
+        widths = style.link_widths(self._loads["util"][hot], max(1.0, self.text.scale * 1.5))
+        for i, s in enumerate(hot):
+            pygame.draw.line(surf, colors[i], a[s], b[s], int(widths[i]) + 1)
+
     def _draw_highlight(self, surf: pygame.Surface) -> None:
         if not self.highlight:
             return
+        a, b = self._segment_screen()
+        width = max(2, round(2 * self.text.scale))
+        for s in self.highlight_segments:
+            pygame.draw.line(surf, theme.TEXT, a[s], b[s], width)
         rects, vis = self._visible(self.layout.rect[list(self.highlight)])
         for i in np.flatnonzero(vis):
             r = pygame.Rect(*np.round(rects[i]).astype(int)).inflate(4, 4)
