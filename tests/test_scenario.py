@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BASE, DELETE, ROOT, site
+from conftest import BASE, DELETE, ROOT, SCENARIOS, site
 from twin.cli import main
 from twin.errors import ScenarioError
 from twin.scenario import load_scenario, scenario_from_dict
@@ -28,7 +28,7 @@ def test_lingang_matches_the_reference_site() -> None:
 
 
 def test_required_kinds_are_shipped() -> None:
-    kinds = {load_scenario(p).topology.kind for p in (ROOT / "scenarios").glob("*.toml")}
+    kinds = {load_scenario(p).topology.kind for p in SCENARIOS}
     assert {"rail-optimized", "leaf-spine", "fat-tree"} <= kinds
     assert (ROOT / "scenarios" / "small-lab.toml").exists()
 

@@ -17,7 +17,8 @@ from twin.scenario import load_scenario
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # no banner on the console of a CLI
 DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "lingang.toml"
-VERBS = ("simulate", "validate", "view", "shot")
+VERBS = ("simulate", "validate", "view", "shot", "exhibit", "record")
+DEFAULT_PLAYLIST = DEFAULT_SCENARIO.parent / "playlist.toml"
 
 
 class UsageError(Exception):
@@ -52,6 +53,25 @@ def _parser() -> argparse.ArgumentParser:
     sh.add_argument("--out", type=Path, default=Path("frame.png"))
     sh.add_argument("--seed", type=_non_negative_int, default=None)
     sh.add_argument("--layout", choices=("hall", "graph"), default="hall")
+    ex = sub.add_parser("exhibit", help="the unattended exhibition show (quit with Ctrl+Shift+Q)")
+    ex.add_argument("playlist", type=Path, nargs="?", default=DEFAULT_PLAYLIST)
+    ex.add_argument("--windowed", action="store_true", help="in a window instead of fullscreen")
+    ex.add_argument("--display", type=_non_negative_int, default=0, help="which screen to use")
+    ex.add_argument("--size", type=_size, default=(1600, 900), help="window size with --windowed")
+    ex.add_argument("--log", type=Path, default=Path("logs") / "exhibit.log", help="rotating log file")
+    ex.add_argument("--quit-after", type=_positive, default=None, help=argparse.SUPPRESS)
+    rc = sub.add_parser("record", help="render a scenario headless to an H.264 video (or PNG frames)")
+    rc.add_argument("scenario", type=Path)
+    rc.add_argument("--seconds", type=_positive, default=60.0, help="length of the video")
+    rc.add_argument("--fps", type=_positive, default=30.0)
+    rc.add_argument("--size", type=_size, default=(1920, 1080))
+    rc.add_argument("--speed", type=_positive, default=120.0, help="simulated seconds per video second")
+    rc.add_argument("--at", type=_non_negative, default=0.0, help="simulated seconds to run before recording")
+    rc.add_argument("--seed", type=_non_negative_int, default=None)
+    rc.add_argument("--layout", choices=("hall", "graph"), default="hall")
+    out = rc.add_mutually_exclusive_group()
+    out.add_argument("--out", type=Path, default=Path("demo.mp4"))
+    out.add_argument("--png", type=Path, default=None, help="write numbered PNG frames into this folder instead")
     return p
 
 
@@ -107,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
             return _validate(args)
         if args.verb == "shot":
             return _shot(args)
+        if args.verb == "exhibit":
+            return _exhibit(args)
+        if args.verb == "record":
+            return _record(args)
         return _view(args)
     except (ScenarioError, UsageError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -201,6 +225,52 @@ def _shot(args: argparse.Namespace) -> int:
     pygame.image.save(surface, str(tmp))
     tmp.replace(args.out)
     print(f"saved {args.out} ({args.size[0]}x{args.size[1]}, t = {sim.now:g} s)")
+    return 0
+
+
+def _exhibit(args: argparse.Namespace) -> int:
+    from twin.playlist import load_playlist
+
+    show = load_playlist(args.playlist)
+    import pygame
+
+    from twin.render.show import run_exhibit, show_logger
+
+    log = show_logger(args.log)
+    try:
+        return run_exhibit(show, log, args.windowed, args.size, args.display, args.quit_after)
+    except pygame.error as err:
+        log.error("cannot open the display: %s", err)
+        raise UsageError(f"cannot open display {args.display} ({err})") from None
+
+
+def _record(args: argparse.Namespace) -> int:
+    from twin.progress import Progress
+    from twin.simulation import Simulation
+
+    scenario = load_scenario(args.scenario)
+    w, h = args.size
+    if args.png is not None:
+        if args.png.exists() and not args.png.is_dir():
+            raise UsageError(f"{args.png}: exists and is not a folder")
+        if args.png.is_dir() and any(args.png.glob("frame-*.png")):
+            raise UsageError(f"{args.png}: already holds frame-*.png files; choose an empty folder")
+    else:
+        _check_writable(args.out, args.scenario)
+        if args.out.suffix.lower() not in (".mp4", ".mkv", ".mov"):
+            raise UsageError(f"{args.out}: expected a .mp4, .mkv or .mov file name")
+        if w % 2 or h % 2:
+            raise UsageError(f"--size {w}x{h}: H.264 needs an even width and height")
+    sim = Simulation(scenario, seed=args.seed)
+    if args.at > 0:
+        sim.run(args.at)
+    from twin.render.record import record
+
+    frames = max(1, round(args.seconds * args.fps))
+    bar = Progress(frames, f"recording {frames} frames")
+    written = record(sim, frames, args.fps, args.speed, args.size, args.layout, args.out, args.png, bar.update)
+    bar.close()
+    print(f"wrote {written} frames to {args.png if args.png is not None else args.out}")
     return 0
 
 

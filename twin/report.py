@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from twin.flows import TRAFFIC_KINDS
 from twin.simulation import Simulation
 
@@ -15,8 +13,6 @@ def build_report(sim: Simulation) -> dict[str, Any]:
     fab, tot = sim.fabric, sim.totals
     hours = sim.now / 3600.0
     span = max(sim.now, 1e-9)
-    waits = np.asarray(tot.waits)
-    jcts = np.asarray(tot.jcts)
     energy_mwh = tot.energy_j / 3.6e9
     return {
         "site": sim.scenario.site.name,
@@ -37,9 +33,9 @@ def build_report(sim: Simulation) -> dict[str, Any]:
         "mean_gpu_utilization": tot.busy_gpu_s / span / fab.n_gpus,
         "mean_pflops_in_use": tot.busy_gpu_s / span * sim.peak_tflops / 1000.0,
         "pflops_hours": tot.busy_gpu_s / 3600.0 * sim.peak_tflops / 1000.0,
-        "mean_wait_s": float(waits.mean()) if len(waits) else 0.0,
-        "p95_wait_s": float(np.percentile(waits, 95)) if len(waits) else 0.0,
-        "mean_jct_s": float(jcts.mean()) if len(jcts) else 0.0,
+        "mean_wait_s": tot.waits.mean,
+        "p95_wait_s": tot.waits.percentile(95),  # of the latest 100,000 waits
+        "mean_jct_s": tot.jcts.mean,
         "mean_link_utilization": tot.fabric_util_s / span,
         "max_link_utilization": tot.max_link_util,
         "fragmentation": sim.alloc.fragmentation(),

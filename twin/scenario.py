@@ -442,6 +442,11 @@ class _Table:
             self.fail(key, "this field (missing)")
         return default
 
+    def maybe(self, key: str) -> Any:
+        """The raw value of an optional field, or None when it is absent."""
+        self.used.add(key)
+        return self.data.get(key)
+
     def str(self, key: str, choices: tuple[str, ...] | None = None, default: Any = _MISSING) -> str:
         value = self._get(key, default)
         if not isinstance(value, str):

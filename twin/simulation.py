@@ -62,6 +62,34 @@ class Job:
         return self.progress_s + self.rate * (t - self.mark_s)
 
 
+class Sample:
+    """Count and mean of everything added, and the most recent values for percentiles: memory stays
+    bounded however long a run (or an exhibition) lasts."""
+
+    def __init__(self, keep: int = 100_000) -> None:
+        self.count = 0
+        self.total = 0.0
+        self.recent: deque[float] = deque(maxlen=keep)
+
+    def append(self, value: float) -> None:
+        self.count += 1
+        self.total += value
+        self.recent.append(value)
+
+    def __len__(self) -> int:
+        return self.count
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.count if self.count else 0.0
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(np.fromiter(self.recent, float), q)) if self.recent else 0.0
+
+    def __eq__(self, other: object) -> bool:  # compares as the list of recent values (tests)
+        return list(self.recent) == other if isinstance(other, list) else NotImplemented
+
+
 @dataclass
 class Totals:
     """Counters and exact time integrals since t = 0."""
@@ -69,8 +97,8 @@ class Totals:
     submitted: int = 0
     completed: int = 0
     started: int = 0
-    waits: list[float] = field(default_factory=list)
-    jcts: list[float] = field(default_factory=list)
+    waits: Sample = field(default_factory=lambda: Sample())  # queueing time of started jobs
+    jcts: Sample = field(default_factory=lambda: Sample())  # arrival to finish of completed jobs
     gpu_alloc_s: float = 0.0  # integral of allocated GPUs
     busy_gpu_s: float = 0.0  # integral of sum of GPU utilisation
     energy_j: float = 0.0
@@ -106,6 +134,7 @@ class Simulation:
         self.totals = Totals()
         self.series = TimeSeries()
         self.log: deque[tuple[float, str, int]] = deque(maxlen=2000)  # (time, what, job id), newest last
+        self.log_count = 0  # entries ever logged, so readers can tell which are new
         self.n_switches = int(np.isin(self.fabric.kind, SWITCH_KINDS).sum())
         self.physical = self.fabric.link_kind != VIRTUAL
         self.fabric_links = self.fabric.link_kind == FABRIC
@@ -200,7 +229,7 @@ class Simulation:
         if spec.trains and spec.checkpoint_s > 0:
             job.next_checkpoint_s = (np.floor(spec.warm_progress_s / spec.checkpoint_s) + 1) * spec.checkpoint_s
         self.running[spec.id] = job
-        self.log.append((self.now, "start", spec.id))
+        self._note("start", spec.id)
         self._allocated += len(gpus)
         self.totals.started += 1
         if count_wait:
@@ -213,7 +242,7 @@ class Simulation:
         self._fold(job)
         spec = job.spec
         if job.phase == "checkpoint":
-            self.log.append((self.now, "checkpoint-done", spec.id))
+            self._note("checkpoint-done", spec.id)
             job.phase = "compute"
             job.checkpoint_left_s = 0.0
             job.next_checkpoint_s += spec.checkpoint_s
@@ -223,12 +252,21 @@ class Simulation:
             self._finish(job)
             return
         elif job.phase == "compute" and job.progress_s >= job.next_checkpoint_s - 1e-6:
-            self.log.append((self.now, "checkpoint", spec.id))
+            self._note("checkpoint", spec.id)
             job.phase = "checkpoint"
             job.progress_s = job.next_checkpoint_s
             self.flows.remove((spec.id, WORK))
             job.checkpoint_left_s = self._add_checkpoint_flows(job)
         job.speed = -1.0
+
+    def _note(self, what: str, job_id: int) -> None:
+        self.log.append((self.now, what, job_id))
+        self.log_count += 1
+
+    def new_log_entries(self, seen: int) -> list[tuple[float, str, int]]:
+        """Log entries after the first ``seen`` ever logged (as many as the bounded log still holds)."""
+        new = min(self.log_count - seen, len(self.log))
+        return list(self.log)[len(self.log) - new :] if new > 0 else []
 
     def _finish(self, job: Job) -> None:
         spec = job.spec
@@ -240,7 +278,7 @@ class Simulation:
         self._allocated -= len(job.gpus)
         self._busy -= len(job.gpus) * job.util
         self.totals.completed += 1
-        self.log.append((self.now, "finish", spec.id))
+        self._note("finish", spec.id)
         self.totals.jcts.append(self.now - spec.arrival_s)
         self.totals.finished_work_gpu_s += job.work_s * len(job.gpus)
         self._need_schedule = True
@@ -415,8 +453,7 @@ class Simulation:
         return facility_watts(self.scenario, self._busy, self.n_switches) / 1e6
 
     def mean_wait_s(self) -> float:
-        w = self.totals.waits
-        return float(np.mean(w)) if w else 0.0
+        return self.totals.waits.mean
 
     def _sample(self) -> None:
         rates = self.flows.kind_rate

@@ -1,0 +1,457 @@
+"""The exhibition show, headless: playlists, scene flow, errors that never stop it, captions timed to
+simulated events, visitors, the quit chord, drift, resolutions, and video export."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pygame
+import pytest
+
+from conftest import ROOT, site
+from helpers import job
+from twin.captions import CaptionTrack
+from twin.cli import main
+from twin.errors import ScenarioError
+from twin.playlist import load_playlist, playlist_from_dict
+from twin.render import show as show_mod
+from twin.render.show import DRIFT_PX, INTERMISSION_S, Exhibit, show_logger
+from twin.scenario import scenario_from_dict
+from twin.simulation import Simulation
+
+SCENARIOS = ROOT / "scenarios"
+SMALL = "small-lab.toml"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def display() -> None:
+    os.environ["SDL_VIDEODRIVER"] = "dummy"
+    pygame.display.init()
+    pygame.font.init()
+    pygame.display.set_mode((640, 360))
+    yield
+    pygame.display.quit()
+
+
+class ListHandler(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def messages(self, level: int = logging.DEBUG) -> list[str]:
+        return [r.getMessage() for r in self.records if r.levelno >= level]
+
+
+@pytest.fixture
+def log() -> tuple[logging.Logger, ListHandler]:
+    logger = logging.getLogger(f"test.show.{id(object())}")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    handler = ListHandler()
+    logger.addHandler(handler)
+    return logger, handler
+
+
+def playlist(*scenes: dict[str, Any], **show: Any) -> dict[str, Any]:
+    head = {"title": "Test Show", "title_card_s": 1.0, "fade_s": 0.5, "idle_resume_s": 10.0, **show}
+    return {"show": head, "scene": list(scenes)}
+
+
+def scene(scenario: str = SMALL, seconds: float = 4.0, **more: Any) -> dict[str, Any]:
+    return {"scenario": scenario, "seconds": seconds, "speed": 60, **more}
+
+
+def exhibit(data: dict[str, Any], log: logging.Logger, size: tuple[int, int] = (1280, 720)) -> Exhibit:
+    return Exhibit(playlist_from_dict(data, SCENARIOS, "test-playlist.toml"), size, log)
+
+
+def play(ex: Exhibit, seconds: float, dt: float = 0.25, draw: bool = False) -> None:
+    screen = pygame.Surface(ex.size)
+    canvas = pygame.Surface(ex.size)
+    for _ in range(round(seconds / dt)):
+        ex.step(dt)
+        if draw:
+            ex.draw(screen, canvas)
+
+
+# --- playlists ----------------------------------------------------------------------------------------
+
+
+def test_shipped_playlist_loads_and_names_real_scenarios() -> None:
+    show = load_playlist(SCENARIOS / "playlist.toml")
+    assert len(show.scenes) >= 3
+    assert all(s.scenario.is_file() for s in show.scenes)
+    assert show.logo is not None and show.logo.is_file()
+    triggers = {c.on for s in show.scenes for c in s.captions}
+    assert {"job-start", "checkpoint", "congestion"} <= triggers, "captions follow simulated events"
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "expected"),
+    [
+        ({"camera": ["spin"]}, "scene[0].camera", "camera moves"),
+        ({"seconds": -3}, "scene[0].seconds", "positive number"),
+        ({"caption": [{"on": "job-start", "text": "{nope} starts"}]}, "scene[0].caption[0].text", "fields"),
+        ({"caption": [{"on": "sunrise", "text": "x"}]}, "scene[0].caption[0].on", "one of"),
+        ({"colour": "red"}, "scene[0].colour", "known field"),
+    ],
+)
+def test_bad_playlist_fields_are_named(change: dict[str, Any], field: str, expected: str) -> None:
+    with pytest.raises(ScenarioError) as err:
+        playlist_from_dict(playlist(scene(**change)), SCENARIOS, "p.toml")
+    message = str(err.value)
+    assert field in message and expected in message
+    assert "\n" not in message
+
+
+def test_bad_playlist_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "show.toml"
+    bad.write_text('[show]\ntitle = "x"\naccent = [300, 0, 0]\n\n[[scene]]\nscenario = "a.toml"\nseconds = 5\n')
+    assert main(["exhibit", str(bad), "--windowed", "--log", str(tmp_path / "x.log")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "show.toml" in err and "accent" in err and "line 3" in err
+    assert main(["exhibit", str(tmp_path / "missing.toml"), "--windowed"]) == 2
+    assert "file not found" in capsys.readouterr().err
+
+
+def test_missing_logo_is_an_error_naming_the_field() -> None:
+    with pytest.raises(ScenarioError, match=r"show\.logo"):
+        playlist_from_dict(playlist(scene(), logo="nowhere.png"), SCENARIOS, "p.toml")
+
+
+# --- scene flow ---------------------------------------------------------------------------------------
+
+
+def test_scenes_open_with_a_title_play_fade_and_loop(log) -> None:
+    logger, _ = log
+    ex = exhibit(playlist(scene(seconds=3.0), scene(seconds=2.0, speed=30)), logger)
+    seen = []
+    for _ in range(140):
+        ex.step(0.1)
+        if not seen or seen[-1] != (ex.index, ex.phase):
+            seen.append((ex.index, ex.phase))
+    assert seen[:6] == [(0, "title"), (0, "scene"), (0, "fade"), (1, "title"), (1, "scene"), (1, "fade")]
+    assert (0, "title") in seen[6:], "the playlist loops"
+    assert ex.scenes_played >= 2
+
+
+def test_scene_speed_drives_simulated_time(log) -> None:
+    logger, _ = log
+    ex = exhibit(playlist(scene(seconds=30.0, speed=90)), logger)
+    play(ex, 1.5)  # title card and its fade
+    assert ex.phase == "scene"
+    start = ex.run.sim.now
+    play(ex, 2.0)
+    assert ex.run.sim.now - start == pytest.approx(2.0 * 90, rel=0.05)
+
+
+def test_a_scenario_that_fails_to_load_is_skipped_with_a_log_line(log, tmp_path: Path) -> None:
+    logger, handler = log
+    (tmp_path / "broken.toml").write_text("[site\n")
+    (tmp_path / SMALL).write_text((SCENARIOS / SMALL).read_text())
+    data = playlist(scene("broken.toml"), scene(SMALL))
+    ex = Exhibit(playlist_from_dict(data, tmp_path, "p.toml"), (1280, 720), logger)
+    assert ex.index == 1 and ex.run is not None and ex.phase == "title"
+    errors = handler.messages(logging.ERROR)
+    assert len(errors) == 1 and "broken.toml" in errors[0] and "skipped" in errors[0]
+
+
+def test_an_error_inside_a_scene_is_logged_and_the_show_moves_on(
+    log, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logger, handler = log
+    ex = exhibit(playlist(scene(seconds=20.0), scene(seconds=20.0)), logger)
+    play(ex, 2.0)
+    assert (ex.index, ex.phase) == (0, "scene")
+
+    def boom(dt: float) -> None:
+        raise RuntimeError("simulated fault in the core")
+
+    monkeypatch.setattr(ex.run.sim, "advance", boom)
+    play(ex, 0.5, draw=True)
+    assert ex.index == 1 and ex.phase == "title"
+    failed = [r for r in handler.records if r.levelno >= logging.ERROR]
+    assert len(failed) == 1 and failed[0].exc_info is not None, "the log keeps the traceback"
+    assert "scene 1" in failed[0].getMessage()
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == "", "nothing reaches the console"
+    play(ex, 3.0, draw=True)
+    assert ex.phase == "scene" and ex.index == 1
+
+
+def test_an_error_while_drawing_moves_on_too(log, monkeypatch: pytest.MonkeyPatch) -> None:
+    logger, handler = log
+    ex = exhibit(playlist(scene(seconds=20.0), scene(seconds=20.0)), logger)
+    play(ex, 2.0)
+
+    def broken(*args: object) -> None:
+        raise ValueError("bad pixels")
+
+    monkeypatch.setattr(ex.run.frame, "draw", broken)
+    play(ex, 0.25, draw=True)
+    assert ex.index == 1
+    assert any("drawing" in m for m in handler.messages(logging.ERROR))
+
+
+def test_when_no_scene_loads_the_show_holds_an_intermission_and_retries(log, tmp_path: Path) -> None:
+    logger, handler = log
+    data = playlist(scene("gone-1.toml"), scene("gone-2.toml"))
+    ex = Exhibit(playlist_from_dict(data, tmp_path, "p.toml"), (1280, 720), logger)
+    assert ex.phase == "intermission" and ex.run is None
+    screen, canvas = pygame.Surface(ex.size), pygame.Surface(ex.size)
+    ex.draw(screen, canvas)  # a calm card, not a crash
+    assert len(np.unique(pygame.surfarray.array3d(screen).reshape(-1, 3), axis=0)) > 5
+    before = len(handler.messages(logging.ERROR))
+    (tmp_path / "gone-2.toml").write_text((SCENARIOS / SMALL).read_text())  # someone fixes a file
+    play(ex, INTERMISSION_S + 1.0, dt=0.5)
+    assert ex.run is not None and ex.index == 1
+    assert len(handler.messages(logging.ERROR)) == before + 1  # gone-1 skipped once more
+
+
+def test_show_log_rotates(tmp_path: Path) -> None:
+    logger = show_logger(tmp_path / "logs" / "show.log")
+    for i in range(12_000):
+        logger.info("line %d %s", i, "x" * 100)
+    files = sorted(p.name for p in (tmp_path / "logs").iterdir())
+    assert files[0] == "show.log" and "show.log.1" in files and len(files) <= 4
+    assert all(p.stat().st_size <= 1_100_000 for p in (tmp_path / "logs").iterdir())
+
+
+# --- captions -----------------------------------------------------------------------------------------
+
+
+def quiet(**changes: object) -> Simulation:
+    return Simulation(scenario_from_dict(site(**changes)))
+
+
+def rules(*captions: dict[str, Any]) -> tuple:
+    data = playlist(scene(caption=list(captions)))
+    return playlist_from_dict(data, SCENARIOS, "p.toml").scenes[0].captions
+
+
+def test_job_start_caption_waits_for_a_big_enough_job() -> None:
+    sim = quiet()
+    track = CaptionTrack(rules({"on": "job-start", "min_gpus": 16, "text": "{gpus}-GPU {kind} job {id}"}), sim)
+    sim.submit(job(1, gpus=8, duration=600))
+    sim.advance(10)
+    assert track.update(1.0) is None, "an 8-GPU job is below the caption's threshold"
+    sim.submit(job(2, gpus=16, duration=600, arrival=sim.now))
+    sim.advance(10)
+    shown = track.update(2.0)
+    assert shown is not None and shown.text == "16-GPU fine-tuning job 2"
+    assert shown.since_s == 2.0 and shown.until_s == 2.0 + 8.0
+
+
+def test_checkpoint_caption_fires_when_the_job_checkpoints_not_before() -> None:
+    sim = quiet()
+    track = CaptionTrack(rules({"on": "checkpoint", "text": "job {id} saves {params_b}B"}), sim)
+    sim.submit(job(7, gpus=16, duration=3000, params_b=3.0, checkpoint_s=600))
+    sim.advance(590)
+    assert track.update(1.0) is None
+    sim.advance(20)
+    shown = track.update(2.0)
+    assert shown is not None and shown.text == "job 7 saves 3B"
+
+
+def test_congestion_caption_names_the_hot_link() -> None:
+    sim = quiet(**{"topology.spines": 1, "topology.oversubscription": 2.0})
+    track = CaptionTrack(rules({"on": "congestion", "threshold": 0.95, "text": "{link} at {util}%"}), sim)
+    assert track.update(0.5) is None
+    params_b = 75e9 / 8 / 2 / 1e9 * 4  # far more all-reduce traffic than the one spine link carries
+    sim.submit(job(1, gpus=32, duration=600, params_b=params_b, iteration_s=1.0))
+    sim.advance(30)
+    shown = track.update(1.0)
+    assert shown is not None and shown.text.endswith("at 100%") and " to " in shown.text
+
+
+def test_captions_queue_and_hold_one_at_a_time() -> None:
+    sim = quiet()
+    track = CaptionTrack(
+        rules({"on": "start", "text": "first", "hold": 5}, {"on": "time", "at": 1, "text": "second", "hold": 5}),
+        sim,
+    )
+    assert track.update(0.0).text == "first"
+    assert track.update(2.0).text == "first", "a caption holds its time before the next shows"
+    assert track.update(5.0).text == "second"
+    assert track.update(10.5) is None
+    assert [text for _, text in track.history] == ["first", "second"]
+
+
+def test_the_show_draws_captions_from_its_scene(log) -> None:
+    logger, _ = log
+    data = playlist(scene(seconds=20.0, caption=[{"on": "start", "text": "Hello, visitors", "hold": 10}]))
+    ex = exhibit(data, logger)
+    play(ex, 3.0, draw=True)
+    assert ex.run.caption is not None and ex.run.caption.text == "Hello, visitors"
+
+
+# --- visitors, the quit chord, drift ------------------------------------------------------------------
+
+
+def key(k: int, mod: int = 0) -> pygame.event.Event:
+    return pygame.event.Event(pygame.KEYDOWN, key=k, mod=mod, unicode="")
+
+
+def test_only_the_chord_quits(log) -> None:
+    logger, _ = log
+    ex = exhibit(playlist(scene(seconds=30.0)), logger)
+    play(ex, 2.0)
+    for event in (key(pygame.K_ESCAPE), key(pygame.K_q), key(pygame.K_q, pygame.KMOD_LCTRL)):
+        ex.handle(event)
+        assert not ex.quit
+    ex.handle(pygame.event.Event(pygame.QUIT))
+    assert not ex.quit, "closing is for the chord alone; the window loop treats QUIT only when windowed"
+    ex.handle(key(pygame.K_q, pygame.KMOD_LCTRL | pygame.KMOD_LSHIFT))
+    assert ex.quit
+
+
+def test_a_visitor_takes_the_camera_and_the_show_resumes_after_a_quiet_spell(log) -> None:
+    logger, _ = log
+    ex = exhibit(playlist(scene(seconds=120.0, camera=["fit", "glide-rack"]), idle_resume_s=10.0), logger)
+    play(ex, 2.0)
+    ex.handle(pygame.event.Event(pygame.MOUSEWHEEL, x=0, y=3, flipped=False))
+    assert ex.interactive
+    visitor = ex.run.frame.site.camera
+    play(ex, 9.0)
+    assert ex.run.frame.site.camera == visitor, "the script leaves the visitor's view alone"
+    assert ex.run.t > 9.0, "the scene keeps playing underneath"
+    play(ex, 2.0)
+    assert not ex.interactive
+    play(ex, 60.0)  # into the glide-rack move
+    assert ex.run.frame.site.camera != visitor, "the script has the camera again"
+    assert ex.run.frame.site.camera.zoom > visitor.zoom * 0.5
+
+
+def test_drift_is_slow_and_bounded(log) -> None:
+    logger, _ = log
+    ex = exhibit(playlist(scene(seconds=30.0)), logger, size=(1920, 1080))
+    offsets = []
+    for _ in range(2000):
+        ex.clock += 1.0  # a long day, sampled each second
+        offsets.append(ex.drift())
+    arr = np.array(offsets)
+    assert np.abs(arr).max() <= DRIFT_PX * ex.scale + 1
+    assert len({tuple(o) for o in offsets}) > 20, "the picture does move"
+    assert np.abs(np.diff(arr, axis=0)).max() <= 1, "never a visible jump"
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (3840, 2160)])
+def test_the_show_draws_at_every_resolution(log, size: tuple[int, int]) -> None:
+    logger, _ = log
+    data = playlist(scene(seconds=20.0, caption=[{"on": "start", "text": "A caption to read", "hold": 10}]))
+    ex = exhibit(data, logger, size)
+    screen, canvas = pygame.Surface(size), pygame.Surface(size)
+    ex.step(0.5)
+    ex.draw(screen, canvas)  # the title card
+    title = pygame.surfarray.array3d(screen)
+    assert (title.max(axis=2) > 200).any(), "bright text on the title card"
+    play(ex, 2.0)
+    ex.draw(screen, canvas)
+    px = pygame.surfarray.array3d(screen).reshape(-1, 3)
+    assert len(np.unique(px[::11], axis=0)) > 50
+
+
+def test_text_scales_with_the_screen(log) -> None:
+    logger, _ = log
+    small = exhibit(playlist(scene()), logger, (1280, 720))
+    big = exhibit(playlist(scene()), logger, (3840, 2160))
+    assert big.scale == pytest.approx(3 * small.scale, rel=0.01)
+    a = small.run.frame.text.render("Caption", 30, (255, 255, 255)).get_height()
+    b = big.run.frame.text.render("Caption", 30, (255, 255, 255)).get_height()
+    assert b == pytest.approx(3 * a, rel=0.1)
+
+
+# --- the command --------------------------------------------------------------------------------------
+
+
+def test_exhibit_command_runs_windowed_and_headless(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    data = (
+        f'[show]\ntitle = "Smoke"\ntitle_card_s = 0.2\nfade_s = 0.1\n\n'
+        f'[[scene]]\nscenario = "{(SCENARIOS / SMALL).as_posix()}"\nseconds = 0.5\nspeed = 60\n'
+    )
+    (tmp_path / "p.toml").write_text(data)
+    logfile = tmp_path / "logs" / "exhibit.log"
+    args = ["exhibit", str(tmp_path / "p.toml"), "--windowed", "--size", "800x450", "--log", str(logfile)]
+    code = main([*args, "--quit-after", "1.5"])
+    assert code == 0
+    out = capfd.readouterr()
+    assert out.out == "" and out.err == ""
+    text = logfile.read_text()
+    assert "show started" in text and "scene 1: small-lab.toml" in text and "show ended" in text
+    assert "ERROR" not in text
+    pygame.display.init()
+    pygame.display.set_mode((640, 360))
+
+
+def test_show_module_never_prints() -> None:
+    source = Path(show_mod.__file__).read_text()
+    assert "print(" not in source and "traceback.print" not in source
+
+
+# --- video --------------------------------------------------------------------------------------------
+
+
+def test_record_writes_a_video_that_decodes_to_the_right_frames(tmp_path: Path) -> None:
+    import imageio_ffmpeg
+
+    out = tmp_path / "clip.mp4"
+    args = ["record", str(SCENARIOS / SMALL), "--seconds", "2", "--fps", "10", "--size", "320x240"]
+    assert main([*args, "--out", str(out), "--at", "600"]) == 0
+    reader = imageio_ffmpeg.read_frames(str(out))
+    meta = reader.__next__()
+    assert tuple(meta["size"]) == (320, 240)
+    frames = [np.frombuffer(f, np.uint8).reshape(240, 320, 3) for f in reader]
+    assert len(frames) == 20
+    assert frames[0].std() > 5, "a picture, not a blank"
+    assert not np.array_equal(frames[0], frames[-1]), "it moves"
+    assert not list(tmp_path.glob(".*tmp*")), "no temporary file left behind"
+
+
+def test_record_png_frames_and_steady_simulated_pace(tmp_path: Path) -> None:
+    folder = tmp_path / "frames"
+    args = ["record", str(SCENARIOS / SMALL), "--seconds", "0.5", "--fps", "8", "--size", "320x240"]
+    assert main([*args, "--png", str(folder)]) == 0
+    files = sorted(folder.glob("frame-*.png"))
+    assert [f.name for f in files] == [f"frame-{i:06d}.png" for i in range(4)]
+    assert pygame.image.load(str(files[0])).get_size() == (320, 240)
+
+    from twin.render.record import record
+
+    sim = Simulation(scenario_from_dict(site()))
+    times = []
+    record(sim, 5, 10, 60, (160, 90), png_dir=tmp_path / "p", progress=lambda n: times.append(sim.now))
+    assert np.diff(times) == pytest.approx([6.0] * 4), "each frame is speed / fps simulated seconds"
+
+
+def test_record_refuses_zero_seconds(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["record", str(SCENARIOS / SMALL), "--seconds", "0"])
+    assert done.value.code == 2 and "--seconds" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--size", "321x240"], "even width"),
+        (["--out", "clip.gif"], ".mp4"),
+        (["--png", "full"], "already holds"),
+    ],
+)
+def test_record_refuses_bad_requests(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, args: list[str], expected: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "frame-000000.png").write_bytes(b"keep me")
+    code = main(["record", str(SCENARIOS / SMALL), "--seconds", "1", *args])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert expected in err and err.count("\n") == 1
+    assert (tmp_path / "full" / "frame-000000.png").read_bytes() == b"keep me"

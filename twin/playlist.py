@@ -1,0 +1,172 @@
+"""Exhibition playlists: which scenarios the show plays, for how long, how the camera moves and what the
+captions say. Read from TOML and validated like scenarios (one clear line on any problem).
+
+    [show]
+    title = "..."                 # branding on every title card
+    subtitle = "..."
+    logo = "logo.png"             # in assets/ (or a path relative to the playlist)
+    accent = [86, 204, 255]
+    idle_resume_s = 60            # a visitor's quiet minute before the show takes over again
+    title_card_s = 5
+    fade_s = 1.2
+
+    [[scene]]
+    scenario = "lingang.toml"     # relative to the playlist
+    seconds = 90
+    speed = 300
+    camera = ["fit", "glide-rack", "follow-biggest", "orbit-back"]
+
+    [[scene.caption]]
+    on = "job-start"              # start | time | job-start | checkpoint | congestion
+    min_gpus = 512
+    text = "A {gpus:,}-GPU {kind} job starts: its gradient traffic now fills the spine"
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from twin.errors import ScenarioError
+from twin.scenario import _Locator, _Table, _toml_what, _toml_where
+
+CAMERA_MOVES = ("fit", "glide-rack", "follow-biggest", "orbit-back")
+TRIGGERS = ("start", "time", "job-start", "checkpoint", "congestion")
+CAPTION_FIELDS = ("id", "kind", "gpus", "params_b", "util", "link")
+
+
+@dataclass(frozen=True)
+class Caption:
+    on: str
+    text: str
+    at_s: float  # for "time": seconds into the scene
+    min_gpus: int  # for job events: only jobs at least this big
+    threshold: float  # for "congestion": hottest link utilisation that counts as a spike
+    hold_s: float
+    times: int  # how often it may show in one scene
+
+
+@dataclass(frozen=True)
+class Scene:
+    scenario: Path
+    seconds: float
+    speed: float
+    seed: int | None
+    camera: tuple[str, ...]
+    captions: tuple[Caption, ...]
+    layout: str
+
+
+@dataclass(frozen=True)
+class Show:
+    source: str
+    title: str
+    subtitle: str
+    logo: Path | None
+    accent: tuple[int, int, int]
+    idle_resume_s: float
+    title_card_s: float
+    fade_s: float
+    scenes: tuple[Scene, ...]
+
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+
+
+def load_playlist(path: str | Path) -> Show:
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError(source, "", "file not found") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ScenarioError(source, "", f"cannot be read as UTF-8 text ({err.__class__.__name__})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ScenarioError(source, _toml_where(str(err)), f"not valid TOML ({_toml_what(str(err))})") from None
+    return playlist_from_dict(data, path.parent, source, text)
+
+
+def playlist_from_dict(data: dict[str, Any], base: Path, source: str = "<playlist>", text: str | None = None) -> Show:
+    root = _Table(data, "", _Locator(source, text))
+    show = root.table("show", optional=True)
+    logo_name = show.str("logo", default="")
+    logo = None
+    if logo_name:
+        for candidate in (base / logo_name, ASSETS / logo_name):
+            if candidate.is_file():
+                logo = candidate
+                break
+        else:
+            show.fail("logo", f"an image in {base} or {ASSETS}; {logo_name!r} is in neither")
+    accent = _color(show, "accent")
+    result = Show(
+        source=source,
+        title=show.str("title", default="twin"),
+        subtitle=show.str("subtitle", default="a digital twin of an AI computing center"),
+        logo=logo,
+        accent=accent,
+        idle_resume_s=show.float("idle_resume_s", positive=True, default=60.0),
+        title_card_s=show.float("title_card_s", minimum=0.0, default=5.0),
+        fade_s=show.float("fade_s", minimum=0.0, default=1.2),
+        scenes=tuple(_scene(t, base) for t in root.tables("scene", min_count=1)),
+    )
+    show.done()
+    root.done()
+    return result
+
+
+def _color(t: _Table, key: str) -> tuple[int, int, int]:
+    value = t.maybe(key) or [86, 204, 255]
+    ok = isinstance(value, list) and len(value) == 3
+    ok = ok and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in value)
+    if not ok:
+        t.fail(key, "an [r, g, b] colour of whole numbers from 0 to 255")
+    return (value[0], value[1], value[2])
+
+
+def _scene(t: _Table, base: Path) -> Scene:
+    name = t.str("scenario")
+    camera = t.maybe("camera") or list(CAMERA_MOVES)
+    if isinstance(camera, str):
+        camera = [camera]
+    if not isinstance(camera, list) or not camera or any(c not in CAMERA_MOVES for c in camera):
+        t.fail("camera", f"a list of camera moves from {', '.join(CAMERA_MOVES)}")
+    seed = t.maybe("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        t.fail("seed", "a whole number of at least 0")
+    scene = Scene(
+        scenario=(base / name),
+        seconds=t.float("seconds", positive=True),
+        speed=t.float("speed", positive=True, default=120.0),
+        seed=seed,
+        camera=tuple(camera),
+        captions=tuple(_caption(c) for c in t.tables("caption")),
+        layout=t.str("layout", choices=("hall", "graph"), default="hall"),
+    )
+    t.done()
+    return scene
+
+
+def _caption(t: _Table) -> Caption:
+    on = t.str("on", choices=TRIGGERS)
+    text = t.str("text")
+    try:
+        text.format(**dict.fromkeys(CAPTION_FIELDS, 1))
+    except (KeyError, ValueError, IndexError) as err:
+        t.fail("text", f"a caption whose {{fields}} are among {', '.join(CAPTION_FIELDS)} ({err})")
+    caption = Caption(
+        on=on,
+        text=text,
+        at_s=t.float("at", minimum=0.0, default=0.0),
+        min_gpus=t.int("min_gpus", minimum=0, default=0),
+        threshold=t.float("threshold", minimum=0.0, maximum=1.0, default=0.9),
+        hold_s=t.float("hold", positive=True, default=8.0),
+        times=t.int("times", minimum=1, default=1),
+    )
+    t.done()
+    return caption

@@ -1,0 +1,70 @@
+"""Video of a scenario, headless: every frame advances the simulation by the same simulated time
+(speed / fps), however long it takes to draw, and goes to ffmpeg as raw RGB (imageio-ffmpeg ships its
+own ffmpeg, so nothing else needs installing)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pygame
+
+from twin.render.app import Frame
+from twin.simulation import Simulation
+
+
+def record(
+    sim: Simulation,
+    frames: int,
+    fps: float,
+    speed: float,
+    size: tuple[int, int],
+    layout: str = "hall",
+    out: Path | None = None,
+    png_dir: Path | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> int:
+    """Render ``frames`` frames to an H.264 file at ``out`` or to numbered PNGs in ``png_dir``."""
+    import os
+
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    pygame.display.init()
+    pygame.font.init()
+    if pygame.display.get_surface() is None:
+        pygame.display.set_mode((64, 64))
+    surface = pygame.Surface(size).convert()
+    frame = Frame(sim, size, layout)
+    frame.state.speed = frame.state.effective_speed = speed
+    writer = None
+    tmp = None
+    if png_dir is None:
+        import imageio_ffmpeg
+
+        assert out is not None
+        tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
+        writer = imageio_ffmpeg.write_frames(
+            str(tmp), size, fps=fps, codec="libx264", pix_fmt_out="yuv420p", quality=7, macro_block_size=2
+        )
+        writer.send(None)
+    else:
+        png_dir.mkdir(parents=True, exist_ok=True)
+    step = speed / fps
+    try:
+        for i in range(frames):
+            wall = i / fps
+            if i:
+                sim.advance(step)
+            frame.refresh(wall)
+            frame.draw(surface, wall)
+            if writer is not None:
+                writer.send(pygame.image.tobytes(surface, "RGB"))
+            else:
+                pygame.image.save(surface, str(png_dir / f"frame-{i:06d}.png"))
+            if progress is not None:
+                progress(i + 1)
+    finally:
+        if writer is not None:
+            writer.close()
+    if tmp is not None and out is not None:
+        tmp.replace(out)
+    return frames

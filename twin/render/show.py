@@ -1,0 +1,439 @@
+"""The exhibition show: a playlist played all day, unattended, fullscreen.
+
+Each scene opens with a title card, runs its scenario with a scripted camera and captions timed to what
+happens in the simulation, then fades out into the next. Visitors may explore (zoom, pan, inspect); a
+quiet minute later the show takes the camera back where the script has got to. Only a deliberate chord
+(Ctrl+Shift+Q) ends it. Anything that goes wrong inside a scene is logged and the show moves on; the
+whole picture drifts a few pixels over minutes so nothing burns into a screen left on for weeks.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import math
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pygame
+
+from twin.captions import CaptionTrack
+from twin.playlist import Scene, Show
+from twin.render import theme
+from twin.render.app import Frame, text_scale
+from twin.render.camera import Camera
+from twin.scenario import load_scenario
+from twin.simulation import Simulation
+
+GLIDE_SHARE = 0.35  # of each camera move spent gliding to its target
+DRIFT_PX = 8  # anti burn-in drift amplitude at 1080p
+DRIFT_PERIODS_S = (660.0, 420.0)
+INTERMISSION_S = 30.0  # when no scene can be played, wait this long before trying again
+
+
+def show_logger(path: Path) -> logging.Logger:
+    """A rotating log file for the show: the only place its errors go."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    log = logging.getLogger(f"twin.exhibit.{path}")
+    if not log.handlers:
+        handler = logging.handlers.RotatingFileHandler(path, maxBytes=1_000_000, backupCount=3, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+    return log
+
+
+def smoothstep(x: float) -> float:
+    x = min(max(x, 0.0), 1.0)
+    return x * x * (3 - 2 * x)
+
+
+def blend(a: Camera, b: Camera, x: float) -> Camera:
+    """Camera between a and b: centre linearly, zoom geometrically (so zooming feels even)."""
+    s = smoothstep(x)
+    center = (a.center[0] + (b.center[0] - a.center[0]) * s, a.center[1] + (b.center[1] - a.center[1]) * s)
+    zoom = math.exp(math.log(a.zoom) + (math.log(b.zoom) - math.log(a.zoom)) * s)
+    return Camera(center, zoom, b.viewport)
+
+
+@dataclass
+class Move:
+    name: str
+    start_s: float
+    seconds: float
+    origin: Camera | None = None
+    target: Camera | None = None
+
+
+class SceneRun:
+    """One scene being played: its simulation, its picture, its captions and its camera script."""
+
+    def __init__(self, scene: Scene, size: tuple[int, int]) -> None:
+        self.scene = scene
+        self.sim = Simulation(load_scenario(scene.scenario), seed=scene.seed)
+        self.frame = Frame(self.sim, size, scene.layout)
+        self.frame.state.speed = self.frame.state.effective_speed = scene.speed
+        self.captions = CaptionTrack(scene.captions, self.sim)
+        share = scene.seconds / len(scene.camera)
+        self.moves = [Move(name, i * share, share) for i, name in enumerate(scene.camera)]
+        self.t = 0.0  # scene time, seconds since the title card ended
+        self.caption = None
+
+    def resize(self, size: tuple[int, int]) -> None:
+        self.frame.resize(size)
+        for m in self.moves:
+            m.origin = m.target = None
+
+    def advance(self, dt: float, scripted: bool) -> None:
+        self.t += dt
+        self.sim.advance(dt * self.scene.speed)
+        self.caption = self.captions.update(self.t)
+        if scripted:
+            self.frame.site.set_camera(self.camera_at(self.t), fitted=False)
+
+    def camera_at(self, t: float) -> Camera:
+        """Where the script has the camera at scene time t (targets chosen when each move begins)."""
+        site = self.frame.site
+        move = next((m for m in reversed(self.moves) if t >= m.start_s), self.moves[0])
+        if move.target is None:
+            move.origin = site.camera
+            move.target = self._target(move.name)
+        glide = max(2.0, GLIDE_SHARE * move.seconds) * (1.6 if move.name == "orbit-back" else 1.0)
+        return blend(move.origin, move.target, (t - move.start_s) / glide)
+
+    def _target(self, name: str) -> Camera:
+        site = self.frame.site
+        lay, fab = site.layout, self.sim.fabric
+        viewport = site.camera.viewport
+        fit = Camera.fit(lay.bounds, viewport)
+        owner = self.sim.alloc.owner
+        if name == "glide-rack" and len(lay.racks):
+            busy = np.bincount(fab.node_rack, weights=(owner >= 0).sum(axis=1), minlength=len(lay.racks))
+            r = int(np.argmax(busy))
+            x, y, w, h = lay.racks[r]
+            return Camera.fit((x - 2.5 * w, y - 1.2 * h, x + 3.5 * w, y + 2.2 * h), viewport)
+        if name == "follow-biggest" and self.sim.running:
+            job = max(self.sim.running.values(), key=lambda j: (j.spec.gpus, -j.spec.id))
+            rects = lay.rect[fab.node_gid[job.nodes]]
+            x0, y0 = rects[:, 0].min(), rects[:, 1].min()
+            x1, y1 = (rects[:, 0] + rects[:, 2]).max(), (rects[:, 1] + rects[:, 3]).max()
+            pad = max(x1 - x0, y1 - y0) * 0.35 + 2.0
+            cam = Camera.fit((x0 - pad, y0 - pad, x1 + pad, y1 + pad), viewport)
+            self.frame.state.selected_job = job.spec.id
+            return cam if cam.zoom > fit.zoom else fit
+        self.frame.state.selected_job = None
+        self.frame.site.highlight = ()
+        return fit
+
+
+class Exhibit:
+    """The show's state machine, driven by ``step(dt)`` and ``handle(event)`` so tests can run it."""
+
+    def __init__(self, show: Show, size: tuple[int, int], log: logging.Logger) -> None:
+        self.show = show
+        self.size = size
+        self.log = log
+        self.scale = text_scale(size)
+        self.index = -1
+        self.run: SceneRun | None = None
+        self.phase = "title"  # title | scene | fade | intermission
+        self.phase_t = 0.0
+        self.clock = 0.0  # show time, for drift and fades
+        self.interactive_until = -1.0
+        self.quit = False
+        self.failures = 0
+        self.scenes_played = 0
+        self._logo: pygame.Surface | None = None
+        self._drag: tuple[int, int] | None = None
+        self._next_scene()
+
+    # --- flow ---------------------------------------------------------------------------------------
+
+    def _next_scene(self) -> None:
+        """Load the next scene that loads; after a full round of failures, hold an intermission."""
+        self.run = None
+        while self.failures < len(self.show.scenes):
+            self.index = (self.index + 1) % len(self.show.scenes)
+            scene = self.show.scenes[self.index]
+            try:
+                self.run = SceneRun(scene, self.size)
+            except Exception as err:  # a scenario that fails to load is skipped, with a log line
+                self.failures += 1
+                self.log.error("scene %d (%s) skipped: %s", self.index + 1, scene.scenario, err)
+                continue
+            self.log.info("scene %d: %s", self.index + 1, scene.scenario.name)
+            self.failures = 0
+            self.phase, self.phase_t = "title", 0.0
+            return
+        self.log.error("no scene of %s could be played; intermission", self.show.source)
+        self.phase, self.phase_t = "intermission", 0.0
+
+    def _fail(self, where: str) -> None:
+        scene = self.show.scenes[self.index].scenario.name if self.index >= 0 else "?"
+        self.log.exception("error in scene %d (%s) while %s; moving on", self.index + 1, scene, where)
+        self.failures += 1
+        self._next_scene()
+
+    @property
+    def interactive(self) -> bool:
+        return self.clock < self.interactive_until
+
+    def step(self, dt: float) -> None:
+        """Advance the show by dt seconds of wall time."""
+        self.clock += dt
+        self.phase_t += dt
+        sh = self.show
+        if self.phase == "intermission":
+            if self.phase_t >= INTERMISSION_S:
+                self.failures = 0
+                self._next_scene()
+            return
+        if self.phase == "title":
+            if self.phase_t >= sh.title_card_s + sh.fade_s:
+                self.phase, self.phase_t = "scene", 0.0
+            return
+        run = self.run
+        assert run is not None
+        try:
+            was_interactive = self.interactive
+            run.advance(dt, scripted=not was_interactive)
+        except Exception:
+            self._fail("simulating")
+            return
+        if self.phase == "scene" and run.t >= run.scene.seconds:
+            self.phase, self.phase_t = "fade", 0.0
+        elif self.phase == "fade" and self.phase_t >= sh.fade_s:
+            self.scenes_played += 1
+            self._next_scene()
+
+    def resize(self, size: tuple[int, int]) -> None:
+        self.size = size
+        self.scale = text_scale(size)
+        if self.run is not None:
+            self.run.resize(size)
+
+    # --- visitors -----------------------------------------------------------------------------------
+
+    def handle(self, event: pygame.event.Event) -> None:
+        if event.type == pygame.KEYDOWN:
+            mods = event.mod if hasattr(event, "mod") else 0
+            if event.key == pygame.K_q and mods & pygame.KMOD_CTRL and mods & pygame.KMOD_SHIFT:
+                self.log.info("quit chord pressed")
+                self.quit = True
+                return
+        touched = event.type in (pygame.MOUSEBUTTONDOWN, pygame.MOUSEWHEEL, pygame.FINGERDOWN, pygame.KEYDOWN)
+        touched = touched or (event.type == pygame.MOUSEMOTION and any(event.buttons))
+        run = self.run
+        if not touched or run is None or self.phase != "scene":
+            return
+        self.interactive_until = self.clock + self.show.idle_resume_s
+        for m in run.moves:  # when the show takes over again it glides from wherever the visitor left
+            m.origin = m.target = None
+        site = run.frame.site
+        try:
+            if event.type == pygame.MOUSEWHEEL:
+                site.set_camera(site.camera.zoom_at(pygame.mouse.get_pos(), 1.15**event.y))
+            elif event.type == pygame.MOUSEBUTTONDOWN and event.button == 1:
+                self._drag = event.pos
+                run.frame.select_at(event.pos)
+            elif event.type == pygame.MOUSEMOTION and self._drag is not None:
+                site.set_camera(site.camera.pan(event.pos[0] - self._drag[0], event.pos[1] - self._drag[1]))
+                self._drag = event.pos
+        except Exception:
+            self.log.exception("error handling a visitor's input")
+        if event.type == pygame.MOUSEBUTTONUP:
+            self._drag = None
+
+    # --- drawing ------------------------------------------------------------------------------------
+
+    def drift(self) -> tuple[int, int]:
+        a = DRIFT_PX * self.scale
+        return (
+            round(a * math.sin(2 * math.pi * self.clock / DRIFT_PERIODS_S[0])),
+            round(a * math.sin(2 * math.pi * self.clock / DRIFT_PERIODS_S[1])),
+        )
+
+    def draw(self, screen: pygame.Surface, canvas: pygame.Surface) -> None:
+        canvas.fill(theme.BG)
+        run, sh = self.run, self.show
+        if run is not None and self.phase in ("scene", "fade", "title"):
+            try:
+                run.frame.refresh(self.clock)
+                if self.phase != "title" or self.phase_t > sh.title_card_s:
+                    exploring = "exploring: the show resumes after a quiet minute"
+                    run.frame.state.notice = exploring if self.interactive else ""
+                    run.frame.draw(canvas, self.clock)
+                    self._caption(canvas, run)
+            except Exception:
+                self._fail("drawing")
+        if self.phase == "title":
+            fade_in = smoothstep(self.phase_t / max(sh.fade_s, 1e-6))
+            fade_out = 1 - smoothstep((self.phase_t - sh.title_card_s) / max(sh.fade_s, 1e-6))
+            self._title_card(canvas, min(fade_in, fade_out))
+        elif self.phase == "fade":
+            self._veil(canvas, smoothstep(self.phase_t / max(sh.fade_s, 1e-6)))
+        elif self.phase == "intermission":
+            self._title_card(canvas, 1.0, "The show will continue shortly")
+        screen.fill((0, 0, 0))
+        screen.blit(canvas, self.drift())
+
+    def _veil(self, canvas: pygame.Surface, alpha: float) -> None:
+        veil = pygame.Surface(canvas.get_size())
+        veil.fill((0, 0, 0))
+        veil.set_alpha(round(255 * min(max(alpha, 0.0), 1.0)))
+        canvas.blit(veil, (0, 0))
+
+    def _text(self) -> object:
+        return self.run.frame.text if self.run is not None else None
+
+    def _title_card(self, canvas: pygame.Surface, alpha: float, message: str | None = None) -> None:
+        from twin.render.text import Text
+
+        text = self._text() or Text(self.scale)
+        w, h = canvas.get_size()
+        card = pygame.Surface((w, h))
+        card.fill(theme.BG)
+        s = text.scale
+        y = round(h * 0.26)
+        logo = self._load_logo(s)
+        if logo is not None:
+            card.blit(logo, logo.get_rect(midtop=(w // 2, y - logo.get_height() - round(24 * s))))
+        sh = self.show
+        brand = text.render(sh.title.upper(), 20, sh.accent, "semibold")
+        card.blit(brand, brand.get_rect(midtop=(w // 2, y)))
+        y += brand.get_height() + round(28 * s)
+        if message is None and self.run is not None:
+            sc = self.run.sim.scenario
+            name, blurb = sc.site.name, sc.site.blurb
+            facts = f"{sc.gpus:,} GPUs   {sc.peak_pflops:,.0f} PFLOPS peak   {sc.topology.kind} fabric"
+        else:
+            name, blurb, facts = message or "", sh.subtitle, ""
+        title = text.render(name, 56, theme.TEXT, "bold")
+        card.blit(title, title.get_rect(midtop=(w // 2, y)))
+        y += title.get_height() + round(18 * s)
+        for line in _wrap(blurb, text, 24, w * 0.7):
+            surf = text.render(line, 24, theme.TEXT_DIM)
+            card.blit(surf, surf.get_rect(midtop=(w // 2, y)))
+            y += surf.get_height() + round(6 * s)
+        if facts:
+            y += round(24 * s)
+            surf = text.render(facts, 22, sh.accent, "semibold")
+            card.blit(surf, surf.get_rect(midtop=(w // 2, y)))
+        sub = text.render(sh.subtitle, 18, theme.TEXT_FAINT)
+        card.blit(sub, sub.get_rect(midbottom=(w // 2, h - round(60 * s))))
+        card.set_alpha(round(255 * min(max(alpha, 0.0), 1.0)))
+        canvas.blit(card, (0, 0))
+
+    def _caption(self, canvas: pygame.Surface, run: SceneRun) -> None:
+        shown = run.caption
+        if shown is None:
+            return
+        text = run.frame.text
+        s = text.scale
+        age, left = run.t - shown.since_s, shown.until_s - run.t
+        alpha = smoothstep(min(age, left) / 0.6)
+        view = run.frame.site.camera.viewport
+        lines = _wrap(shown.text, text, 30, view[2] * 0.9)
+        rendered = [text.render(line, 30, theme.TEXT, "semibold") for line in lines]
+        box_w = max(r.get_width() for r in rendered) + round(56 * s)
+        box_h = sum(r.get_height() for r in rendered) + round(36 * s)
+        box = pygame.Surface((box_w, box_h), pygame.SRCALPHA)
+        pygame.draw.rect(box, (*theme.PANEL, 235), box.get_rect(), border_radius=round(14 * s))
+        pygame.draw.rect(
+            box,
+            (*self.show.accent, 255),
+            pygame.Rect(0, 0, round(6 * s), box_h),
+            border_top_left_radius=round(14 * s),
+            border_bottom_left_radius=round(14 * s),
+        )
+        y = round(18 * s)
+        for r in rendered:
+            box.blit(r, ((box_w - r.get_width()) // 2, y))
+            y += r.get_height()
+        box.set_alpha(round(255 * alpha))
+        cx = view[0] + view[2] // 2
+        canvas.blit(box, box.get_rect(midbottom=(cx, view[1] + view[3] - round(10 * s))))
+
+    def _load_logo(self, scale: float) -> pygame.Surface | None:
+        if self.show.logo is None:
+            return None
+        if self._logo is None or abs(self._logo.get_height() - round(120 * scale)) > 1:
+            try:
+                img = pygame.image.load(str(self.show.logo))
+            except (pygame.error, OSError) as err:
+                self.log.error("logo %s cannot be loaded: %s", self.show.logo, err)
+                self.show = replace(self.show, logo=None)
+                return None
+            height = round(120 * scale)
+            width = round(img.get_width() * height / img.get_height())
+            self._logo = pygame.transform.smoothscale(
+                img.convert_alpha() if pygame.display.get_surface() else img, (width, height)
+            )
+        return self._logo
+
+
+def _wrap(text: str, fonts, size: float, width: float) -> list[str]:
+    """Greedy word wrap to a pixel width."""
+    words, lines, line = text.split(), [], ""
+    font = fonts.font(size, "semibold")
+    for word in words:
+        trial = f"{line} {word}".strip()
+        if font.size(trial)[0] <= width or not line:
+            line = trial
+        else:
+            lines.append(line)
+            line = word
+    if line:
+        lines.append(line)
+    return lines or [""]
+
+
+def run_exhibit(
+    show: Show,
+    log: logging.Logger,
+    windowed: bool,
+    size: tuple[int, int],
+    display: int,
+    quit_after: float | None = None,
+) -> int:
+    """The show's window loop. Returns when the quit chord is pressed (or after ``quit_after`` seconds)."""
+    pygame.display.init()
+    pygame.font.init()
+    pygame.display.set_caption(show.title)
+    if windowed:
+        screen = pygame.display.set_mode(size, pygame.RESIZABLE, display=display)
+    else:
+        screen = pygame.display.set_mode((0, 0), pygame.FULLSCREEN, display=display)
+        pygame.mouse.set_visible(False)
+    exhibit = Exhibit(show, screen.get_size(), log)
+    canvas = pygame.Surface(screen.get_size()).convert()
+    clock = pygame.time.Clock()
+    last = start = time.perf_counter()
+    log.info("show started: %s, %d scenes, %dx%d", show.source, len(show.scenes), *screen.get_size())
+    while not exhibit.quit:
+        now = time.perf_counter()
+        dt, last = min(now - last, 0.1), now
+        for event in pygame.event.get():
+            if event.type == pygame.QUIT and windowed:
+                exhibit.quit = True
+            elif event.type in (pygame.VIDEORESIZE, pygame.WINDOWSIZECHANGED):
+                screen = pygame.display.get_surface()
+                canvas = pygame.Surface(screen.get_size()).convert()
+                exhibit.resize(screen.get_size())
+            else:
+                exhibit.handle(event)
+        try:
+            exhibit.step(dt)
+            exhibit.draw(screen, canvas)
+        except Exception:  # last line of defence: never a traceback on the stand's screen or console
+            exhibit._fail("running a frame")
+        pygame.display.flip()
+        if quit_after is not None and now - start >= quit_after:
+            break
+        clock.tick(60)
+    log.info("show ended after %.0f s, %d scenes played", time.perf_counter() - start, exhibit.scenes_played)
+    pygame.display.quit()
+    return 0
