@@ -44,8 +44,16 @@ class SiteView:
         self.selected_job: int | None = None
         self.highlight: tuple[int, ...] = ()  # vertices outlined (the selected job's servers)
         self.highlight_segments = np.zeros(0, np.int64)  # segments its traffic runs on
-        self._static: pygame.Surface | None = None
+        self._highlight_key: tuple | None = None
+        self._inside_key: tuple | None = None
+        self._inside = np.zeros(0, bool)
+        self._highlight_layer: pygame.Surface | None = None
+        self._static: pygame.Surface | None = None  # kept and redrawn in place: new surfaces cost ~10 ms
         self._live: pygame.Surface | None = None
+        self._static_ok = False
+        self._live_ok = False
+        self._moving = False  # the camera moved since the last frame: thousands of host links wait
+        self._coarse = False  # the links on the live layer were drawn without them
         self._drawn_rgb: np.ndarray | None = None
         self._links_dirty = True
         self._loads = style.segment_loads(self.layout.segments, np.zeros(fabric.n_links), fabric.link_cap)
@@ -82,17 +90,19 @@ class SiteView:
         self._invalidate()
 
     def set_camera(self, camera: Camera, fitted: bool = False) -> None:
-        self.camera = camera
         self.fitted = fitted
-        self._invalidate()
+        if camera != self.camera:  # a scripted camera at rest sets the same view every frame
+            self.camera = camera
+            self._moving = True
+            self._invalidate()
 
     def fit(self) -> None:
         assert self.camera is not None
         self.set_camera(Camera.fit(self.layout.bounds, self.camera.viewport), fitted=True)
 
     def _invalidate(self) -> None:
-        self._static = None
-        self._live = None
+        self._static_ok = False
+        self._live_ok = False
 
     def update(self, snap: Snapshot, wall: float) -> None:
         """Take a new snapshot: new job colours (flashing where a server just got a job), new loads."""
@@ -145,15 +155,23 @@ class SiteView:
         assert self.camera is not None
         t0 = pygame.time.get_ticks()
         if self._static is None or self._static.get_size() != surface.get_size():
-            self._static = self._draw_static(surface.get_size())
-            self._live = None
-        if self._live is None:
-            self._live = self._static.copy()
+            self._static = surface.copy()
+            self._live = surface.copy()
+            self._static_ok = False
+        if not self._static_ok:
+            self._draw_static(self._static)
+            self._static_ok = True
+            self._live_ok = False
+        if not self._live_ok:
+            self._live_ok = True
             self._drawn_rgb = None
             self._links_dirty = True
+        if self._coarse and not self._moving:
+            self._links_dirty = True  # the camera came to rest: add the detail
         if self._links_dirty:
             self._live.blit(self._static, (0, 0))
-            self._draw_links(self._live)
+            self._coarse = self._moving
+            self._draw_links(self._live, detail=not self._moving)
             self._drawn_rgb = None
             self._links_dirty = False
         self._draw_cells(self._live)
@@ -161,6 +179,7 @@ class SiteView:
         self._draw_pulses(surface)
         self._draw_highlight(surface)
         self._draw_particles(surface)
+        self._moving = False
         self.timings["site_ms"] = float(pygame.time.get_ticks() - t0)
 
     def _visible(self, rects: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -172,8 +191,7 @@ class SiteView:
         vis = (xy[:, 0] + wh[:, 0] >= vx) & (xy[:, 0] <= vx + vw) & (xy[:, 1] + wh[:, 1] >= vy) & (xy[:, 1] <= vy + vh)
         return np.column_stack([xy, wh]), vis
 
-    def _draw_static(self, size: tuple[int, int]) -> pygame.Surface:
-        surf = pygame.Surface(size).convert() if pygame.display.get_surface() else pygame.Surface(size)
+    def _draw_static(self, surf: pygame.Surface) -> None:
         surf.fill(theme.BG)
         cam, lay, fab = self.camera, self.layout, self.fabric
         assert cam is not None
@@ -190,16 +208,17 @@ class SiteView:
                     label = self.text.render(lay.block_labels[i], 13 if r.w > 140 else 11, theme.TEXT_FAINT)
                     surf.blit(label, (r.x + 4, r.bottom + 2))
             rects, vis = self._visible(lay.racks)
-            for i in np.flatnonzero(vis):
-                pygame.draw.rect(surf, theme.RACK, pygame.Rect(*np.round(rects[i]).astype(int)))
+            for r in np.round(rects[vis]).astype(int).tolist():
+                surf.fill(theme.RACK, r)
         for x0, y0, x1, y1 in lay.bus:
             a, b = cam.to_screen(np.array([[x0, y0], [x1, y1]]))
             pygame.draw.line(surf, theme.BUS, a, b, max(2, round(0.12 * zoom)))
         # Switches, storage and the gateway.
         rects, vis = self._visible(lay.rect)
         kinds = fab.kind
-        for v in np.flatnonzero(vis & (kinds != NODE)):
-            r = pygame.Rect(*np.round(rects[v]).astype(int))
+        chosen = np.flatnonzero(vis & (kinds != NODE))
+        for v, xywh in zip(chosen.tolist(), np.round(rects[chosen]).astype(int).tolist(), strict=True):
+            r = pygame.Rect(xywh)
             k = kinds[v]
             color = {
                 LEAF: theme.SWITCH["leaf"],
@@ -220,7 +239,6 @@ class SiteView:
                         if label.get_width() < r.w
                         else label.get_rect(midtop=(r.centerx, r.bottom + 2)),
                     )
-        return surf
 
     def _segment_screen(self) -> tuple[np.ndarray, np.ndarray]:
         """Segment end points on screen, recomputed only when the camera or layout moves."""
@@ -236,24 +254,35 @@ class SiteView:
         show_detail = self.layout.cell_w * self.camera.zoom >= HOST_DETAIL_PX
         return ~seg.detail | show_detail
 
-    def _draw_links(self, surf: pygame.Surface) -> None:
+    def _segments_inside(self) -> np.ndarray:
+        """Segments whose bounding box meets the viewport (zoomed in, most of the site is off screen)."""
         a, b = self._segment_screen()
-        shown = self._segments_shown()
-        vx, vy, vw, vh = self.camera.viewport
-        inside = ~(
-            ((a[:, 0] < vx) & (b[:, 0] < vx))
-            | ((a[:, 0] > vx + vw) & (b[:, 0] > vx + vw))
-            | ((a[:, 1] < vy) & (b[:, 1] < vy))
-            | ((a[:, 1] > vy + vh) & (b[:, 1] > vy + vh))
-        )
+        key = (self.camera, self.layout.name)
+        if self._inside_key != key:
+            vx, vy, vw, vh = self.camera.viewport
+            self._inside = ~(
+                ((a[:, 0] < vx) & (b[:, 0] < vx))
+                | ((a[:, 0] > vx + vw) & (b[:, 0] > vx + vw))
+                | ((a[:, 1] < vy) & (b[:, 1] < vy))
+                | ((a[:, 1] > vy + vh) & (b[:, 1] > vy + vh))
+            )
+            self._inside_key = key
+        return self._inside
+
+    def _draw_links(self, surf: pygame.Surface, detail: bool = True) -> None:
+        a, b = self._segment_screen()
+        shown = self._segments_shown() & (detail | ~self.layout.segments.detail)
+        inside = self._segments_inside()
         util, peak = self._loads["util"], self._loads["peak"]
         pulse = 0.5 + 0.5 * math.sin(self.wall * 6.0)
         colors = style.link_colors(util, peak, pulse)
         scale = max(1.0, self.text.scale * min(1.6, self.camera.zoom / 12))
         widths = style.link_widths(util, scale)
         order = np.argsort(util, kind="stable")  # hot links on top
-        for s in order[(shown & inside)[order]]:
-            pygame.draw.line(surf, colors[s], a[s], b[s], int(widths[s]))
+        idx = order[(shown & inside)[order]]
+        lists = (colors[idx].tolist(), a[idx].tolist(), b[idx].tolist(), widths[idx].astype(int).tolist())
+        for color, p, q, w in zip(*lists, strict=True):
+            pygame.draw.line(surf, color, p, q, w)
 
     def _draw_cells(self, surf: pygame.Surface) -> None:
         """Server cells in their job colours; only cells whose colour changed are redrawn."""
@@ -301,23 +330,21 @@ class SiteView:
 
     def _draw_gpus(self, surf: pygame.Surface, nodes: np.ndarray, rects: np.ndarray) -> None:
         """Zoomed in: each server shows its GPUs, each in its owner's colour (or dark when free)."""
-        owner = self.snapshot.gpu_owner
+        owner = self.snapshot.gpu_owner[nodes]  # (N, gpus per node)
         gpn = owner.shape[1]
-        cols = min(gpn, 8 if gpn >= 8 else gpn)
+        cols = min(gpn, 8)
         rows = math.ceil(gpn / cols)
-        for n in nodes:
-            x, y, w, h = rects[n]
-            gw, gh = w / cols, h / rows
-            for g in range(gpn):
-                job = owner[n, g]
-                c = style.job_colors(np.array([job]))[0] if job >= 0 else np.array(theme.BG)
-                rx, ry = x + (g % cols) * gw, y + (g // cols) * gh
-                pygame.draw.rect(
-                    surf,
-                    tuple(int(v) for v in c),
-                    pygame.Rect(round(rx + 2), round(ry + 2), max(1, round(gw - 4)), max(1, round(gh - 4))),
-                    border_radius=2,
-                )
+        colors = np.where(owner[..., None] >= 0, style.job_colors(np.maximum(owner, 0)), np.array(theme.BG, np.uint8))
+        r = rects[nodes]
+        gw, gh = r[:, 2] / cols, r[:, 3] / rows
+        g = np.arange(gpn)
+        x = r[:, 0, None] + (g % cols) * gw[:, None] + 2
+        y = r[:, 1, None] + (g // cols) * gh[:, None] + 2
+        w = np.broadcast_to(np.maximum(1, np.round(gw - 4))[:, None], x.shape)
+        h = np.broadcast_to(np.maximum(1, np.round(gh - 4))[:, None], x.shape)
+        boxes = np.stack([np.round(x), np.round(y), w, h], -1).astype(int).reshape(-1, 4).tolist()
+        for color, box in zip(colors.reshape(-1, 3).tolist(), boxes, strict=True):
+            pygame.draw.rect(surf, color, box, border_radius=2)
 
     def segments_of_links(self, links: np.ndarray) -> np.ndarray:
         """Segments that carry any of the given directed links, either way."""
@@ -340,25 +367,36 @@ class SiteView:
             pygame.draw.line(surf, colors[i], a[s], b[s], int(widths[i]) + 1)
 
     def _draw_highlight(self, surf: pygame.Surface) -> None:
+        """The selected job's servers and paths: drawn once per camera and selection onto a colour-keyed
+        layer (a big job has thousands of segments), then blitted each frame (RLE makes that cheap)."""
         if not self.highlight:
             return
-        a, b = self._segment_screen()
-        width = max(2, round(2 * self.text.scale))
-        for s in self.highlight_segments:
-            pygame.draw.line(surf, theme.TEXT, a[s], b[s], width)
-        rects, vis = self._visible(self.layout.rect[list(self.highlight)])
-        for i in np.flatnonzero(vis):
-            r = pygame.Rect(*np.round(rects[i]).astype(int)).inflate(4, 4)
-            pygame.draw.rect(surf, theme.TEXT, r, width=2, border_radius=2)
+        key = (self.camera, self.highlight, self.highlight_segments.tobytes(), surf.get_size())
+        if self._highlight_key != key:
+            self._highlight_key = key
+            layer = pygame.Surface(surf.get_size())
+            layer.fill((0, 0, 0))
+            a, b = self._segment_screen()
+            width = max(2, round(2 * self.text.scale))
+            segs = self.highlight_segments
+            for p, q in zip(a[segs].tolist(), b[segs].tolist(), strict=True):
+                pygame.draw.line(layer, theme.TEXT, p, q, width)
+            rects, vis = self._visible(self.layout.rect[list(self.highlight)])
+            for i in np.flatnonzero(vis):
+                r = pygame.Rect(*np.round(rects[i]).astype(int)).inflate(4, 4)
+                pygame.draw.rect(layer, theme.TEXT, r, width=2, border_radius=2)
+            layer.set_colorkey((0, 0, 0), pygame.RLEACCEL)
+            self._highlight_layer = layer
+        surf.blit(self._highlight_layer, (0, 0))
 
     def _draw_particles(self, surf: pygame.Surface) -> None:
         a, b = self._segment_screen()
         length = np.hypot(*(b - a).T)
-        shown = self._segments_shown()
+        shown = self._segments_shown() & self._segments_inside()
         # Host links too small to draw as lines still shimmer with their traffic inside the racks:
         # one in five of them, in fine dots, so that the job colours stay readable.
         idx = np.arange(len(shown))
-        shimmer = ~shown & (length >= 6) & ((idx * 2654435761) % 5 == 0)
+        shimmer = ~self._segments_shown() & self._segments_inside() & (length >= 6) & ((idx * 2654435761) % 5 == 0)
         colors = np.array([surf.map_rgb(c) for c in theme.TRAFFIC], np.int64)
         radius = 1 if self.text.scale < 0.8 else 2 if self.text.scale < 1.6 else 3
         lane = max(1.5, 2.0 * self.text.scale)

@@ -24,6 +24,7 @@ from twin.playlist import Scene, Show
 from twin.render import theme
 from twin.render.app import Frame, text_scale
 from twin.render.camera import Camera
+from twin.render.text import Text
 from twin.scenario import load_scenario
 from twin.simulation import Simulation
 
@@ -147,6 +148,7 @@ class Exhibit:
         self.failures = 0
         self.scenes_played = 0
         self._logo: pygame.Surface | None = None
+        self._surfaces: dict[tuple, pygame.Surface] = {}
         self._drag: tuple[int, int] | None = None
         self._next_scene()
 
@@ -257,43 +259,73 @@ class Exhibit:
         )
 
     def draw(self, screen: pygame.Surface, canvas: pygame.Surface) -> None:
-        canvas.fill(theme.BG)
         run, sh = self.run, self.show
+        drew_site = False
         if run is not None and self.phase in ("scene", "fade", "title"):
             try:
                 run.frame.refresh(self.clock)
                 if self.phase != "title" or self.phase_t > sh.title_card_s:
                     exploring = "exploring: the show resumes after a quiet minute"
                     run.frame.state.notice = exploring if self.interactive else ""
-                    run.frame.draw(canvas, self.clock)
+                    run.frame.draw(canvas, self.clock)  # covers the whole canvas
+                    drew_site = True
                     self._caption(canvas, run)
             except Exception:
                 self._fail("drawing")
+        if not drew_site:
+            canvas.fill(theme.BG)
         if self.phase == "title":
             fade_in = smoothstep(self.phase_t / max(sh.fade_s, 1e-6))
             fade_out = 1 - smoothstep((self.phase_t - sh.title_card_s) / max(sh.fade_s, 1e-6))
-            self._title_card(canvas, min(fade_in, fade_out))
+            self._overlay(canvas, self._title_card(canvas.get_size()), min(fade_in, fade_out))
         elif self.phase == "fade":
-            self._veil(canvas, smoothstep(self.phase_t / max(sh.fade_s, 1e-6)))
+            self._overlay(canvas, self._veil(canvas.get_size()), smoothstep(self.phase_t / max(sh.fade_s, 1e-6)))
         elif self.phase == "intermission":
-            self._title_card(canvas, 1.0, "The show will continue shortly")
-        screen.fill((0, 0, 0))
-        screen.blit(canvas, self.drift())
+            self._overlay(canvas, self._title_card(canvas.get_size(), "The show will continue shortly"), 1.0)
+        dx, dy = self.drift()
+        w, h = screen.get_size()
+        screen.blit(canvas, (dx, dy))
+        for strip in (  # only the margins the drift uncovers need clearing
+            pygame.Rect(0, 0, dx, h) if dx > 0 else pygame.Rect(w + dx, 0, -dx, h),
+            pygame.Rect(0, 0, w, dy) if dy > 0 else pygame.Rect(0, h + dy, w, -dy),
+        ):
+            if strip.w > 0 and strip.h > 0:
+                screen.fill((0, 0, 0), strip)
 
-    def _veil(self, canvas: pygame.Surface, alpha: float) -> None:
-        veil = pygame.Surface(canvas.get_size())
-        veil.fill((0, 0, 0))
-        veil.set_alpha(round(255 * min(max(alpha, 0.0), 1.0)))
-        canvas.blit(veil, (0, 0))
+    @staticmethod
+    def _overlay(canvas: pygame.Surface, layer: pygame.Surface, alpha: float) -> None:
+        a = round(255 * min(max(alpha, 0.0), 1.0))
+        if a <= 0:
+            return
+        layer.set_alpha(None if a >= 255 else a)
+        canvas.blit(layer, (0, 0))
 
-    def _text(self) -> object:
-        return self.run.frame.text if self.run is not None else None
+    def _cached(self, key: tuple, make) -> pygame.Surface:
+        """One surface per key (title card, veil, caption box), drawn once and reused every frame."""
+        if key not in self._surfaces:
+            if len(self._surfaces) > 16:  # bounded: a new scene or size makes the old ones useless
+                self._surfaces.clear()
+            self._surfaces[key] = make()
+        return self._surfaces[key]
 
-    def _title_card(self, canvas: pygame.Surface, alpha: float, message: str | None = None) -> None:
-        from twin.render.text import Text
+    def _veil(self, size: tuple[int, int]) -> pygame.Surface:
+        def make() -> pygame.Surface:
+            veil = pygame.Surface(size)
+            veil.fill((0, 0, 0))
+            return veil
 
-        text = self._text() or Text(self.scale)
-        w, h = canvas.get_size()
+        return self._cached(("veil", size), make)
+
+    def _fonts(self) -> Text:
+        return self.run.frame.text if self.run is not None else Text(self.scale)
+
+    def _title_card(self, size: tuple[int, int], message: str | None = None) -> pygame.Surface:
+        key = ("title", size, self.index, message)
+        return self._cached(key, lambda: self._draw_title_card(size, message))
+
+    def _draw_title_card(self, size: tuple[int, int], message: str | None) -> pygame.Surface:
+        text = self._fonts()
+        w, h = size
         card = pygame.Surface((w, h))
         card.fill(theme.BG)
         s = text.scale
@@ -314,7 +346,7 @@ class Exhibit:
         title = text.render(name, 56, theme.TEXT, "bold")
         card.blit(title, title.get_rect(midtop=(w // 2, y)))
         y += title.get_height() + round(18 * s)
-        for line in _wrap(blurb, text, 24, w * 0.7):
+        for line in wrap(blurb, text.font(24, "regular"), w * 0.7):
             surf = text.render(line, 24, theme.TEXT_DIM)
             card.blit(surf, surf.get_rect(midtop=(w // 2, y)))
             y += surf.get_height() + round(6 * s)
@@ -324,19 +356,23 @@ class Exhibit:
             card.blit(surf, surf.get_rect(midtop=(w // 2, y)))
         sub = text.render(sh.subtitle, 18, theme.TEXT_FAINT)
         card.blit(sub, sub.get_rect(midbottom=(w // 2, h - round(60 * s))))
-        card.set_alpha(round(255 * min(max(alpha, 0.0), 1.0)))
-        canvas.blit(card, (0, 0))
+        return card.convert() if pygame.display.get_surface() else card
 
     def _caption(self, canvas: pygame.Surface, run: SceneRun) -> None:
         shown = run.caption
         if shown is None:
             return
-        text = run.frame.text
-        s = text.scale
-        age, left = run.t - shown.since_s, shown.until_s - run.t
-        alpha = smoothstep(min(age, left) / 0.6)
         view = run.frame.site.camera.viewport
-        lines = _wrap(shown.text, text, 30, view[2] * 0.9)
+        box = self._cached(("caption", shown.text, view), lambda: self._caption_box(run.frame.text, shown.text, view))
+        age, left = run.t - shown.since_s, shown.until_s - run.t
+        box.set_alpha(round(255 * smoothstep(min(age, left) / 0.6)))
+        s = run.frame.text.scale
+        cx = view[0] + view[2] // 2
+        canvas.blit(box, box.get_rect(midbottom=(cx, view[1] + view[3] - round(10 * s))))
+
+    def _caption_box(self, text: Text, caption: str, view: tuple[int, int, int, int]) -> pygame.Surface:
+        s = text.scale
+        lines = wrap(caption, text.font(30, "semibold"), view[2] * 0.9)
         rendered = [text.render(line, 30, theme.TEXT, "semibold") for line in lines]
         box_w = max(r.get_width() for r in rendered) + round(56 * s)
         box_h = sum(r.get_height() for r in rendered) + round(36 * s)
@@ -353,9 +389,7 @@ class Exhibit:
         for r in rendered:
             box.blit(r, ((box_w - r.get_width()) // 2, y))
             y += r.get_height()
-        box.set_alpha(round(255 * alpha))
-        cx = view[0] + view[2] // 2
-        canvas.blit(box, box.get_rect(midbottom=(cx, view[1] + view[3] - round(10 * s))))
+        return box
 
     def _load_logo(self, scale: float) -> pygame.Surface | None:
         if self.show.logo is None:
@@ -375,20 +409,32 @@ class Exhibit:
         return self._logo
 
 
-def _wrap(text: str, fonts, size: float, width: float) -> list[str]:
-    """Greedy word wrap to a pixel width."""
-    words, lines, line = text.split(), [], ""
-    font = fonts.font(size, "semibold")
-    for word in words:
-        trial = f"{line} {word}".strip()
-        if font.size(trial)[0] <= width or not line:
-            line = trial
-        else:
-            lines.append(line)
-            line = word
-    if line:
-        lines.append(line)
-    return lines or [""]
+def wrap(text: str, font: pygame.font.Font, width: float) -> list[str]:
+    """Word wrap to a pixel width, balanced: as few lines as greedy wrapping needs, but of even length
+    (no lone word on a last line)."""
+
+    def greedy(limit: float) -> list[str]:
+        lines, line = [], ""
+        for word in text.split():
+            trial = f"{line} {word}".strip()
+            if font.size(trial)[0] <= limit or not line:
+                line = trial
+            else:
+                lines.append(line)
+                line = word
+        return [*lines, line] if line else lines
+
+    best = greedy(width)
+    if len(best) > 1:
+        lo, hi = 0.0, float(width)
+        while hi - lo > 4:  # narrowest width that still needs no more lines
+            mid = (lo + hi) / 2
+            if len(greedy(mid)) == len(best):
+                hi = mid
+            else:
+                lo = mid
+        best = greedy(hi)
+    return best or [""]
 
 
 def run_exhibit(
