@@ -223,7 +223,15 @@ class FlowGroup:
 
 
 class FlowTable:
-    """All active flow groups, flattened into arrays whenever the set changes, and their solved rates."""
+    """All active flow groups, flattened into arrays whenever the set changes, and their solved rates.
+
+    Fast path: while no link is a bottleneck (every group at full speed), adding a group that fits in
+    the spare capacity, or removing any group, leaves every other speed at 1; the loads are updated in
+    place and the full solve is skipped. Most events at a lightly loaded site take this path; a periodic
+    full solve keeps the in-place sums from drifting.
+    """
+
+    RESYNC_EVERY = 500  # fast updates between full solves
 
     def __init__(self, capacity: np.ndarray) -> None:
         self.capacity = capacity
@@ -233,19 +241,51 @@ class FlowTable:
         self.link_load = np.zeros(len(capacity))
         self.kind_rate = np.zeros(len(TRAFFIC_KINDS))
         self._flat: dict[str, np.ndarray] = {}
+        self._flat_stale = False
+        self._all_full = False  # every group at speed 1 in the last solution
+        self._fast_updates = 0
         self.solves = 0
+        self.version = 0  # bumps on every change of the flows, solved or not (renderers watch it)
 
     def add(self, group: FlowGroup) -> None:
+        if group.key in self.groups:
+            self.remove(group.key)
         self.groups[group.key] = group
-        self._dirty = True
+        self.version += 1
+        if self._can_skip_solve() and bool(
+            (self.link_load[group.links] + group.load <= self.capacity[group.links] * (1 - 1e-9)).all()
+        ):
+            self.link_load[group.links] += group.load
+            self.kind_rate += np.bincount(group.kind, weights=group.demand, minlength=len(TRAFFIC_KINDS))
+            self.speed[group.key] = 1.0
+            self._fast_updates += 1
+            self._flat_stale = True
+        else:
+            self._dirty = True
 
     def remove(self, key: tuple[int, int]) -> None:
-        if self.groups.pop(key, None) is not None:
+        group = self.groups.pop(key, None)
+        if group is None:
+            return
+        self.version += 1
+        if self._can_skip_solve():
+            self.link_load[group.links] = np.maximum(self.link_load[group.links] - group.load, 0.0)
+            self.kind_rate = np.maximum(
+                self.kind_rate - np.bincount(group.kind, weights=group.demand, minlength=len(TRAFFIC_KINDS)), 0.0
+            )
+            self.speed.pop(key, None)
+            self._fast_updates += 1
+            self._flat_stale = True
+        else:
             self._dirty = True
+
+    def _can_skip_solve(self) -> bool:
+        return not self._dirty and self._all_full and self._fast_updates < self.RESYNC_EVERY
 
     def set_capacity(self, capacity: np.ndarray) -> None:
         self.capacity = capacity
         self._dirty = True
+        self.version += 1
 
     @property
     def dirty(self) -> bool:
@@ -256,9 +296,37 @@ class FlowTable:
         if not self._dirty:
             return self.speed
         self._dirty = False
+        self._flat_stale = False
+        self._fast_updates = 0
         self.solves += 1
         keys = list(self.groups)
         groups = [self.groups[k] for k in keys]
+        if groups:
+            cat = np.concatenate
+            var = np.repeat(np.arange(len(groups)), [len(g.links) for g in groups])
+            var_link = cat([g.links for g in groups])
+            var_load = cat([g.load for g in groups])
+        else:
+            var = var_link = np.empty(0, np.int64)
+            var_load = np.empty(0)
+        x = max_min_fair(var, var_link, var_load, self.capacity, np.ones(len(groups)))
+        self.speed = dict(zip(keys, x.tolist(), strict=True))
+        self._all_full = bool((x >= 1.0).all())
+        self._flatten(keys, groups, x)
+        flat = self._flat
+        self.link_load = np.bincount(
+            flat["entry_link"],
+            weights=flat["entry_frac"] * flat["rate"][flat["entry_flow"]],
+            minlength=len(self.capacity),
+        ).astype(np.float64)
+        self.kind_rate = np.bincount(flat["kind"], weights=flat["rate"], minlength=len(TRAFFIC_KINDS)).astype(
+            np.float64
+        )
+        return self.speed
+
+    def _flatten(self, keys: list[tuple[int, int]], groups: list[FlowGroup], x: np.ndarray) -> None:
+        """Every flow of every group in flat arrays, with its rate at its group's speed x."""
+        self._flat_stale = False
         n_flows = np.array([len(g.demand) for g in groups], np.int64)
         n_entries = np.array([len(g.entry_link) for g in groups], np.int64)
         flow_base = np.r_[0, np.cumsum(n_flows)[:-1]].astype(np.int64)
@@ -277,32 +345,22 @@ class FlowTable:
             demand = entry_frac = np.empty(0)
             kind = np.empty(0, np.int8)
             src = dst = np.empty(0, np.int32)
-        if groups:
-            var = np.repeat(np.arange(len(groups)), [len(g.links) for g in groups])
-            var_link = cat([g.links for g in groups])
-            var_load = cat([g.load for g in groups])
-        else:
-            var = var_link = np.empty(0, np.int64)
-            var_load = np.empty(0)
-        x = max_min_fair(var, var_link, var_load, self.capacity, np.ones(len(groups)))
-        rate = x[flow_group] * demand
-        self.link_load = np.bincount(entry_link, weights=entry_frac * rate[entry_flow], minlength=len(self.capacity))
-        self.kind_rate = np.bincount(kind, weights=rate, minlength=len(TRAFFIC_KINDS))
-        self.speed = dict(zip(keys, x.tolist(), strict=True))
         self._flat = {
             "group": flow_group,
             "kind": kind,
             "src": src,
             "dst": dst,
-            "rate": rate,
+            "rate": x[flow_group] * demand,
             "demand": demand,
             "entry_flow": entry_flow,
             "entry_link": entry_link,
             "entry_frac": entry_frac,
             "job": np.array([k[0] for k in keys], np.int64)[flow_group] if groups else np.empty(0, np.int64),
         }
-        return self.speed
 
     def flat(self) -> dict[str, np.ndarray]:
-        """The flattened flows of the last solve (for snapshots and renderers)."""
+        """The flattened flows (for snapshots and renderers), rebuilt on demand after fast updates."""
+        if self._flat_stale:  # read-only: the simulation's own state is left exactly as it was
+            keys = list(self.groups)
+            self._flatten(keys, [self.groups[k] for k in keys], np.array([self.speed[k] for k in keys], float))
         return self._flat

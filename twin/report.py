@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from twin.flows import TRAFFIC_KINDS
-from twin.simulation import Simulation
+from twin.presets import cluster_of
+from twin.simulation import Simulation, WorkloadStats
 
 
 def build_report(sim: Simulation) -> dict[str, Any]:
@@ -27,6 +28,8 @@ def build_report(sim: Simulation) -> dict[str, Any]:
         "simulated_hours": round(hours, 6),
         "jobs_submitted": tot.submitted,
         "jobs_completed": tot.completed,
+        "jobs_cancelled": tot.cancelled,
+        "jobs_failed": tot.failed,
         "jobs_running": len(sim.running),
         "jobs_queued": len(sim.queue),
         "mean_gpu_allocation": tot.gpu_alloc_s / span / fab.n_gpus,
@@ -43,7 +46,35 @@ def build_report(sim: Simulation) -> dict[str, Any]:
         "mean_facility_mw": energy_mwh / hours if hours > 0 else sim.facility_mw,
         "traffic_tb": {k: float(v / 1e12) for k, v in zip(TRAFFIC_KINDS, tot.traffic_bytes, strict=True)},
         "bandwidth_solves": sim.flows.solves,
+        "workload": workload_block(tot.workload, sim.scenario.workload.preset),
     }
+
+
+def workload_block(w: WorkloadStats, preset: str = "") -> dict[str, Any]:
+    """The GPU jobs that arrived and ended in the run, summarised as the Helios table summarises a
+    cluster; with a preset, the table's figures beside them as ``targets``."""
+    n = max(w.gpu_jobs, 1)
+    block: dict[str, Any] = {
+        "gpu_jobs": w.gpu_jobs,
+        "mean_gpus_per_job": w.gpus / n,
+        "median_gpu_job_runtime_s": w.runtimes.percentile(50),
+        "mean_gpu_job_runtime_s": w.runtimes.mean,
+        "complete_rate": w.outcomes.get("completed", 0) / n,
+        "cancel_rate": w.outcomes.get("cancelled", 0) / n,
+        "fail_rate": w.outcomes.get("failed", 0) / n,
+    }
+    if preset:
+        c = cluster_of(preset)
+        block["preset"] = preset
+        block["targets"] = {
+            "mean_gpus_per_job": c.mean_gpus,
+            "median_gpu_job_runtime_s": c.median_runtime_s,
+            "mean_gpu_job_runtime_s": c.mean_runtime_s,
+            "complete_rate": c.complete_rate,
+            "cancel_rate": c.cancel_rate,
+            "fail_rate": c.fail_rate,
+        }
+    return block
 
 
 _ROWS = (
@@ -55,6 +86,7 @@ _ROWS = (
     ("Simulated", "simulated_hours", "{:.2f} h"),
     ("Jobs submitted", "jobs_submitted", "{:,}"),
     ("Jobs completed", "jobs_completed", "{:,}"),
+    ("Jobs cancelled / failed", None, None),
     ("Jobs running / queued", None, None),
     ("GPU allocation (mean)", "mean_gpu_allocation", "{:.1%}"),
     ("PFLOPS in use (mean)", "mean_pflops_in_use", "{:,.0f}"),
@@ -75,9 +107,30 @@ def format_report(r: dict[str, Any]) -> str:
         "Switches / links": f"{r['switches']:,} / {r['links']:,}",
         "Jobs running / queued": f"{r['jobs_running']:,} / {r['jobs_queued']:,}",
         "Wait mean / p95": f"{r['mean_wait_s']:,.0f} s / {r['p95_wait_s']:,.0f} s",
+        "Jobs cancelled / failed": f"{r['jobs_cancelled']:,} / {r['jobs_failed']:,}",
     }
     lines = []
     for label, key, fmt in _ROWS:
         value = combined[label] if key is None else fmt.format(r[key])
         lines.append(f"  {label:<24} {value}")
+    w = r.get("workload")
+    if w and w["gpu_jobs"]:
+        targets = w.get("targets", {})
+        head = f"  Workload ({w['gpu_jobs']:,} GPU jobs ended)"
+        lines.append(head + (f"{'run':>14}{'table':>14}" if targets else ""))
+        for label, key, fmt in _WORKLOAD_ROWS:
+            row = f"    {label:<22} {fmt.format(w[key]):>12}"
+            if key in targets:
+                row += f"{fmt.format(targets[key]):>14}"
+            lines.append(row)
     return "\n".join(lines)
+
+
+_WORKLOAD_ROWS = (
+    ("GPUs per job (mean)", "mean_gpus_per_job", "{:.2f}"),
+    ("Run time (median)", "median_gpu_job_runtime_s", "{:,.0f} s"),
+    ("Run time (mean)", "mean_gpu_job_runtime_s", "{:,.0f} s"),
+    ("Completed", "complete_rate", "{:.1%}"),
+    ("Cancelled", "cancel_rate", "{:.1%}"),
+    ("Failed", "fail_rate", "{:.1%}"),
+)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from twin.errors import ScenarioError
+from twin.presets import PRESETS
 
 TOPOLOGY_KINDS = ("leaf-spine", "fat-tree", "rail-optimized")
 JOB_KINDS = ("pretrain", "finetune", "research", "eval", "inference")
@@ -96,10 +97,12 @@ class JobClass:
 @dataclass(frozen=True)
 class WorkloadSpec:
     arrival: str
-    jobs_per_hour: float
+    jobs_per_hour: float  # 0 with a preset: the preset's rate, scaled to the site's GPUs
     initial_load: float
     estimate_factor: tuple[float, float]
     mix: tuple[JobClass, ...]
+    preset: str = ""  # helios-<cluster>: sizes, run times and outcomes calibrated on Helios
+    daily_rhythm: float = 0.0  # arrival-rate swing over a day, 0 (flat) to 1
 
 
 @dataclass(frozen=True)
@@ -290,12 +293,16 @@ def _job_class(t: _Table) -> JobClass:
 
 def _workload(t: _Table) -> WorkloadSpec:
     arrival = t.str("arrival", choices=ARRIVALS, default="poisson")
+    preset = t.str("preset", choices=PRESETS) if t.maybe("preset") is not None else ""
+    rate_given = t.maybe("jobs_per_hour") is not None or not (preset or arrival == "none")
     w = WorkloadSpec(
         arrival=arrival,
-        jobs_per_hour=t.float("jobs_per_hour", positive=True) if arrival != "none" else 0.0,
+        jobs_per_hour=t.float("jobs_per_hour", positive=True) if rate_given else 0.0,
         initial_load=t.float("initial_load", minimum=0.0, maximum=1.0, default=0.0),
         estimate_factor=t.pair("estimate_factor", float, minimum=1.0, default=(1.2, 3.0)),
-        mix=tuple(_job_class(m) for m in t.tables("mix", min_count=1)),
+        mix=tuple(_job_class(m) for m in t.tables("mix", min_count=0 if preset else 1)),
+        preset=preset,
+        daily_rhythm=t.float("daily_rhythm", minimum=0.0, maximum=1.0, default=0.4 if preset else 0.0),
     )
     t.done()
     return w

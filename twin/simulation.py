@@ -57,6 +57,7 @@ class Job:
     next_checkpoint_s: float = float("inf")
     checkpoint_left_s: float = 0.0  # seconds of writing left at full rate
     generation: int = 0  # bumps whenever its next milestone moves; stale events are skipped
+    warm: bool = False  # found running at t = 0 (not counted in wait or workload statistics)
 
     def progress_at(self, t: float) -> float:
         return self.progress_s + self.rate * (t - self.mark_s)
@@ -91,12 +92,31 @@ class Sample:
 
 
 @dataclass
+class WorkloadStats:
+    """What the jobs that arrived and ended were like: the figures a workload trace is summarised by."""
+
+    gpu_jobs: int = 0
+    gpus: int = 0
+    runtimes: Sample = field(default_factory=lambda: Sample())  # start to end, seconds
+    outcomes: dict[str, int] = field(default_factory=lambda: {"completed": 0, "cancelled": 0, "failed": 0})
+
+    def add(self, gpus: int, runtime_s: float, outcome: str) -> None:
+        self.gpu_jobs += 1
+        self.gpus += gpus
+        self.runtimes.append(runtime_s)
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+
+
+@dataclass
 class Totals:
     """Counters and exact time integrals since t = 0."""
 
     submitted: int = 0
     completed: int = 0
+    cancelled: int = 0
+    failed: int = 0
     started: int = 0
+    workload: WorkloadStats = field(default_factory=WorkloadStats)
     waits: Sample = field(default_factory=lambda: Sample())  # queueing time of started jobs
     jcts: Sample = field(default_factory=lambda: Sample())  # arrival to finish of completed jobs
     gpu_alloc_s: float = 0.0  # integral of allocated GPUs
@@ -144,9 +164,11 @@ class Simulation:
         self._link_util = np.zeros(self.fabric.n_links)
         self._link_stats = (0.0, 0.0, 0.0)  # mean fabric, p99 physical, max physical
         self._need_schedule = True
+        self._stats_version = -1
+        self._unset: set[int] = set()  # jobs whose speed must be set at the next settle
         self._warm_start(scenario.workload.initial_load)
         if scenario.workload.arrival == "poisson":
-            self.events.push(self.workload.next_arrival_gap(), ARRIVAL, "arrival")
+            self.events.push(self.workload.next_arrival_gap(0.0), ARRIVAL, "arrival")
         self._settle()
         self._sample()
         self.events.push(self.step_s, SAMPLE, "sample")
@@ -179,7 +201,7 @@ class Simulation:
             self._submit(payload)  # type: ignore[arg-type]
         elif kind == "arrival":
             self._submit(self.workload.draw(self.now))
-            self.events.push(self.now + self.workload.next_arrival_gap(), ARRIVAL, "arrival")
+            self.events.push(self.now + self.workload.next_arrival_gap(self.now), ARRIVAL, "arrival")
         elif kind == "milestone":
             job_id, generation = payload  # type: ignore[misc]
             job = self.running.get(job_id)
@@ -225,7 +247,7 @@ class Simulation:
     def _start(self, spec: JobSpec, gpus: np.ndarray, count_wait: bool = True) -> None:
         nodes = np.unique(gpus // self.fabric.gpus_per_node)
         phase = {"inference": "serving", "eval": "evaluating"}.get(spec.kind, "compute")
-        job = Job(spec, self.now, gpus, nodes, phase, spec.warm_progress_s, self.now)
+        job = Job(spec, self.now, gpus, nodes, phase, spec.warm_progress_s, self.now, warm=not count_wait)
         if spec.trains and spec.checkpoint_s > 0:
             job.next_checkpoint_s = (np.floor(spec.warm_progress_s / spec.checkpoint_s) + 1) * spec.checkpoint_s
         self.running[spec.id] = job
@@ -236,6 +258,7 @@ class Simulation:
             self.totals.waits.append(self.now - spec.arrival_s)
         self._add_work_flows(job)
         job.speed = -1.0  # force a fresh milestone after the next solve
+        self._unset.add(spec.id)
 
     def _milestone(self, job: Job) -> None:
         """The job reached its next milestone: a checkpoint starts or ends, or the job is done."""
@@ -258,6 +281,7 @@ class Simulation:
             self.flows.remove((spec.id, WORK))
             job.checkpoint_left_s = self._add_checkpoint_flows(job)
         job.speed = -1.0
+        self._unset.add(spec.id)
 
     def _note(self, what: str, job_id: int) -> None:
         self.log.append((self.now, what, job_id))
@@ -277,9 +301,16 @@ class Simulation:
         del self.running[spec.id]
         self._allocated -= len(job.gpus)
         self._busy -= len(job.gpus) * job.util
-        self.totals.completed += 1
+        if spec.outcome == "cancelled":
+            self.totals.cancelled += 1
+        elif spec.outcome == "failed":
+            self.totals.failed += 1
+        else:
+            self.totals.completed += 1
         self._note("finish", spec.id)
         self.totals.jcts.append(self.now - spec.arrival_s)
+        if not job.warm:
+            self.totals.workload.add(len(job.gpus), self.now - job.start_s, spec.outcome)
         self.totals.finished_work_gpu_s += job.work_s * len(job.gpus)
         self._need_schedule = True
 
@@ -398,12 +429,20 @@ class Simulation:
             )
             for spec, gpus in started:
                 self._start(spec, gpus)
-        if self.flows.dirty:
-            speeds = self.flows.solve()
+        solved = self.flows.dirty
+        if solved or self.flows.version != self._stats_version:
+            speeds = self.flows.solve()  # a no-op when the flows changed by the fast path alone
             self._update_link_stats()
+            self._stats_version = self.flows.version
         else:
             speeds = self.flows.speed
-        for job in self.running.values():
+        # After a full solve anyone's speed may have changed; otherwise only new or re-phased jobs'.
+        if solved:
+            jobs = list(self.running.values())
+        else:
+            jobs = [self.running[i] for i in sorted(self._unset) if i in self.running]
+        self._unset.clear()
+        for job in jobs:
             key = (job.spec.id, SAVE if job.phase == "checkpoint" else WORK)
             speed = speeds.get(key, 1.0)
             if speed != job.speed:
@@ -468,7 +507,7 @@ class Simulation:
                 "gpu_utilization": self._busy / n,
                 "jobs_running": len(self.running),
                 "jobs_queued": len(self.queue),
-                "jobs_done": self.totals.completed,
+                "jobs_done": self.totals.completed + self.totals.cancelled + self.totals.failed,
                 "mean_wait_s": self.mean_wait_s(),
                 "facility_mw": self.facility_mw,
                 "mean_link_util": self._link_stats[0],
@@ -536,4 +575,5 @@ class Simulation:
         over = self.flows.link_load > self.fabric.link_cap * (1 + 1e-9) + 1e-6
         assert not over.any(), f"links over capacity: {np.flatnonzero(over)[:5]}"
         t = self.totals
-        assert t.submitted == t.completed + len(self.running) + len(self.queue), "a job was lost"
+        ended = t.completed + t.cancelled + t.failed
+        assert t.submitted == ended + len(self.running) + len(self.queue), "a job was lost"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from twin.presets import LONG_SIGMA, PresetSampler, rhythm
 from twin.scenario import JobClass, WorkloadSpec
 
 TRAINING_KINDS = ("pretrain", "finetune", "research")
@@ -35,6 +36,7 @@ class JobSpec:
     checkpoint_s: float  # progress between checkpoints; 0 means never
     serve_mbs_per_gpu: float
     warm_progress_s: float = 0.0  # work already done when the run starts (warm start)
+    outcome: str = "completed"  # completed | cancelled | failed: how it ends after duration_s
 
     @property
     def trains(self) -> bool:
@@ -71,10 +73,20 @@ class WorkloadGenerator:
         mean_hours = np.array([c.median_hours * np.exp(c.sigma**2 / 2) for c in spec.mix])
         self.warm_shares = self.shares * mean_hours / (self.shares * mean_hours).sum()
         self.next_id = 0
+        self.preset = PresetSampler(spec.preset, total_gpus) if spec.preset else None
+        self.jobs_per_hour = spec.jobs_per_hour
+        if self.preset is not None and not self.jobs_per_hour:  # the preset's rate, per GPU of this site
+            self.jobs_per_hour = self.preset.cluster.jobs_per_hour * total_gpus / self.preset.cluster.gpus
 
-    def next_arrival_gap(self) -> float:
-        """Seconds until the next job arrives."""
-        return float(self.rng.exponential(3600.0 / self.spec.jobs_per_hour))
+    def next_arrival_gap(self, now: float = 0.0) -> float:
+        """Seconds from ``now`` until the next job arrives: Poisson, thinned to follow the daily rhythm."""
+        amplitude = self.spec.daily_rhythm
+        peak = self.jobs_per_hour * (1.0 + amplitude)
+        t = now
+        while True:
+            t += float(self.rng.exponential(3600.0 / peak))
+            if amplitude == 0.0 or self.rng.random() * (1.0 + amplitude) <= rhythm(t, amplitude):
+                return t - now
 
     def draw(self, now: float, warm: bool = False) -> JobSpec:
         """A new job arriving at ``now``.
@@ -83,6 +95,8 @@ class WorkloadGenerator:
         (length-biased: a log-normal's length-biased form has its median times exp(sigma^2)), with a
         uniform share of its work already done, so a warm start is already in steady state.
         """
+        if self.preset is not None:
+            return self._draw_preset(now, warm)
         rng = self.rng
         cls: JobClass = self.spec.mix[int(rng.choice(len(self.spec.mix), p=self.warm_shares if warm else self.shares))]
         gpus = self._gpus(cls)
@@ -106,6 +120,34 @@ class WorkloadGenerator:
             checkpoint_s=cls.checkpoint_minutes * 60.0,
             serve_mbs_per_gpu=cls.serve_mbs_per_gpu,
             warm_progress_s=warm_progress,
+        )
+        self.next_id += 1
+        return job
+
+    def _draw_preset(self, now: float, warm: bool) -> JobSpec:
+        """A Helios-like research job: size, run time and outcome from the preset; modest traffic."""
+        rng, preset = self.rng, self.preset
+        assert preset is not None
+        gpus = preset.gpus(rng)
+        duration = preset.duration(rng)
+        if warm:  # the running population: long jobs, length-biased (see draw)
+            duration = preset.runtime.long_median_s * float(np.exp(LONG_SIGMA**2 + LONG_SIGMA * rng.standard_normal()))
+        lo, hi = self.spec.estimate_factor
+        params = float(np.exp(rng.uniform(np.log(0.025), np.log(0.35))))  # ResNet- to BERT-large-sized
+        job = JobSpec(
+            id=self.next_id,
+            kind="research",
+            gpus=gpus,
+            arrival_s=now,
+            duration_s=duration,
+            estimate_s=duration * float(rng.uniform(lo, hi)),
+            params_b=params,
+            iteration_s=0.5,
+            read_mbs_per_gpu=20.0,
+            checkpoint_s=1800.0,
+            serve_mbs_per_gpu=0.0,
+            warm_progress_s=float(rng.uniform(0.0, 1.0)) * duration if warm else 0.0,
+            outcome=preset.outcome(rng),
         )
         self.next_id += 1
         return job
