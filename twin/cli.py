@@ -17,8 +17,9 @@ from twin.scenario import load_scenario
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # no banner on the console of a CLI
 DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "lingang.toml"
-VERBS = ("simulate", "validate", "view", "shot", "exhibit", "record")
+VERBS = ("simulate", "validate", "view", "shot", "exhibit", "record", "replay")
 DEFAULT_PLAYLIST = DEFAULT_SCENARIO.parent / "playlist.toml"
+HELIOS_EARTH = DEFAULT_SCENARIO.parent / "helios-earth.toml"
 
 
 class UsageError(Exception):
@@ -60,6 +61,19 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--size", type=_size, default=(1600, 900), help="window size with --windowed")
     ex.add_argument("--log", type=Path, default=Path("logs") / "exhibit.log", help="rotating log file")
     ex.add_argument("--quit-after", type=_positive, default=None, help=argparse.SUPPRESS)
+    rp = sub.add_parser("replay", help="replay a job trace (Helios cluster_log.csv format) through our scheduler")
+    rp.add_argument("trace", type=Path)
+    rp.add_argument("--scenario", type=Path, default=HELIOS_EARTH, help="the site to replay on")
+    rp.add_argument("--speed", type=_positive, default=600.0, help="simulated seconds per second in the window")
+    rp.add_argument("--from", dest="start", default=None, help="first submit time replayed (YYYY-MM-DD HH:MM:SS)")
+    rp.add_argument("--to", dest="end", default=None, help="submit time where the replay stops taking jobs")
+    rp.add_argument("--columns", default="", help="trace column names, e.g. gpus=num_gpus,submit=submitted")
+    rp.add_argument("--strict", action="store_true", help="stop at the first bad row")
+    rp.add_argument("--report", type=Path, default=None, help="replay headless to the end and write JSON here")
+    rp.add_argument("--headless", action="store_true", help="no window: replay to the end and print the report")
+    rp.add_argument("--seed", type=_non_negative_int, default=None)
+    rp.add_argument("--size", type=_size, default=(1600, 900))
+    rp.add_argument("--quit-after", type=_positive, default=None, help=argparse.SUPPRESS)
     rc = sub.add_parser("record", help="render a scenario headless to an H.264 video (or PNG frames)")
     rc.add_argument("scenario", type=Path)
     rc.add_argument("--seconds", type=_positive, default=60.0, help="length of the video")
@@ -131,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
             return _exhibit(args)
         if args.verb == "record":
             return _record(args)
+        if args.verb == "replay":
+            return _replay(args)
         return _view(args)
     except (ScenarioError, UsageError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -271,6 +287,67 @@ def _record(args: argparse.Namespace) -> int:
     written = record(sim, frames, args.fps, args.speed, args.size, args.layout, args.out, args.png, bar.update)
     bar.close()
     print(f"wrote {written} frames to {args.png if args.png is not None else args.out}")
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from twin.progress import Progress
+    from twin.replay import Replay
+    from twin.report import build_report, format_report
+    from twin.trace import parse_columns, parse_time
+
+    def when(flag: str, text: str | None) -> float | None:
+        if text is None:
+            return None
+        try:
+            return parse_time(text)
+        except ValueError:
+            raise UsageError(f"{flag} {text!r}: expected a time like 2020-05-12 14:00:00") from None
+
+    scenario = load_scenario(args.scenario)
+    columns = parse_columns(args.columns)
+    start, end = when("--from", args.start), when("--to", args.end)
+    if start is not None and end is not None and end <= start:
+        raise UsageError(f"--to {args.end!r}: expected a time after --from {args.start!r}")
+    if args.report is not None:
+        _check_writable(args.report, args.scenario, args.trace)
+    replay = Replay(scenario, args.trace, columns, args.strict, start, end, seed=args.seed)
+    if args.report is None and not args.headless:
+        return _replay_view(args, replay)
+    size = max(args.trace.stat().st_size, 1)
+    bar = Progress(size, f"replaying {args.trace.name} on {scenario.site.name}")
+    replay.run_to_end(lambda _rows: bar.update(replay.stats.bytes_read))
+    bar.close()
+    report = build_report(replay.sim)
+    report["replay"] = replay.report_block()
+    print(format_report(report))
+    r = report["replay"]
+    print(
+        f"  Trace: {r['rows']:,} rows, {r['jobs_replayed']:,} GPU jobs replayed, {r['cpu_jobs_skipped']:,} CPU jobs "
+        f"and {r['never_ran_skipped']:,} that never ran skipped, {r['bad_rows']:,} bad rows"
+    )
+    print(
+        f"  Wait mean / p95: ours {r['mean_wait_s']:,.0f} s / {r['p95_wait_s']:,.0f} s, "
+        f"recorded {r['recorded_mean_wait_s']:,.0f} s / {r['recorded_p95_wait_s']:,.0f} s"
+    )
+    for example in r["bad_examples"][:5]:
+        print(f"  bad row: {args.trace}: line {example['line']}: {example['reason']}", file=sys.stderr)
+    if args.report is not None:
+        _write_atomic(args.report, json.dumps(report, indent=2) + "\n")
+        print(f"report written to {args.report}")
+    return 0
+
+
+def _replay_view(args: argparse.Namespace, replay) -> int:
+    import pygame
+
+    from twin.render.app import App
+
+    try:
+        app = App(replay.sim.scenario, size=args.size, speed=args.speed, quit_after=args.quit_after, driver=replay)
+    except pygame.error as err:
+        raise UsageError(f"cannot open a window ({err}); use --report or --headless without a display") from None
+    app.run()
     return 0
 
 

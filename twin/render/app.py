@@ -166,14 +166,18 @@ class App:
         fullscreen: bool = False,
         speed: float = DEFAULT_SPEED,
         quit_after: float | None = None,
+        driver: object | None = None,
     ) -> None:
+        """``driver`` advances the simulation instead of it (a trace replay feeding it jobs); it has
+        ``sim`` and ``advance(dt)``."""
         pygame.display.init()
         pygame.font.init()
         pygame.display.set_caption(f"twin: {scenario.site.name}")
         self.windowed_size = size
         self.fullscreen = fullscreen
         self.screen = self._set_mode()
-        self.sim = Simulation(scenario, seed=seed)
+        self.sim = driver.sim if driver is not None else Simulation(scenario, seed=seed)
+        self.driver = driver if driver is not None else self.sim
         self.frame = Frame(self.sim, self.screen.get_size())
         self.speed_index = int(np.argmin([abs(s - speed) for s in SPEEDS]))
         self.frame.state.speed = SPEEDS[self.speed_index]
@@ -224,7 +228,7 @@ class App:
         t0 = time.perf_counter()
         before = self.sim.now
         while self._acc >= step:
-            self.sim.advance(step)
+            self.driver.advance(step)
             self._acc -= step
             if time.perf_counter() - t0 > SIM_BUDGET_S:
                 self._acc = min(self._acc, step)  # drop what cannot be done: run slower, never stall
