@@ -115,6 +115,11 @@ def parse_time(text: str) -> float:
         return float(text)
     except ValueError:
         pass
+    try:  # the common case, in C: 2020-05-01 00:00:00
+        when = datetime.fromisoformat(text)
+        return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+    except ValueError:
+        pass
     for fmt in TIME_FORMATS:
         try:
             return datetime.strptime(text, fmt).replace(tzinfo=UTC).timestamp()

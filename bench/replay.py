@@ -1,0 +1,120 @@
+"""Trace streaming and replay at scale: a generated Helios-format trace of a million rows is read in
+bounded memory, and a slice of it is replayed on Helios Earth, with RSS sampled along the way.
+
+    .venv/bin/python bench/replay.py                    # 1,000,000 rows read, 30,000 replayed
+    .venv/bin/python bench/replay.py --rows 3000000
+
+Prints rows per second and RSS at the start, middle and end of each phase, then one JSON line last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from twin.presets import PresetSampler  # noqa: E402
+from twin.replay import Replay  # noqa: E402
+from twin.scenario import load_scenario  # noqa: E402
+from twin.trace import TraceStats, format_time, read_trace  # noqa: E402
+
+HEADER = "job_id,user,vc,gpu_num,cpu_num,node_num,state,submit_time,start_time,end_time,duration,queue\n"
+STATES = {"completed": "COMPLETED", "cancelled": "CANCELLED", "failed": "FAILED"}
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def write_trace(path: Path, rows: int, seed: int = 1) -> None:
+    """Helios-Earth-like GPU jobs (with CPU jobs mixed in, as in the real log), in submit order."""
+    rng = np.random.default_rng(seed)
+    sampler = PresetSampler("helios-earth", 1000)
+    gap = 3600.0 / (sampler.cluster.jobs_per_hour * 2)  # half the rows are CPU jobs
+    t = 1_585_699_200.0  # 2020-04-01
+    with path.open("w") as f:
+        f.write(HEADER)
+        for i in range(rows):
+            t += float(rng.exponential(gap))
+            cpu = rng.random() < 0.5
+            gpus = 0 if cpu else sampler.gpus(rng)
+            run = float(rng.exponential(160.0)) if cpu else sampler.duration(rng)
+            wait = float(rng.exponential(300.0))
+            state = "COMPLETED" if cpu else STATES[sampler.outcome(rng)]
+            start, end = t + wait, t + wait + run
+            f.write(
+                f"{i},u{i % 97},vc{i % 13},{gpus},4,1,{state},{format_time(t)},{format_time(start)},"
+                f"{format_time(end)},{run:.0f},0\n"
+            )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--replay-rows", type=int, default=30_000)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "trace.csv"
+        t0 = time.perf_counter()
+        write_trace(path, args.rows)
+        print(f"wrote {args.rows:,} rows ({path.stat().st_size / 2**20:.0f} MB) in {time.perf_counter() - t0:.1f} s")
+
+        stats = TraceStats()
+        rss = [rss_mb()]
+        t0 = time.perf_counter()
+        for _ in read_trace(path, stats=stats):
+            if len(rss) == 1 and stats.rows > args.rows // 2:
+                rss.append(rss_mb())
+        read_s = time.perf_counter() - t0
+        rss.append(rss_mb())
+        print(
+            f"read: {stats.rows:,} rows, {stats.jobs:,} GPU jobs in {read_s:.1f} s "
+            f"({stats.rows / read_s:,.0f} rows/s); RSS {' -> '.join(f'{r:.0f}' for r in rss)} MB"
+        )
+
+        small = Path(tmp) / "slice.csv"
+        with path.open() as src, small.open("w") as dst:
+            for i, line in enumerate(src):
+                if i > args.replay_rows:
+                    break
+                dst.write(line)
+        replay = Replay(load_scenario(ROOT / "scenarios" / "helios-earth.toml"), small)
+        t0 = time.perf_counter()
+        samples = [rss_mb()]
+        while not replay.done:
+            replay.run(replay.sim.now + 6 * 3600)
+            samples.append(rss_mb())
+        replay_s = time.perf_counter() - t0
+        block = replay.report_block()
+        print(
+            f"replay: {block['jobs_replayed']:,} GPU jobs over {replay.sim.now / 86400:.1f} simulated days in "
+            f"{replay_s:.1f} s; RSS first/median/last {samples[1]:.0f}/{np.median(samples):.0f}/{samples[-1]:.0f} MB; "
+            f"wait mean ours {block['mean_wait_s']:.0f} s, recorded {block['recorded_mean_wait_s']:.0f} s"
+        )
+        print(
+            json.dumps(
+                {
+                    "rows": stats.rows,
+                    "read_rows_per_s": round(stats.rows / read_s),
+                    "read_rss_mb": [round(r, 1) for r in rss],
+                    "replay_jobs": block["jobs_replayed"],
+                    "replay_days": round(replay.sim.now / 86400, 2),
+                    "replay_s": round(replay_s, 1),
+                    "replay_rss_mb_first_last": [round(samples[1], 1), round(samples[-1], 1)],
+                }
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
