@@ -17,7 +17,7 @@ from twin.scenario import load_scenario
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # no banner on the console of a CLI
 DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "lingang.toml"
-VERBS = ("simulate", "validate", "view", "shot", "exhibit", "record", "replay")
+VERBS = ("simulate", "validate", "view", "shot", "exhibit", "record", "replay", "mirror")
 DEFAULT_PLAYLIST = DEFAULT_SCENARIO.parent / "playlist.toml"
 HELIOS_EARTH = DEFAULT_SCENARIO.parent / "helios-earth.toml"
 
@@ -74,6 +74,14 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--seed", type=_non_negative_int, default=None)
     rp.add_argument("--size", type=_size, default=(1600, 900))
     rp.add_argument("--quit-after", type=_positive, default=None, help=argparse.SUPPRESS)
+    mi = sub.add_parser("mirror", help="show recorded per-minute telemetry (Helios VC files) in the twin")
+    mi.add_argument("dir", type=Path, help="folder of <vc>_per_minute_*.csv[.gz] files")
+    mi.add_argument("--at", default=None, help="start (or, with --report, the minute) as YYYY-MM-DD HH:MM")
+    mi.add_argument("--report", type=Path, default=None, help="write that minute per VC as JSON and exit")
+    mi.add_argument("--speed", type=_positive, default=120.0, help="recorded seconds per second in the window")
+    mi.add_argument("--compare-sim", action="store_true", help="run the calibrated simulator beside the recording")
+    mi.add_argument("--size", type=_size, default=(1600, 900))
+    mi.add_argument("--quit-after", type=_positive, default=None, help=argparse.SUPPRESS)
     rc = sub.add_parser("record", help="render a scenario headless to an H.264 video (or PNG frames)")
     rc.add_argument("scenario", type=Path)
     rc.add_argument("--seconds", type=_positive, default=60.0, help="length of the video")
@@ -147,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
             return _record(args)
         if args.verb == "replay":
             return _replay(args)
+        if args.verb == "mirror":
+            return _mirror(args)
         return _view(args)
     except (ScenarioError, UsageError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -347,6 +357,57 @@ def _replay_view(args: argparse.Namespace, replay) -> int:
         app = App(replay.sim.scenario, size=args.size, speed=args.speed, quit_after=args.quit_after, driver=replay)
     except pygame.error as err:
         raise UsageError(f"cannot open a window ({err}); use --report or --headless without a display") from None
+    app.run()
+    return 0
+
+
+def _mirror(args: argparse.Namespace) -> int:
+    from twin.mirror import Mirror
+    from twin.telemetry import load_telemetry
+    from twin.trace import format_time, parse_time
+
+    telemetry = load_telemetry(args.dir)
+    for note in telemetry.notes:
+        print(f"note: {note}", file=sys.stderr)
+    start = telemetry.start
+    if args.at is not None:
+        try:
+            start = parse_time(args.at)
+        except ValueError:
+            raise UsageError(f"--at {args.at!r}: expected a time like 2020-05-12 14:00") from None
+        if not telemetry.start <= start < telemetry.end:
+            first, last = format_time(telemetry.start), format_time(telemetry.end)
+            raise UsageError(f"--at {args.at!r}: expected a time in the recording, {first} to {last}")
+    if args.report is not None:
+        _check_writable(args.report, args.dir)
+        warm = 0.0
+        if args.compare_sim:  # the simulated twin needs time to fill up: run it a day before the minute
+            warm = min(86400.0, start - telemetry.start)
+        mirror = Mirror(telemetry, start=start - warm, compare=args.compare_sim)
+        mirror.run(warm)
+        report = mirror.report()
+        for name, rec in report["vcs"].items():
+            text = (
+                "no data (a gap in the recording)"
+                if rec is None
+                else (
+                    f"{rec['running_gpus']:>5} of {rec['gpus']:>5} GPUs busy, {rec['running_jobs']:>4} jobs running, "
+                    f"{rec['pending_jobs']:>4} pending"
+                )
+            )
+            print(f"  {report['time']}  {name:<10} {text}")
+        _write_atomic(args.report, json.dumps(report, indent=2) + "\n")
+        print(f"report written to {args.report}")
+        return 0
+    import pygame
+
+    from twin.render.app import App
+
+    mirror = Mirror(telemetry, start=start, compare=args.compare_sim)
+    try:
+        app = App(mirror.scenario, size=args.size, speed=args.speed, quit_after=args.quit_after, driver=mirror)
+    except pygame.error as err:
+        raise UsageError(f"cannot open a window ({err}); use --report without a display") from None
     app.run()
     return 0
 

@@ -68,6 +68,7 @@ class Frame:
             self.site.update(self.snap, wall)
             self._snap_key, self._snap_wall = key, wall
             self.state.hottest = hottest_link(self.sim.fabric, self.snap)
+            self.state.epoch = getattr(sim, "t0", None)
             self._follow_selection()
 
     def _follow_selection(self) -> None:
@@ -92,7 +93,8 @@ class Frame:
         self.site.draw(surface)
         t1 = time.perf_counter()
         if self.hud_visible and self.snap is not None:
-            series = {k: self.sim.series.column(k, SPARK_SAMPLES) for k in SERIES_KEYS}
+            keys = SERIES_KEYS + tuple(k for k in ("sim_gpu_allocation",) if k in self.sim.series.fields)
+            series = {k: self.sim.series.column(k, SPARK_SAMPLES) for k in keys}
             self.hud.draw(surface, self.state, self.sim.series.latest(), series, self.snap.jobs, self.sim.now)
         t2 = time.perf_counter()
         return {"site_ms": (t1 - t0) * 1000, "hud_ms": (t2 - t1) * 1000}

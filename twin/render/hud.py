@@ -3,7 +3,9 @@ and scale with the window; text surfaces come from a cache, so a frame re-render
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 import pygame
@@ -51,6 +53,11 @@ class HudState:
     notice: str = ""
     selected_job: int | None = None
     hottest: str = ""  # name of the most loaded link
+    epoch: float | None = None  # calendar time at simulated 0 (recorded telemetry): the clock shows dates
+
+
+def fmt_date(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%d  %H:%M")
 
 
 def fmt_clock(t: float) -> str:
@@ -126,7 +133,8 @@ class Hud:
         surf.blit(title, (x, y))
         blurb = self.text.render(st.blurb, 15, theme.TEXT_DIM)
         surf.blit(blurb, (x, y + title.get_height() + round(2 * s)))
-        clock = self.text.render(fmt_clock(now), 22, theme.TEXT, "semibold")
+        when = fmt_clock(now) if st.epoch is None else fmt_date(st.epoch + now)
+        clock = self.text.render(when, 22, theme.TEXT, "semibold")
         cy = y + title.get_height() + blurb.get_height() + round(8 * s)
         surf.blit(clock, (x, cy))
         if st.paused:
@@ -152,7 +160,9 @@ class Hud:
         surf.blit(self.text.render("COMPUTE IN USE", 13, theme.TEXT_DIM, "semibold"), (x, y))
         y += round(20 * s)
         pflops = m.get("pflops", 0.0)
-        big = self.text.render(f"{pflops:,.0f}", 46, theme.TEXT, "bold")
+        if not math.isfinite(pflops):  # recorded telemetry with a gap here
+            pflops = 0.0
+        big = self.text.render(_fmt(m, "pflops", "{:,.0f}"), 46, theme.TEXT, "bold")
         surf.blit(big, (x, y))
         unit = self.text.render(f"/ {st.peak_pflops:,.0f} PFLOPS", 18, theme.TEXT_DIM, "semibold")
         surf.blit(unit, (x + big.get_width() + round(10 * s), y + big.get_height() - unit.get_height() - round(8 * s)))
@@ -165,9 +175,9 @@ class Hud:
         )
         y += round(56 * s)
         rows = (
-            ("GPUs allocated", f"{m.get('gpu_allocation', 0):.1%}", "gpu_allocation", 1.0, theme.GOOD),
-            ("Facility power", f"{m.get('facility_mw', 0):.2f} MW", "facility_mw", None, theme.WARN),
-            ("Hottest link", f"{m.get('max_link_util', 0):.0%}", "max_link_util", 1.0, theme.HOT),
+            ("GPUs allocated", _fmt(m, "gpu_allocation", "{:.1%}"), "gpu_allocation", 1.0, theme.GOOD),
+            ("Facility power", _fmt(m, "facility_mw", "{:.2f} MW"), "facility_mw", None, theme.WARN),
+            ("Hottest link", _fmt(m, "max_link_util", "{:.0%}"), "max_link_util", 1.0, theme.HOT),
         )
         half = (inner - round(12 * s)) // 2
         for label, value, key, top, color in rows:
@@ -178,19 +188,19 @@ class Hud:
                 name = self.text.render(st.hottest, 11, theme.TEXT_FAINT)
                 if name.get_width() < half:
                     surf.blit(name, (x + val.get_width() + round(8 * s), y + round(30 * s)))
-            self._sparkline(
-                surf,
-                pygame.Rect(x + half + round(12 * s), y + round(6 * s), half, round(38 * s)),
-                series.get(key),
-                top,
-                color,
-            )
+            spark = pygame.Rect(x + half + round(12 * s), y + round(6 * s), half, round(38 * s))
+            self._sparkline(surf, spark, series.get(key), top, color)
+            twin = series.get(f"sim_{key}")
+            if twin is not None and np.isfinite(twin).any():  # a simulated twin beside a recording
+                self._trace_line(surf, spark, twin, theme.TEXT)
+                tag = self.text.render("simulated", 11, theme.TEXT)
+                surf.blit(tag, (spark.right - tag.get_width(), spark.y - tag.get_height()))
             y += round(56 * s)
         jobs = (
-            ("running", f"{m.get('jobs_running', 0):,.0f}"),
-            ("queued", f"{m.get('jobs_queued', 0):,.0f}"),
-            ("done", f"{m.get('jobs_done', 0):,.0f}"),
-            ("mean wait", fmt_duration(m.get("mean_wait_s", 0.0))),
+            ("running", _fmt(m, "jobs_running", "{:,.0f}")),
+            ("queued", _fmt(m, "jobs_queued", "{:,.0f}")),
+            ("done", _fmt(m, "jobs_done", "{:,.0f}")),
+            ("mean wait", fmt_duration(m["mean_wait_s"]) if math.isfinite(m.get("mean_wait_s", 0.0)) else "-"),
         )
         col = inner // 4
         for i, (label, value) in enumerate(jobs):
@@ -217,9 +227,10 @@ class Hud:
             pygame.draw.rect(
                 surf, color, pygame.Rect(x, y + round(3 * s), round(12 * s), round(12 * s)), border_radius=round(3 * s)
             )
-            head = f"{KIND_LABEL.get(job.kind, job.kind)} #{job.id}"
+            head = f"{KIND_LABEL[job.kind]} #{job.id}" if job.kind in KIND_LABEL else job.kind
             surf.blit(self.text.render(head, 16, theme.TEXT, "semibold"), (x + round(20 * s), y))
-            detail = f"{job.gpus:,} GPUs  {job.params_b:,.0f}B  {job.phase}"
+            size = f"  {job.params_b:,.0f}B" if job.params_b > 0 else ""
+            detail = f"{job.gpus:,} GPUs{size}  {job.phase}"
             if job.speed < 0.995 and job.phase != "checkpoint":
                 detail += f"  {job.speed:.0%} speed"
             right = self.text.render(detail, 13, theme.TEXT_DIM)
@@ -248,18 +259,35 @@ class Hud:
         color: tuple[int, int, int],
     ) -> None:
         pygame.draw.rect(surf, theme.BG_GLOW, rect, border_radius=round(4 * self.text.scale))
-        if values is None or len(values) < 2:
+        if values is None or len(values) < 2 or not np.isfinite(values).any():
             return
-        hi = top if top else float(values.max()) * 1.1 or 1.0
-        lo = 0.0 if top else float(values.min()) * 0.9
+        finite = values[np.isfinite(values)]
+        hi = top if top else float(finite.max()) * 1.1 or 1.0
+        lo = 0.0 if top else float(finite.min()) * 0.9
         span = max(hi - lo, 1e-9)
         xs = rect.x + np.linspace(0, rect.w - 1, len(values))
         ys = rect.bottom - 2 - (np.clip(values, lo, hi) - lo) / span * (rect.h - 4)
-        points = np.column_stack([xs, ys])
-        fill = [(rect.x, rect.bottom - 1), *points.tolist(), (rect.right - 1, rect.bottom - 1)]
         shade = tuple(int(c * 0.35 + b * 0.65) for c, b in zip(color, theme.BG_GLOW, strict=True))
-        pygame.draw.polygon(surf, shade, fill)
-        pygame.draw.lines(surf, color, False, points.tolist(), max(1, round(2 * self.text.scale)))
+        # A gap in the data (NaN) is drawn as a gap: each run of real values is its own line.
+        ok = np.isfinite(values)
+        edges = np.flatnonzero(np.diff(np.r_[False, ok, False].astype(np.int8)))
+        for a, b in zip(edges[::2], edges[1::2], strict=True):
+            points = np.column_stack([xs[a:b], ys[a:b]]).tolist()
+            if len(points) < 2:
+                continue
+            fill = [(points[0][0], rect.bottom - 1), *points, (points[-1][0], rect.bottom - 1)]
+            pygame.draw.polygon(surf, shade, fill)
+            pygame.draw.lines(surf, color, False, points, max(1, round(2 * self.text.scale)))
+
+    def _trace_line(self, surf: pygame.Surface, rect: pygame.Rect, values: np.ndarray, color) -> None:
+        """A thin line over a 0..1 sparkline, gaps left as gaps."""
+        xs = rect.x + np.linspace(0, rect.w - 1, len(values))
+        ys = rect.bottom - 2 - np.clip(values, 0.0, 1.0) * (rect.h - 4)
+        ok = np.isfinite(values)
+        edges = np.flatnonzero(np.diff(np.r_[False, ok, False].astype(np.int8)))
+        for a, b in zip(edges[::2], edges[1::2], strict=True):
+            if b - a >= 2:
+                pygame.draw.lines(surf, color, False, np.column_stack([xs[a:b], ys[a:b]]).tolist(), 1)
 
     def _legend(self, surf: pygame.Surface, s: float, h: int) -> None:
         x, y = round(24 * s), h - round(44 * s)
@@ -314,3 +342,9 @@ class Hud:
             surf.blit(k, (box.x + round(30 * s), y))
             surf.blit(v, (box.x + round(60 * s) + key_w, y))
             y += max(k.get_height(), v.get_height()) + round(8 * s)
+
+
+def _fmt(m: dict[str, float], key: str, fmt: str) -> str:
+    """A figure for the HUD; a dash where there is no value (a gap in recorded telemetry)."""
+    value = m.get(key, 0.0)
+    return fmt.format(value) if math.isfinite(value) else "-"
