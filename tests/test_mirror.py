@@ -173,3 +173,13 @@ def test_the_real_helios_files(tmp_path: Path) -> None:
     assert main(["mirror", str(HELIOS), "--at", "2020-05-01 00:00", "--report", str(out)]) == 0
     vc = json.loads(out.read_text())["vcs"]["vc6YE"]
     assert vc == {"gpus": 208, "running_gpus": 162, "running_jobs": 6, "pending_jobs": 0}
+
+
+def test_scrubbing_goes_back_and_forth_within_the_recording(recording: Path) -> None:
+    mirror = Mirror(load_telemetry(recording))
+    mirror.run(100 * 60)
+    mirror.seek(20 * 60)
+    assert mirror.now == 20 * 60 and (mirror.alloc.owner == 0).sum() == 5  # vcA ran 20 // 4 GPUs then
+    mirror.seek(10 * 86400)
+    assert mirror.now == 119 * 60, "clamped to the last recorded minute"
+    assert mirror.report()["time"] == "2020-05-01 01:59:00"

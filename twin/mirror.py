@@ -133,6 +133,13 @@ class Mirror:
         if self.compare is not None:
             self.compare.run(until)
 
+    def seek(self, t: float) -> None:
+        """Jump to recorded time t (seconds from the start), backwards too; the series keeps its rows, so
+        the sparklines show the jump. The simulated twin, which cannot go back, carries on."""
+        t = min(max(t, self.telemetry.start - self.t0), self.telemetry.end - self.t0 - 60.0)
+        self._apply(math.floor(t / 60.0) * 60.0)
+        self.now = t
+
     def _apply(self, t: float) -> None:
         """Light each VC's running GPUs as recorded for the minute at time t; append a series row."""
         self._minute = math.floor(t / 60.0)

@@ -280,6 +280,11 @@ class App:
                 self.notify(f"saved {path.name}", wall)
             elif key == pygame.K_SLASH or event.unicode == "?":
                 st.show_help = not st.show_help
+            elif key in (pygame.K_LEFTBRACKET, pygame.K_RIGHTBRACKET) and hasattr(self.driver, "seek"):
+                hours = 1 if key == pygame.K_RIGHTBRACKET else -1  # scrub a recording by the hour
+                self.driver.seek(self.sim.now + hours * 3600.0)
+                fr.refresh(wall, force=True)
+                self.notify(f"{'forward' if hours > 0 else 'back'} one hour", wall)
         elif event.type == pygame.MOUSEWHEEL:
             pos = pygame.mouse.get_pos()
             cam = fr.site.camera.zoom_at(pos, 1.15**event.y)

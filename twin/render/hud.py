@@ -33,6 +33,7 @@ HELP = (
     ("H", "hide the HUD"),
     ("F", "fullscreen"),
     ("S", "save a screenshot"),
+    ("[ ]", "an hour back / on (recorded telemetry)"),
     ("?", "this help"),
     ("Esc / Q", "quit"),
 )

@@ -175,10 +175,22 @@ class SiteView:
             self._drawn_rgb = None
             self._links_dirty = False
         self._draw_cells(self._live)
-        surface.blit(self._live, (0, 0))
+        # The picture stays inside its viewport: zoomed in, nothing runs under the title or the panel.
+        view, full = pygame.Rect(self.camera.viewport), surface.get_rect()
+        for strip in (
+            pygame.Rect(0, 0, full.w, view.top),
+            pygame.Rect(0, view.bottom, full.w, full.h - view.bottom),
+            pygame.Rect(0, view.top, view.left, view.h),
+            pygame.Rect(view.right, view.top, full.w - view.right, view.h),
+        ):
+            if strip.w > 0 and strip.h > 0:
+                surface.fill(theme.BG, strip)
+        surface.set_clip(view)
+        surface.blit(self._live, view.topleft, view)
         self._draw_pulses(surface)
         self._draw_highlight(surface)
         self._draw_particles(surface)
+        surface.set_clip(None)
         self._moving = False
         self.timings["site_ms"] = float(pygame.time.get_ticks() - t0)
 
