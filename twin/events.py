@@ -12,6 +12,7 @@ from typing import Any
 # Priorities for events at the same instant: lower runs first.
 JOB_MILESTONE = 0  # a job finishes or changes phase: frees GPUs before new work is placed
 ARRIVAL = 1
+FAULT = 2  # failures and repairs, after the jobs and arrivals of the same instant
 SAMPLE = 9  # metrics are read after everything else at that instant
 
 

@@ -30,6 +30,9 @@ def build_report(sim: Simulation) -> dict[str, Any]:
         "jobs_completed": tot.completed,
         "jobs_cancelled": tot.cancelled,
         "jobs_failed": tot.failed,
+        "jobs_restarted": tot.restarted,
+        "faults": tot.faults,
+        "lost_gpu_hours": tot.lost_gpu_s / 3600.0,
         "jobs_running": len(sim.running),
         "jobs_queued": len(sim.queue),
         "mean_gpu_allocation": tot.gpu_alloc_s / span / fab.n_gpus,
@@ -87,6 +90,8 @@ _ROWS = (
     ("Jobs submitted", "jobs_submitted", "{:,}"),
     ("Jobs completed", "jobs_completed", "{:,}"),
     ("Jobs cancelled / failed", None, None),
+    ("Faults / restarts", None, None),
+    ("Lost to faults", "lost_gpu_hours", "{:,.1f} GPU-hours"),
     ("Jobs running / queued", None, None),
     ("GPU allocation (mean)", "mean_gpu_allocation", "{:.1%}"),
     ("PFLOPS in use (mean)", "mean_pflops_in_use", "{:,.0f}"),
@@ -108,6 +113,7 @@ def format_report(r: dict[str, Any]) -> str:
         "Jobs running / queued": f"{r['jobs_running']:,} / {r['jobs_queued']:,}",
         "Wait mean / p95": f"{r['mean_wait_s']:,.0f} s / {r['p95_wait_s']:,.0f} s",
         "Jobs cancelled / failed": f"{r['jobs_cancelled']:,} / {r['jobs_failed']:,}",
+        "Faults / restarts": f"{r['faults']:,} / {r['jobs_restarted']:,}",
     }
     lines = []
     for label, key, fmt in _ROWS:

@@ -126,6 +126,49 @@ class SimulationSpec:
 
 
 @dataclass(frozen=True)
+class FaultEvent:
+    """A scripted fault: at ``at_s`` the named component fails (or a storage array degrades to
+    ``factor`` of its bandwidth) for ``minutes`` (0: for good)."""
+
+    at_s: float
+    target: str  # a component name (node-0003, leaf-002, spine-01, pfs-0) or a cable "leaf-002--spine-01"
+    action: str  # fail | degrade
+    minutes: float
+    factor: float
+    gpu: int  # with a server target: only this GPU fails (-1: the whole server)
+    where: str  # "line N: faults.event[i].target", for errors about the name
+
+
+@dataclass(frozen=True)
+class RandomFaults:
+    """Mean time between failures per component (hours; 0: never) and repair times (minutes)."""
+
+    gpu_mtbf_hours: float = 0.0
+    node_mtbf_hours: float = 0.0
+    link_mtbf_hours: float = 0.0
+    switch_mtbf_hours: float = 0.0
+    storage_mtbf_hours: float = 0.0
+    gpu_repair_minutes: float = 120.0
+    node_repair_minutes: float = 60.0
+    link_repair_minutes: float = 30.0
+    switch_repair_minutes: float = 45.0
+    storage_repair_minutes: float = 90.0
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    events: tuple[FaultEvent, ...] = ()
+    random: RandomFaults = RandomFaults()
+    max_retries: int = 3  # a job hit by faults more often than this fails for good
+
+    @property
+    def any(self) -> bool:
+        r = self.random
+        rates = (r.gpu_mtbf_hours, r.node_mtbf_hours, r.link_mtbf_hours, r.switch_mtbf_hours, r.storage_mtbf_hours)
+        return bool(self.events) or any(rates)
+
+
+@dataclass(frozen=True)
 class Scenario:
     source: str
     site: Site
@@ -137,6 +180,7 @@ class Scenario:
     scheduler: SchedulerSpec
     power: PowerSpec
     simulation: SimulationSpec
+    faults: FaultSpec = FaultSpec()
 
     @property
     def nodes(self) -> int:
@@ -201,6 +245,7 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>", text: s
         scheduler=_scheduler(root.table("scheduler", optional=True)),
         power=_power(root.table("power", optional=True)),
         simulation=_simulation(root.table("simulation", optional=True)),
+        faults=_faults(root.table("faults", optional=True)),
     )
     root.done()
     _check_wiring(scenario, root)
@@ -325,6 +370,56 @@ def _power(t: _Table) -> PowerSpec:
     )
     t.done()
     return p
+
+
+def _clock(t: _Table, key: str) -> float:
+    """Seconds from a number of seconds or an "HH:MM" / "D+HH:MM" time since the start."""
+    value = t.maybe(key)
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    if isinstance(value, str):
+        m = re.fullmatch(r"(?:(\d+)\+)?(\d{1,3}):(\d{2})", value.strip())
+        if m and int(m.group(3)) < 60:
+            return int(m.group(1) or 0) * 86400 + int(m.group(2)) * 3600 + int(m.group(3)) * 60.0
+    t.fail(key, f'seconds, or a time since the start like "02:00" or "1+06:30", got {value!r}')
+    return 0.0
+
+
+def _fault_event(t: _Table) -> FaultEvent:
+    action = t.str("action", choices=("fail", "degrade"), default="fail")
+    field = t._field("target")
+    line = t.locator.line_of(field)
+    e = FaultEvent(
+        at_s=_clock(t, "at"),
+        target=t.str("target"),
+        action=action,
+        minutes=t.float("minutes", minimum=0.0, default=0.0),
+        factor=t.float("factor", minimum=0.0, maximum=1.0, default=0.5 if action == "degrade" else 0.0),
+        gpu=t.int("gpu", minimum=0) if t.maybe("gpu") is not None else -1,
+        where=f"line {line}: {field}" if line else field,
+    )
+    t.done()
+    return e
+
+
+def _faults(t: _Table) -> FaultSpec:
+    r = t.table("random", optional=True)
+    kinds = ("gpu", "node", "link", "switch", "storage")
+    defaults = RandomFaults()
+    values: dict[str, float] = {}
+    for k in kinds:
+        values[f"{k}_mtbf_hours"] = r.float(f"{k}_mtbf_hours", minimum=0.0, default=0.0)
+        values[f"{k}_repair_minutes"] = r.float(
+            f"{k}_repair_minutes", positive=True, default=getattr(defaults, f"{k}_repair_minutes")
+        )
+    r.done()
+    spec = FaultSpec(
+        events=tuple(_fault_event(e) for e in t.tables("event")),
+        random=RandomFaults(**values),
+        max_retries=t.int("max_retries", minimum=0, default=3),
+    )
+    t.done()
+    return spec
 
 
 def _simulation(t: _Table) -> SimulationSpec:

@@ -10,11 +10,12 @@ every ``step_s`` of simulated time, whatever steps the caller takes, so a run is
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from twin.events import ARRIVAL, JOB_MILESTONE, SAMPLE, EventQueue
+from twin.events import ARRIVAL, FAULT, JOB_MILESTONE, SAMPLE, EventQueue
+from twin.faults import Component, RandomFaultProcess, check_faults
 from twin.flows import (
     CHECKPOINT,
     DATA,
@@ -61,6 +62,9 @@ class Job:
 
     def progress_at(self, t: float) -> float:
         return self.progress_s + self.rate * (t - self.mark_s)
+
+
+BLOCKED = -2  # owner of a GPU that is failed or cut off: not free, not any job's
 
 
 class Sample:
@@ -125,7 +129,10 @@ class Totals:
     fabric_util_s: float = 0.0  # integral of mean fabric link utilisation
     max_link_util: float = 0.0
     traffic_bytes: np.ndarray = field(default_factory=lambda: np.zeros(4))  # per traffic kind
-    finished_work_gpu_s: float = 0.0  # full-speed GPU-seconds delivered by jobs that have finished
+    finished_work_gpu_s: float = 0.0  # full-speed GPU-seconds delivered by jobs no longer running
+    faults: int = 0  # components that failed (or degraded)
+    restarted: int = 0  # jobs sent back to the queue by a fault
+    lost_gpu_s: float = 0.0  # work thrown away by faults: progress since the last checkpoint x GPUs
 
 
 class Simulation:
@@ -166,6 +173,7 @@ class Simulation:
         self._need_schedule = True
         self._stats_version = -1
         self._unset: set[int] = set()  # jobs whose speed must be set at the next settle
+        self._init_faults()
         self._warm_start(scenario.workload.initial_load)
         if scenario.workload.arrival == "poisson":
             self.events.push(self.workload.next_arrival_gap(0.0), ARRIVAL, "arrival")
@@ -210,6 +218,19 @@ class Simulation:
         elif kind == "sample":
             self._sample()
             self.events.push(self.now + self.step_s, SAMPLE, "sample")
+        elif kind == "fault":
+            source, key = payload  # type: ignore[misc]
+            if source == "scripted":
+                event = self.scenario.faults.events[key]
+                self._fault(self.fault_components[key], event.action, event.factor, event.minutes * 60.0)
+            else:
+                process = self.random_faults
+                assert process is not None
+                self._fault(process.draw(key), "fail", 0.0, process.repair_s(key))
+                self.events.push(self.now + process.next_gap(key), FAULT, "fault", ("random", key))
+        elif kind == "repair":
+            comp, action, factor = payload  # type: ignore[misc]
+            self._change(comp, action, factor, -1)
 
     def _integrate_to(self, t: float) -> None:
         dt = t - self.now
@@ -254,7 +275,7 @@ class Simulation:
         self._note("start", spec.id)
         self._allocated += len(gpus)
         self.totals.started += 1
-        if count_wait:
+        if count_wait and spec.id not in self._restarts:
             self.totals.waits.append(self.now - spec.arrival_s)
         self._add_work_flows(job)
         job.speed = -1.0  # force a fresh milestone after the next solve
@@ -298,6 +319,7 @@ class Simulation:
         self.flows.remove((spec.id, WORK))
         self.flows.remove((spec.id, SAVE))
         self.alloc.release(spec.id)
+        self._reblock()
         del self.running[spec.id]
         self._allocated -= len(job.gpus)
         self._busy -= len(job.gpus) * job.util
@@ -312,6 +334,142 @@ class Simulation:
         if not job.warm:
             self.totals.workload.add(len(job.gpus), self.now - job.start_s, spec.outcome)
         self.totals.finished_work_gpu_s += job.work_s * len(job.gpus)
+        self._need_schedule = True
+
+    # --- faults ----------------------------------------------------------------------------------------
+
+    def _init_faults(self) -> None:
+        """Fault state (all healthy), scripted faults on the clock, the random fault process started."""
+        fab, spec = self.fabric, self.scenario.faults
+        self.fault_components = check_faults(self.scenario, fab)
+        self.link_down = np.zeros(fab.n_links, np.int32)  # failures holding each link down
+        self.gpu_down = np.zeros((fab.n_nodes, fab.gpus_per_node), np.int32)
+        self.vertex_down = np.zeros(len(fab.names), np.int32)  # for the picture: what is red
+        self.storage_factor = np.ones(len(fab.storage_gid))
+        self._storage_hits: dict[int, list[float]] = {}
+        self._unusable = np.zeros((fab.n_nodes, fab.gpus_per_node), bool)
+        self._restarts: dict[int, int] = {}
+        self.alerts: deque[tuple[float, str, bool]] = deque(maxlen=64)  # (time, text, is a failure)
+        for i, event in enumerate(spec.events):
+            self.events.push(event.at_s, FAULT, "fault", ("scripted", i))
+        self.random_faults = RandomFaultProcess(spec.random, fab, self.fault_rng) if spec.any else None
+        if self.random_faults is not None:
+            for kind in self.random_faults.kinds():
+                self.events.push(self.random_faults.next_gap(kind), FAULT, "fault", ("random", kind))
+
+    def _fault(self, comp: Component, action: str, factor: float, repair_s: float) -> None:
+        self.totals.faults += 1
+        self._change(comp, action, factor, +1)
+        if repair_s > 0:
+            self.events.push(self.now + repair_s, FAULT, "repair", (comp, action, factor))
+
+    def _change(self, comp: Component, action: str, factor: float, sign: int) -> None:
+        """A component fails (sign +1) or is repaired (-1); everything that depends on it follows."""
+        if comp.kind == "gpu":
+            self.gpu_down[comp.node, comp.gpu] += sign
+        elif comp.kind == "node":
+            self.gpu_down[comp.node] += sign
+        elif comp.kind in ("link", "switch"):
+            self.link_down[list(comp.links)] += sign
+        elif comp.kind == "storage":
+            hits = self._storage_hits.setdefault(comp.storage, [])
+            if sign > 0:
+                hits.append(factor)
+            elif factor in hits:
+                hits.remove(factor)
+            self.storage_factor[comp.storage] = min(hits, default=1.0)
+        if comp.gid >= 0:
+            self.vertex_down[comp.gid] += sign
+        before = int(self._unusable.sum())
+        victims = self._refresh_fabric(reroute=comp.kind in ("link", "switch"))
+        idle = int(self._unusable.sum()) - before
+        if sign > 0:
+            if comp.kind == "storage" and action == "degrade":
+                text = f"{comp.name} degraded to {factor:.0%} of its bandwidth"
+            elif comp.kind == "storage":
+                text = f"{comp.name} lost: jobs reading or saving to it stall"
+            elif comp.kind == "link" and not victims:
+                text = f"{comp.name} down: traffic rerouted"
+            else:
+                text = f"{comp.name} down: {victims} jobs restarting, {idle} GPUs idle"
+        else:
+            text = f"{comp.name} back up" if comp.kind != "storage" else f"{comp.name} restored"
+        self.alerts.append((self.now, text, sign > 0))
+        self._note("fault" if sign > 0 else "repair", -1)
+
+    def _refresh_fabric(self, reroute: bool) -> int:
+        """Capacities, routes and usable GPUs from the fault state; evicts the jobs that cannot go on.
+        Returns how many jobs were sent back (or failed)."""
+        fab = self.fabric
+        alive = self.link_down == 0
+        cap = fab.link_cap * alive
+        cap[fab.storage_read] *= self.storage_factor
+        cap[fab.storage_write] *= self.storage_factor
+        self.flows.set_capacity(cap)
+        # A server is cut off when any of its own cables is down: a rail of its ring is gone.
+        cut = ~(alive[fab.host_up].all(axis=1) & alive[fab.host_down].all(axis=1))
+        self._unusable = (self.gpu_down > 0) | cut[:, None]
+        owner = self.alloc.owner
+        victims = set(np.unique(owner[(self.gpu_down > 0) & (owner >= 0)]).tolist())
+        for job_id in np.unique(owner[cut][owner[cut] >= 0]).tolist():
+            job = self.running[job_id]
+            if job.spec.trains and len(job.nodes) > 1:  # its collective lost a member: NCCL gives up
+                victims.add(job_id)
+        for job_id in sorted(victims):
+            self._evict(self.running[job_id])
+        if reroute:
+            self.router.invalidate(alive)
+            for job in self.running.values():
+                spec = job.spec
+                self.flows.remove((spec.id, WORK))
+                self.flows.remove((spec.id, SAVE))
+                if job.phase == "checkpoint":
+                    left = job.checkpoint_left_s
+                    self._add_checkpoint_flows(job)
+                    job.checkpoint_left_s = left
+                else:
+                    self._add_work_flows(job)
+                self._unset.add(spec.id)
+        self._reblock()
+        self._need_schedule = True
+        return len(victims)
+
+    def _reblock(self) -> None:
+        """Unusable GPUs that are free are held out of scheduling (owner BLOCKED); repaired ones return."""
+        owner = self.alloc.owner
+        blocked = owner == BLOCKED
+        if not self._unusable.any() and not blocked.any():
+            return
+        owner[blocked & ~self._unusable] = -1
+        owner[self._unusable & (owner == -1)] = BLOCKED
+        self.alloc.free[:] = (owner == -1).sum(axis=1)
+
+    def _evict(self, job: Job) -> None:
+        """A fault stopped the job: it loses the work since its last checkpoint and goes back to the head
+        of the queue to resume from that checkpoint, or fails for good after too many tries."""
+        spec = job.spec
+        self._fold(job)
+        every = spec.checkpoint_s if spec.trains else 0.0
+        kept = max(0.0, job.next_checkpoint_s - every) if every > 0 and job.next_checkpoint_s < float("inf") else 0.0
+        kept = min(kept, job.progress_s)
+        self.totals.lost_gpu_s += (job.progress_s - kept) * len(job.gpus)
+        self.flows.remove((spec.id, WORK))
+        self.flows.remove((spec.id, SAVE))
+        self.alloc.release(spec.id)
+        del self.running[spec.id]
+        self._allocated -= len(job.gpus)
+        self._busy -= len(job.gpus) * job.util
+        self.totals.finished_work_gpu_s += job.work_s * len(job.gpus)
+        tries = self._restarts[spec.id] = self._restarts.get(spec.id, 0) + 1
+        if tries > self.scenario.faults.max_retries:
+            self.totals.failed += 1
+            if not job.warm:
+                self.totals.workload.add(len(job.gpus), self.now - job.start_s, "failed")
+            self._note("failed", spec.id)
+        else:
+            self.totals.restarted += 1
+            self.queue.insert(0, replace(spec, warm_progress_s=kept))
+            self._note("restart", spec.id)
         self._need_schedule = True
 
     def _fold(self, job: Job) -> None:
@@ -560,6 +718,9 @@ class Simulation:
             queue=tuple(self.queue[:50]),
             metrics=self.series.latest(),
             peak_pflops=self.scenario.peak_pflops,
+            down=self.vertex_down > 0,
+            dead_links=self.link_down > 0,
+            alerts=tuple(list(self.alerts)[-4:]),
         )
 
     def check_invariants(self) -> None:
@@ -572,8 +733,14 @@ class Simulation:
             assert np.all(owner[job.gpus] == job.spec.id), f"job {job.spec.id} does not hold all its GPUs"
             assert len(job.gpus) == job.spec.gpus, f"job {job.spec.id} holds part of its GPUs"
         assert self._allocated == len(held)
-        over = self.flows.link_load > self.fabric.link_cap * (1 + 1e-9) + 1e-6
+        cap = self.flows.capacity
+        over = self.flows.link_load > cap * (1 + 1e-9) + 1e-6
         assert not over.any(), f"links over capacity: {np.flatnonzero(over)[:5]}"
+        dead = self.link_down > 0
+        assert not (self.flows.link_load[dead] > 1e-6).any(), "traffic routed over a dead link"
+        grid = self.alloc.owner
+        assert not ((self.gpu_down > 0) & (grid >= 0)).any(), "a job holds a failed GPU"
+        assert np.array_equal(self.alloc.free, (grid == -1).sum(axis=1)), "free counts disagree with owners"
         t = self.totals
         ended = t.completed + t.cancelled + t.failed
         assert t.submitted == ended + len(self.running) + len(self.queue), "a job was lost"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -38,3 +38,6 @@ class Snapshot:
     queue: tuple[JobSpec, ...]
     metrics: dict[str, float]  # the latest time-series row
     peak_pflops: float
+    down: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # per graph vertex: failed
+    dead_links: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # per directed link
+    alerts: tuple[tuple[float, str, bool], ...] = ()  # latest fault news: (time, text, is a failure)
