@@ -59,7 +59,7 @@ def test_a_failed_server_costs_the_work_since_the_last_checkpoint() -> None:
     report = build_report(sim)
     assert report["jobs_restarted"] == 1 and report["lost_gpu_hours"] == pytest.approx(16 * 600 / 3600)
     assert report["faults"] == 1
-    assert "node-0000 down: 1 jobs restarting, 8 GPUs idle" in [a[1] for a in sim.alerts]
+    assert "node-0000 down: 1 job restarting, 8 GPUs idle" in [a[1] for a in sim.alerts]
 
 
 def test_repair_returns_the_server_and_without_checkpoints_all_work_is_lost() -> None:

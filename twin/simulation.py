@@ -391,7 +391,8 @@ class Simulation:
             elif comp.kind == "link" and not victims:
                 text = f"{comp.name} down: traffic rerouted"
             else:
-                text = f"{comp.name} down: {victims} jobs restarting, {idle} GPUs idle"
+                jobs = "1 job" if victims == 1 else f"{victims} jobs"
+                text = f"{comp.name} down: {jobs} restarting, {idle} GPUs idle"
         else:
             text = f"{comp.name} back up" if comp.kind != "storage" else f"{comp.name} restored"
         self.alerts.append((self.now, text, sign > 0))

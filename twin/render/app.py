@@ -95,7 +95,9 @@ class Frame:
         if self.hud_visible and self.snap is not None:
             keys = SERIES_KEYS + tuple(k for k in ("sim_gpu_allocation",) if k in self.sim.series.fields)
             series = {k: self.sim.series.column(k, SPARK_SAMPLES) for k in keys}
-            self.hud.draw(surface, self.state, self.sim.series.latest(), series, self.snap.jobs, self.sim.now)
+            self.hud.draw(
+                surface, self.state, self.sim.series.latest(), series, self.snap.jobs, self.sim.now, self.snap.alerts
+            )
         t2 = time.perf_counter()
         return {"site_ms": (t1 - t0) * 1000, "hud_ms": (t2 - t1) * 1000}
 

@@ -102,6 +102,7 @@ class Hud:
         series: dict[str, np.ndarray],
         jobs: tuple[JobView, ...],
         now: float,
+        alerts: tuple[tuple[float, str, bool], ...] = (),
     ) -> None:
         s = self.text.scale
         w, h = surf.get_size()
@@ -111,6 +112,7 @@ class Hud:
         y = self._figures(surf, panel, st, metrics, series, s)
         self._jobs(surf, panel, y, jobs, st, s)
         self._legend(surf, s, h)
+        self._alerts(surf, alerts, now, s, h, panel.x)
         if st.inspector:
             self._inspector(surf, st.inspector, s, panel.x)
         if st.notice:
@@ -289,6 +291,31 @@ class Hud:
         for a, b in zip(edges[::2], edges[1::2], strict=True):
             if b - a >= 2:
                 pygame.draw.lines(surf, color, False, np.column_stack([xs[a:b], ys[a:b]]).tolist(), 1)
+
+    def _alerts(
+        self,
+        surf: pygame.Surface,
+        alerts: tuple[tuple[float, str, bool], ...],
+        now: float,
+        s: float,
+        h: int,
+        right: int,
+    ) -> None:
+        """The fault ticker: the latest news, newest at the bottom, fading after a simulated hour."""
+        recent = [a for a in alerts if now - a[0] < 3600.0][-3:]
+        if not recent:
+            return
+        x = round(24 * s)
+        y = h - round(52 * s) - len(recent) * round(30 * s)
+        for when, text, bad in recent:
+            line = f"{fmt_clock(when)[-8:-3]}  {text}"
+            label = self.text.render(line, 17, theme.TEXT, "semibold")
+            box = pygame.Rect(x, y, min(label.get_width() + round(40 * s), right - x - round(12 * s)), round(26 * s))
+            self._panel(surf, box, 235)
+            dot = theme.HOT if bad else theme.GOOD
+            pygame.draw.circle(surf, dot, (box.x + round(14 * s), box.centery), round(5 * s))
+            surf.blit(label, (box.x + round(26 * s), box.centery - label.get_height() // 2))
+            y += round(30 * s)
 
     def _legend(self, surf: pygame.Surface, s: float, h: int) -> None:
         x, y = round(24 * s), h - round(44 * s)

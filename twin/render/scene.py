@@ -46,6 +46,8 @@ class SiteView:
         self.highlight_segments = np.zeros(0, np.int64)  # segments its traffic runs on
         self._highlight_key: tuple | None = None
         self._inside_key: tuple | None = None
+        self._dead_key: bytes | None = None
+        self._dead_segments = np.zeros(0, np.int64)
         self._inside = np.zeros(0, bool)
         self._highlight_layer: pygame.Surface | None = None
         self._static: pygame.Surface | None = None  # kept and redrawn in place: new surfaces cost ~10 ms
@@ -190,6 +192,7 @@ class SiteView:
         self._draw_pulses(surface)
         self._draw_highlight(surface)
         self._draw_particles(surface)
+        self._draw_faults(surface)
         surface.set_clip(None)
         self._moving = False
         self.timings["site_ms"] = float(pygame.time.get_ticks() - t0)
@@ -358,6 +361,17 @@ class SiteView:
         for color, box in zip(colors.reshape(-1, 3).tolist(), boxes, strict=True):
             pygame.draw.rect(surf, color, box, border_radius=2)
 
+    def segments_all_of(self, links: np.ndarray) -> np.ndarray:
+        """Segments every one of whose links is among the given ones (a cable tray stays unmarked while
+        any of the cables bundled in it still works)."""
+        seg = self.layout.segments
+        mark = np.zeros(self.fabric.n_links, float)
+        mark[links] = 1.0
+        ones = np.ones(self.fabric.n_links)
+        hit = style._sum_runs(mark[seg.fwd], seg.fwd_ptr) + style._sum_runs(mark[seg.rev], seg.rev_ptr)
+        total = style._sum_runs(ones[seg.fwd], seg.fwd_ptr) + style._sum_runs(ones[seg.rev], seg.rev_ptr)
+        return np.flatnonzero((total > 0) & (hit >= total))
+
     def segments_of_links(self, links: np.ndarray) -> np.ndarray:
         """Segments that carry any of the given directed links, either way."""
         seg = self.layout.segments
@@ -400,6 +414,32 @@ class SiteView:
             layer.set_colorkey((0, 0, 0), pygame.RLEACCEL)
             self._highlight_layer = layer
         surf.blit(self._highlight_layer, (0, 0))
+
+    def _draw_faults(self, surf: pygame.Surface) -> None:
+        """Failed components flash red; dead cables are drawn red (recovery simply takes it away)."""
+        snap = self.snapshot
+        if snap is None or not (snap.down.any() or snap.dead_links.any()):
+            return
+        flash = 0.5 + 0.5 * math.sin(self.wall * 7.0)
+        color = tuple(int(h * (0.55 + 0.45 * flash)) for h in theme.HOT)
+        width = max(2, round(3 * self.text.scale))
+        if snap.dead_links.any():
+            key = snap.dead_links.tobytes()
+            if key != self._dead_key:
+                self._dead_key = key
+                self._dead_segments = self.segments_all_of(np.flatnonzero(snap.dead_links))
+            a, b = self._segment_screen()
+            for p, q in zip(a[self._dead_segments].tolist(), b[self._dead_segments].tolist(), strict=True):
+                pygame.draw.line(surf, color, p, q, width)
+        rects, vis = self._visible(self.layout.rect)
+        for v in np.flatnonzero(snap.down & vis):
+            r = pygame.Rect(*np.round(rects[v]).astype(int))
+            if r.w < 3 or r.h < 3:
+                r = r.inflate(4, 4)
+            veil = pygame.Surface(r.size, pygame.SRCALPHA)
+            veil.fill((*theme.HOT, round(90 + 90 * flash)))
+            surf.blit(veil, r.topleft)
+            pygame.draw.rect(surf, color, r.inflate(4, 4), width=width, border_radius=3)
 
     def _draw_particles(self, surf: pygame.Surface) -> None:
         a, b = self._segment_screen()
