@@ -260,3 +260,33 @@ def test_failure_storm_shows_every_kind_within_minutes(tmp_path: Path) -> None:
     assert r["jobs_submitted"] == (
         r["jobs_completed"] + r["jobs_failed"] + r["jobs_cancelled"] + r["jobs_running"] + r["jobs_queued"]
     )
+
+
+def test_a_failed_switch_is_drawn_red_and_the_ticker_says_so() -> None:
+    import os
+
+    os.environ["SDL_VIDEODRIVER"] = "dummy"
+    import pygame
+
+    from twin.render.app import Frame
+
+    pygame.display.init()
+    pygame.display.set_mode((320, 240))
+    sim = Simulation(load_scenario(STORM))
+    sim.run(6 * 60)  # spine-00 failed at 00:04
+    frame = Frame(sim, (1600, 900), "hall")
+    frame.refresh(0.0, force=True)
+    surface = pygame.Surface((1600, 900)).convert()
+    frame.draw(surface, 0.0)
+    gid = sim.fabric.names.index("spine-00")
+    x, y, w, h = frame.site.layout.rect[gid]
+    sx, sy = frame.site.camera.to_screen(np.array([x + w / 2, y + h * 0.8]))
+    r, g, b = surface.get_at((round(sx), round(sy)))[:3]
+    assert r > g + 40 and r > b + 20, "a failed switch is red"
+    healthy = sim.fabric.names.index("spine-01")
+    x, y, w, h = frame.site.layout.rect[healthy]
+    sx, sy = frame.site.camera.to_screen(np.array([x + w / 2, y + h * 0.8]))
+    r, g, b = surface.get_at((round(sx), round(sy)))[:3]
+    assert b > r, "a healthy one is not"
+    assert frame.snap.alerts[-1][1].startswith("spine-00 down")
+    pygame.display.quit()

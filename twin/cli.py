@@ -17,7 +17,7 @@ from twin.scenario import load_scenario
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # no banner on the console of a CLI
 DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "lingang.toml"
-VERBS = ("simulate", "validate", "view", "shot", "exhibit", "record", "replay", "mirror")
+VERBS = ("simulate", "validate", "view", "shot", "exhibit", "record", "replay", "mirror", "compare")
 DEFAULT_PLAYLIST = DEFAULT_SCENARIO.parent / "playlist.toml"
 HELIOS_EARTH = DEFAULT_SCENARIO.parent / "helios-earth.toml"
 
@@ -82,6 +82,15 @@ def _parser() -> argparse.ArgumentParser:
     mi.add_argument("--compare-sim", action="store_true", help="run the calibrated simulator beside the recording")
     mi.add_argument("--size", type=_size, default=(1600, 900))
     mi.add_argument("--quit-after", type=_positive, default=None, help=argparse.SUPPRESS)
+    cp = sub.add_parser("compare", help="the same workload under several policies and seeds, side by side")
+    cp.add_argument("scenario", type=Path)
+    cp.add_argument("--policies", default="fifo,backfill,topology", help="comma-separated scheduling policies")
+    cp.add_argument("--seeds", type=_positive_int, default=3, help="seeds per policy (from the scenario's seed)")
+    cp.add_argument("--hours", type=_positive, default=24.0)
+    cp.add_argument("--faults", default=None, help="a sweep, e.g. node_mtbf_hours=100,300,1000")
+    cp.add_argument("--checkpoint-minutes", default=None, help="a sweep of checkpoint intervals, e.g. 10,30,60")
+    cp.add_argument("--workers", type=_positive_int, default=None, help="processes (default: one per core)")
+    cp.add_argument("--out", type=Path, default=None, help="results .json or .csv (and a .png chart beside it)")
     rc = sub.add_parser("record", help="render a scenario headless to an H.264 video (or PNG frames)")
     rc.add_argument("scenario", type=Path)
     rc.add_argument("--seconds", type=_positive, default=60.0, help="length of the video")
@@ -127,6 +136,13 @@ def _positive(text: str) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
 def _non_negative_int(text: str) -> int:
     try:
         value = int(text)
@@ -157,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
             return _replay(args)
         if args.verb == "mirror":
             return _mirror(args)
+        if args.verb == "compare":
+            return _compare(args)
         return _view(args)
     except (ScenarioError, UsageError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -409,6 +427,38 @@ def _mirror(args: argparse.Namespace) -> int:
     except pygame.error as err:
         raise UsageError(f"cannot open a window ({err}); use --report without a display") from None
     app.run()
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from functools import partial
+
+    from twin.compare import compare, format_table, local_engine, parse_variants, rows_csv, summarize
+    from twin.progress import Progress
+
+    policies = [p.strip() for p in args.policies.split(",") if p.strip()]
+    variants = parse_variants(args.faults, args.checkpoint_minutes)
+    if args.out is not None:
+        if args.out.suffix.lower() not in (".json", ".csv"):
+            raise UsageError(f"{args.out}: expected a .json or .csv file name")
+        _check_writable(args.out, args.scenario)
+        _check_writable(args.out.with_suffix(".png"), args.scenario)
+    total = len(policies) * len(variants) * args.seeds
+    bar = Progress(total, f"comparing {len(policies)} policies x {args.seeds} seeds x {len(variants)} settings")
+    engine = partial(local_engine, workers=args.workers)
+    rows = compare(args.scenario, policies, args.seeds, args.hours, variants, engine, bar.update)
+    bar.close()
+    summary = summarize(rows)
+    print(f"{rows[0]['site']}, {args.hours:g} h, {args.seeds} seeds each (means)")
+    print(format_table(summary))
+    if args.out is not None:
+        text = rows_csv(rows) if args.out.suffix.lower() == ".csv" else json.dumps({"runs": rows}, indent=2) + "\n"
+        _write_atomic(args.out, text)
+        from twin.render.chart import save_chart
+
+        chart = args.out.with_suffix(".png")
+        save_chart(summary, f"{rows[0]['site']}: policies compared over {args.hours:g} h", chart)
+        print(f"results written to {args.out}, chart to {chart}")
     return 0
 
 

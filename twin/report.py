@@ -43,6 +43,7 @@ def build_report(sim: Simulation) -> dict[str, Any]:
         "p95_wait_s": tot.waits.percentile(95),  # of the latest 100,000 waits
         "mean_jct_s": tot.jcts.mean,
         "mean_link_utilization": tot.fabric_util_s / span,
+        "spine_traffic_tb": tot.fabric_bytes / 1e12,
         "max_link_utilization": tot.max_link_util,
         "fragmentation": sim.alloc.fragmentation(),
         "energy_mwh": energy_mwh,

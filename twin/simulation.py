@@ -127,6 +127,7 @@ class Totals:
     busy_gpu_s: float = 0.0  # integral of sum of GPU utilisation
     energy_j: float = 0.0
     fabric_util_s: float = 0.0  # integral of mean fabric link utilisation
+    fabric_bytes: float = 0.0  # bytes carried by switch-to-switch links (the spine traffic)
     max_link_util: float = 0.0
     traffic_bytes: np.ndarray = field(default_factory=lambda: np.zeros(4))  # per traffic kind
     finished_work_gpu_s: float = 0.0  # full-speed GPU-seconds delivered by jobs no longer running
@@ -170,6 +171,7 @@ class Simulation:
         self._allocated = 0
         self._link_util = np.zeros(self.fabric.n_links)
         self._link_stats = (0.0, 0.0, 0.0)  # mean fabric, p99 physical, max physical
+        self._fabric_load = 0.0  # bytes/s on switch-to-switch links
         self._need_schedule = True
         self._stats_version = -1
         self._unset: set[int] = set()  # jobs whose speed must be set at the next settle
@@ -241,6 +243,7 @@ class Simulation:
         tot.busy_gpu_s += self._busy * dt
         tot.energy_j += facility_watts(self.scenario, self._busy, self.n_switches) * dt
         tot.fabric_util_s += self._link_stats[0] * dt
+        tot.fabric_bytes += self._fabric_load * dt
         tot.traffic_bytes += self.flows.kind_rate * dt
         self.now = t
 
@@ -638,6 +641,7 @@ class Simulation:
         p99 = float(np.partition(phys, int(0.99 * (len(phys) - 1)))[int(0.99 * (len(phys) - 1))]) if len(phys) else 0.0
         mx = float(phys.max()) if len(phys) else 0.0
         self._link_stats = (float(fabric.mean()) if len(fabric) else 0.0, p99, mx)
+        self._fabric_load = float(self.flows.link_load[self.fabric_links].sum())
         self.totals.max_link_util = max(self.totals.max_link_util, mx)
 
     # --- reading the state -------------------------------------------------------------------------

@@ -1,0 +1,78 @@
+"""What-if comparisons: runs are independent and deterministic whatever engine or process runs them,
+the table and files hold every run, sweeps change what they say, and bad requests are one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pygame
+import pytest
+
+from conftest import ROOT
+from twin.cli import main
+from twin.compare import RunSpec, compare, format_table, local_engine, parse_variants, run_one, summarize
+
+SMALL = ROOT / "scenarios" / "small-lab.toml"
+STORM = ROOT / "scenarios" / "failure-storm.toml"
+
+
+def test_rows_come_in_order_and_match_single_runs_whatever_the_pool() -> None:
+    one = compare(SMALL, ["fifo", "topology"], 2, 2.0, engine=lambda specs: local_engine(specs, workers=1))
+    two = compare(SMALL, ["fifo", "topology"], 2, 2.0, engine=lambda specs: local_engine(specs, workers=2))
+    assert [(r["policy"], r["seed"]) for r in one] == [("fifo", 7), ("fifo", 8), ("topology", 7), ("topology", 8)]
+    assert one == two, "a run gives the same figures in any process"
+    assert one[3] == run_one(RunSpec(str(SMALL), "topology", 8, 2.0))
+
+
+def test_topology_aware_placement_keeps_traffic_off_the_spine() -> None:
+    rows = compare(SMALL, ["backfill", "topology"], 2, 6.0)
+    table = {s["policy"]: s for s in summarize(rows)}
+    assert table["topology"]["spine_traffic_tb"] < table["backfill"]["spine_traffic_tb"]
+    text = format_table(summarize(rows))
+    assert "spine TB" in text and text.count("\n") == 3
+
+
+def test_fault_sweeps_change_what_is_lost() -> None:
+    variants = parse_variants("node_mtbf_hours=20,2000", None)
+    assert variants == ["node_mtbf_hours=20", "node_mtbf_hours=2000"]
+    rows = compare(STORM, ["topology"], 1, 3.0, variants)
+    harsh, mild = (r for r in rows)
+    assert harsh["variant"] == "node_mtbf_hours=20" and harsh["faults"] > mild["faults"]
+    assert parse_variants(None, "10,30") == ["checkpoint_minutes=10", "checkpoint_minutes=30"]
+
+
+def test_compare_command_writes_json_csv_and_a_chart(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "results.json"
+    args = ["compare", str(SMALL), "--policies", "fifo,backfill", "--seeds", "2", "--hours", "2"]
+    assert main([*args, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "fifo" in printed and "wait p95" in printed
+    runs = json.loads(out.read_text())["runs"]
+    assert [(r["policy"], r["seed"]) for r in runs] == [("fifo", 7), ("fifo", 8), ("backfill", 7), ("backfill", 8)]
+    keys = {"mean_gpu_utilization", "mean_wait_s", "p95_wait_s", "mean_jct_s", "pflops_hours", "spine_traffic_tb"}
+    assert keys | {"lost_gpu_hours"} <= set(runs[0])
+    assert pygame.image.load(str(tmp_path / "results.png")).get_size() == (1600, 900)
+    out_csv = tmp_path / "results.csv"
+    assert main([*args, "--out", str(out_csv)]) == 0
+    rows = list(csv.DictReader(out_csv.open()))
+    assert len(rows) == 4 and rows[0]["policy"] == "fifo" and float(rows[0]["mean_wait_s"]) == runs[0]["mean_wait_s"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--policies", "fifo,lottery"], "expected policies among fifo, backfill, topology, got 'lottery'"),
+        (["--out", "results.txt"], "expected a .json or .csv file name"),
+        (["--faults", "meteor_mtbf_hours=3"], "expected KEY=V1,V2,... with KEY among gpu_mtbf_hours"),
+        (["--checkpoint-minutes", "10,soon"], "expected numbers, got 'soon'"),
+    ],
+)
+def test_bad_requests_are_one_line_errors(
+    extra: list[str], expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["compare", str(SMALL), "--hours", "1", *extra]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and err.count("\n") == 1

@@ -1,0 +1,187 @@
+"""What-if: the same scenario under several scheduling policies (and, optionally, several fault or
+checkpoint settings) and seeds, each run independent and deterministic, run side by side in processes.
+
+A run is described by a small picklable :class:`RunSpec`; :func:`run_one` turns it into a report row.
+The engine is a function that maps ``run_one`` over specs (a local process pool by default), so other
+engines can be passed in the way networkx passes algorithms.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import os
+import statistics
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from twin.errors import ScenarioError
+from twin.report import build_report
+from twin.scenario import RandomFaults, Scenario, load_scenario
+from twin.scheduler import POLICIES
+from twin.simulation import Simulation
+
+FAULT_KEYS = tuple(f.name for f in dataclasses.fields(RandomFaults))
+TABLE = (  # (column, report field, format)
+    ("GPU util", "mean_gpu_utilization", "{:.1%}"),
+    ("wait mean", "mean_wait_s", "{:,.0f} s"),
+    ("wait p95", "p95_wait_s", "{:,.0f} s"),
+    ("JCT mean", "mean_jct_s", "{:,.0f} s"),
+    ("PFLOPS-h", "pflops_hours", "{:,.0f}"),
+    ("spine TB", "spine_traffic_tb", "{:,.1f}"),
+    ("lost GPU-h", "lost_gpu_hours", "{:,.1f}"),
+)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    scenario: str  # path
+    policy: str
+    seed: int
+    hours: float
+    variant: str = ""  # "node_mtbf_hours=300" or "checkpoint_minutes=30"; "" for the scenario as it is
+
+
+def parse_variants(faults: str | None, checkpoints: str | None) -> list[str]:
+    """``--faults node_mtbf_hours=100,300`` and ``--checkpoint-minutes 10,30`` as variant labels."""
+    variants: list[str] = []
+    if faults:
+        key, sep, values = faults.partition("=")
+        if not sep or key not in FAULT_KEYS:
+            raise ScenarioError("--faults", "", f"expected KEY=V1,V2,... with KEY among {', '.join(FAULT_KEYS)}")
+        variants += [f"{key}={_number('--faults', v)}" for v in values.split(",") if v.strip()]
+    if checkpoints:
+        variants += [f"checkpoint_minutes={_number('--checkpoint-minutes', v)}" for v in checkpoints.split(",")]
+    return variants or [""]
+
+
+def _number(flag: str, text: str) -> str:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ScenarioError(flag, "", f"expected numbers, got {text.strip()!r}") from None
+    if value < 0:
+        raise ScenarioError(flag, "", f"expected numbers of at least 0, got {value:g}")
+    return f"{value:g}"
+
+
+def apply_variant(scenario: Scenario, variant: str) -> Scenario:
+    """The scenario with one setting changed (a fault rate or repair time, or every checkpoint interval)."""
+    if not variant:
+        return scenario
+    key, _, value = variant.partition("=")
+    if key == "checkpoint_minutes":
+        mix = tuple(dataclasses.replace(c, checkpoint_minutes=float(value)) for c in scenario.workload.mix)
+        return dataclasses.replace(scenario, workload=dataclasses.replace(scenario.workload, mix=mix))
+    random = dataclasses.replace(scenario.faults.random, **{key: float(value)})
+    return dataclasses.replace(scenario, faults=dataclasses.replace(scenario.faults, random=random))
+
+
+def run_one(spec: RunSpec) -> dict[str, Any]:
+    """One run, start to end, as a report row (what a worker process does)."""
+    scenario = apply_variant(load_scenario(spec.scenario), spec.variant)
+    sim = Simulation(scenario, seed=spec.seed, policy=spec.policy)
+    sim.run(spec.hours * 3600.0)
+    report = build_report(sim)
+    report.pop("workload", None)
+    return {"policy": spec.policy, "seed": spec.seed, "variant": spec.variant, **report}
+
+
+def local_engine(specs: Sequence[RunSpec], workers: int | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Runs in a local process pool; yields (index, row) as runs finish."""
+    workers = workers or max(1, min(len(specs), os.cpu_count() or 1))
+    if workers == 1:
+        for i, spec in enumerate(specs):
+            yield i, run_one(spec)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(run_one, spec): i for i, spec in enumerate(specs)}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+
+
+Engine = Callable[[Sequence[RunSpec]], Iterator[tuple[int, dict[str, Any]]]]
+
+
+def compare(
+    scenario: Path,
+    policies: Sequence[str],
+    seeds: int,
+    hours: float,
+    variants: Sequence[str] = ("",),
+    engine: Engine = local_engine,
+    progress: Callable[[int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Every policy x variant x seed; rows in that order whatever order the engine finishes them in."""
+    unknown = [p for p in policies if p not in POLICIES]
+    if unknown:
+        raise ScenarioError("--policies", "", f"expected policies among {', '.join(POLICIES)}, got {unknown[0]!r}")
+    base = load_scenario(scenario)  # a bad file fails here, once, not in every worker
+    first = base.simulation.seed
+    for v in variants:
+        apply_variant(base, v)
+    specs = [RunSpec(str(scenario), p, first + k, hours, v) for v in variants for p in policies for k in range(seeds)]
+    rows: list[dict[str, Any] | None] = [None] * len(specs)
+    for done, (i, row) in enumerate(engine(specs), start=1):
+        rows[i] = row
+        if progress is not None:
+            progress(done)
+    return [r for r in rows if r is not None]
+
+
+def summarize(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean and spread over seeds for each (variant, policy), in the order they first appear."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["variant"], r["policy"]), []).append(r)
+    out = []
+    for (variant, policy), runs in groups.items():
+        entry: dict[str, Any] = {"variant": variant, "policy": policy, "runs": len(runs)}
+        for _, key, _ in TABLE:
+            values = [float(r[key]) for r in runs]
+            entry[key] = statistics.fmean(values)
+            entry[f"{key}_sd"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        out.append(entry)
+    return out
+
+
+def format_table(summary: Sequence[dict[str, Any]]) -> str:
+    """Means over seeds, one line per (setting, policy)."""
+    show_variant = any(s["variant"] for s in summary)
+    head = (["setting"] if show_variant else []) + ["policy"] + [c for c, _, _ in TABLE]
+    lines = [head]
+    for s in summary:
+        cells = [s["policy"]] + [fmt.format(s[key]) for _, key, fmt in TABLE]
+        lines.append([s["variant"], *cells] if show_variant else cells)
+    widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
+    left = len(head) - len(TABLE)  # text columns, left-aligned; figures right-aligned
+    out = []
+    for n, row in enumerate(lines):
+        cells = [c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
+        out.append("  " + "  ".join(cells))
+        if n == 0:
+            out.append("  " + "  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def rows_csv(rows: Sequence[dict[str, Any]]) -> str:
+    """The runs as CSV: one row each, scalar fields only (nested ones flattened as kind.field)."""
+    flat = []
+    for r in rows:
+        row = {}
+        for k, v in r.items():
+            if isinstance(v, dict):
+                row.update({f"{k}.{kk}": vv for kk, vv in v.items() if not isinstance(vv, dict)})
+            else:
+                row[k] = v
+        flat.append(row)
+    fields = list(dict.fromkeys(k for row in flat for k in row))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(flat)
+    return out.getvalue()
