@@ -76,3 +76,42 @@ def test_bad_requests_are_one_line_errors(
     assert main(["compare", str(SMALL), "--hours", "1", *extra]) == 2
     err = capsys.readouterr().err
     assert expected in err and err.count("\n") == 1
+
+
+def test_split_view_runs_two_policies_on_the_same_jobs(tmp_path: Path) -> None:
+    import os
+
+    import numpy as np
+
+    os.environ["SDL_VIDEODRIVER"] = "dummy"
+    from twin.render.split import Pair, SplitApp, render_split_still
+    from twin.scenario import load_scenario
+
+    pygame.display.init()
+    pygame.display.set_mode((320, 240))
+    scenario = load_scenario(STORM)
+    pair = Pair(scenario, ("fifo", "topology"))
+    pair.advance(2 * 3600)
+    a, b = pair.sims
+    assert a.now == b.now == 7200 and a.totals.submitted == b.totals.submitted, "the same jobs arrive"
+    assert a.totals.faults == b.totals.faults, "and the same faults strike"
+    assert len(a.queue) > len(b.queue), "FIFO's queue is longer"
+    surface = render_split_still(scenario, ("fifo", "topology"), 1800, (1600, 900))
+    px = pygame.surfarray.array3d(surface)
+    for half in (px[:790], px[810:]):
+        assert len(np.unique(half.reshape(-1, 3)[::9], axis=0)) > 40, "each half shows a site and its HUD"
+    app = SplitApp(scenario, ("backfill", "topology"), size=(1280, 720), quit_after=1.0)
+    app.run()
+    assert app.pair.sims[0].now == app.pair.sims[1].now > 0
+
+
+def test_split_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "split.png"
+    assert (
+        main(["shot", str(SMALL), "--split", "fifo,topology", "--at", "600", "--size", "1280x720", "--out", str(out)])
+        == 0
+    )
+    assert pygame.image.load(str(out)).get_size() == (1280, 720)
+    with pytest.raises(SystemExit) as done:
+        main(["view", str(SMALL), "--split", "fifo"])
+    assert done.value.code == 2 and "expected two policies" in capsys.readouterr().err

@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--size", type=_size, default=(1600, 900), help="window size, WIDTHxHEIGHT")
     w.add_argument("--fullscreen", action="store_true")
     w.add_argument("--speed", type=_positive, default=120, help="simulated seconds per wall second")
+    w.add_argument("--split", type=_policy_pair, default=None, help="two policies side by side, e.g. fifo,topology")
     w.add_argument("--quit-after", type=_positive, default=None, help=argparse.SUPPRESS)
     sh = sub.add_parser("shot", help="save one frame of the view as a PNG, headless")
     sh.add_argument("scenario", type=Path)
@@ -54,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     sh.add_argument("--out", type=Path, default=Path("frame.png"))
     sh.add_argument("--seed", type=_non_negative_int, default=None)
     sh.add_argument("--layout", choices=("hall", "graph"), default="hall")
+    sh.add_argument("--split", type=_policy_pair, default=None, help="two policies side by side, e.g. fifo,topology")
     ex = sub.add_parser("exhibit", help="the unattended exhibition show (quit with Ctrl+Shift+Q)")
     ex.add_argument("playlist", type=Path, nargs="?", default=DEFAULT_PLAYLIST)
     ex.add_argument("--windowed", action="store_true", help="in a window instead of fullscreen")
@@ -134,6 +136,15 @@ def _positive(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
+
+
+def _policy_pair(text: str) -> tuple[str, str]:
+    from twin.scheduler import POLICIES
+
+    parts = tuple(p.strip() for p in text.split(","))
+    if len(parts) != 2 or any(p not in POLICIES for p in parts):
+        raise argparse.ArgumentTypeError(f"expected two policies among {', '.join(POLICIES)}, got {text!r}")
+    return parts  # type: ignore[return-value]
 
 
 def _positive_int(text: str) -> int:
@@ -229,16 +240,20 @@ def _view(args: argparse.Namespace) -> int:
     import pygame
 
     from twin.render.app import App
+    from twin.render.split import SplitApp
 
     try:
-        app = App(
-            scenario,
-            seed=args.seed,
-            size=args.size,
-            fullscreen=args.fullscreen,
-            speed=args.speed,
-            quit_after=args.quit_after,
-        )
+        if args.split is not None:
+            app = SplitApp(scenario, args.split, args.seed, args.size, args.fullscreen, args.speed, args.quit_after)
+        else:
+            app = App(
+                scenario,
+                seed=args.seed,
+                size=args.size,
+                fullscreen=args.fullscreen,
+                speed=args.speed,
+                quit_after=args.quit_after,
+            )
     except pygame.error as err:
         raise UsageError(f"cannot open a window ({err}); on a machine without a display use `shot`") from None
     app.run()
@@ -253,6 +268,8 @@ def _shot(args: argparse.Namespace) -> int:
     _check_writable(args.out, args.scenario)
     if args.out.suffix.lower() != ".png":
         raise UsageError(f"{args.out}: expected a .png file name")
+    if args.split is not None:
+        return _shot_split(args, scenario)
     sim = Simulation(scenario, seed=args.seed)
     bar = Progress(args.at, f"simulating to {args.at:g} s")
     chunk = max(scenario.simulation.step_s, args.at / 200)
@@ -269,6 +286,22 @@ def _shot(args: argparse.Namespace) -> int:
     pygame.image.save(surface, str(tmp))
     tmp.replace(args.out)
     print(f"saved {args.out} ({args.size[0]}x{args.size[1]}, t = {sim.now:g} s)")
+    return 0
+
+
+def _shot_split(args: argparse.Namespace, scenario) -> int:
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    import pygame
+
+    from twin.render.split import render_split_still
+
+    pygame.display.init()
+    pygame.display.set_mode((64, 64))
+    surface = render_split_still(scenario, args.split, args.at, args.size, args.seed)
+    tmp = args.out.with_name(f".{args.out.stem}.tmp.png")
+    pygame.image.save(surface, str(tmp))
+    tmp.replace(args.out)
+    print(f"saved {args.out} ({args.size[0]}x{args.size[1]}, t = {args.at:g} s, {' vs '.join(args.split)})")
     return 0
 
 

@@ -395,7 +395,8 @@ class Simulation:
                 text = f"{comp.name} down: traffic rerouted"
             else:
                 jobs = "1 job" if victims == 1 else f"{victims} jobs"
-                text = f"{comp.name} down: {jobs} restarting, {idle} GPUs idle"
+                gpus = "1 GPU" if idle == 1 else f"{idle} GPUs"
+                text = f"{comp.name} down: {jobs} restarting, {gpus} idle"
         else:
             text = f"{comp.name} back up" if comp.kind != "storage" else f"{comp.name} restored"
         self.alerts.append((self.now, text, sign > 0))

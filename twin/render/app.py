@@ -40,9 +40,12 @@ class Frame:
     """Everything on screen for one simulation: the site picture and the HUD, drawn onto a surface.
     Shared by the window and by headless stills, so both show exactly the same thing."""
 
-    def __init__(self, sim: Simulation, size: tuple[int, int], layout: str = "hall") -> None:
+    def __init__(
+        self, sim: Simulation, size: tuple[int, int], layout: str = "hall", scale: float | None = None
+    ) -> None:
         self.sim = sim
-        self.text = Text(text_scale(size))
+        self._scale = scale  # fixed text scale (a half of a split screen), else from the size
+        self.text = Text(scale or text_scale(size))
         self.site = SiteView(sim.fabric, self.text, layout)
         self.hud = Hud(self.text)
         sc = sim.scenario
@@ -56,7 +59,7 @@ class Frame:
 
     def resize(self, size: tuple[int, int]) -> None:
         self.size = size
-        self.text.set_scale(text_scale(size))
+        self.text.set_scale(self._scale or text_scale(size))
         self.site.set_viewport(self.hud.viewport(size, self.hud_visible))
 
     def refresh(self, wall: float, force: bool = False) -> None:

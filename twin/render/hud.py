@@ -111,7 +111,7 @@ class Hud:
         self._panel(surf, panel)
         y = self._figures(surf, panel, st, metrics, series, s)
         self._jobs(surf, panel, y, jobs, st, s)
-        self._legend(surf, s, h)
+        self._legend(surf, s, h, panel.x - round(40 * s))
         self._alerts(surf, alerts, now, s, h, panel.x)
         if st.inspector:
             self._inspector(surf, st.inspector, s, panel.x)
@@ -317,26 +317,40 @@ class Hud:
             surf.blit(label, (box.x + round(26 * s), box.centery - label.get_height() // 2))
             y += round(30 * s)
 
-    def _legend(self, surf: pygame.Surface, s: float, h: int) -> None:
-        x, y = round(24 * s), h - round(44 * s)
+    def _legend(self, surf: pygame.Surface, s: float, h: int, room: int) -> None:
+        """The colour key along the bottom, drawn once per scale and shrunk if the room is narrow."""
+        key = (s, room)
+        if getattr(self, "_legend_key", None) != key:
+            self._legend_key = key
+            self._legend_surf = self._draw_legend(s, room)
+        surf.blit(self._legend_surf, (round(24 * s), h - round(44 * s)))
+
+    def _draw_legend(self, s: float, room: int) -> pygame.Surface:
+        strip = pygame.Surface((round(1400 * s), round(24 * s)), pygame.SRCALPHA)
+        x, y = 0, 0
         for color, label in zip(theme.TRAFFIC, theme.TRAFFIC_LABELS, strict=True):
-            pygame.draw.circle(surf, color, (x + round(6 * s), y + round(10 * s)), round(6 * s))
+            pygame.draw.circle(strip, color, (x + round(6 * s), y + round(10 * s)), round(6 * s))
             text = self.text.render(label, 15, theme.TEXT_DIM)
-            surf.blit(text, (x + round(18 * s), y + round(10 * s) - text.get_height() // 2))
+            strip.blit(text, (x + round(18 * s), y + round(10 * s) - text.get_height() // 2))
             x += text.get_width() + round(44 * s)
-        pygame.draw.rect(surf, theme.NODE_IDLE, pygame.Rect(x, y + round(3 * s), round(22 * s), round(14 * s)))
+        pygame.draw.rect(strip, theme.NODE_IDLE, pygame.Rect(x, y + round(3 * s), round(22 * s), round(14 * s)))
         text = self.text.render("idle server", 15, theme.TEXT_DIM)
-        surf.blit(text, (x + round(30 * s), y + round(10 * s) - text.get_height() // 2))
+        strip.blit(text, (x + round(30 * s), y + round(10 * s) - text.get_height() // 2))
         x += text.get_width() + round(64 * s)
         ramp = style.link_colors(np.linspace(0, 1, 6), np.zeros(6), 0.0)
         for i, c in enumerate(ramp):
             pygame.draw.rect(
-                surf,
+                strip,
                 tuple(int(v) for v in c),
                 pygame.Rect(x + i * round(9 * s), y + round(6 * s), round(9 * s), round(8 * s)),
             )
         text = self.text.render("link load", 15, theme.TEXT_DIM)
-        surf.blit(text, (x + round(62 * s), y + round(10 * s) - text.get_height() // 2))
+        strip.blit(text, (x + round(62 * s), y + round(10 * s) - text.get_height() // 2))
+        width = x + round(62 * s) + text.get_width()
+        strip = strip.subsurface(pygame.Rect(0, 0, min(width, strip.get_width()), strip.get_height())).copy()
+        if width > room > 0:  # a narrow window (half a split screen): shrink it to fit
+            strip = pygame.transform.smoothscale(strip, (room, max(1, round(strip.get_height() * room / width))))
+        return strip
 
     def _inspector(self, surf: pygame.Surface, info: tuple[str, tuple[str, ...]], s: float, right: int) -> None:
         title, lines = info
