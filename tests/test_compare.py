@@ -115,3 +115,22 @@ def test_split_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     with pytest.raises(SystemExit) as done:
         main(["view", str(SMALL), "--split", "fifo"])
     assert done.value.code == 2 and "expected two policies" in capsys.readouterr().err
+
+
+def test_ray_engine_gives_the_local_engines_results() -> None:
+    ray = pytest.importorskip("ray")
+    from twin.compare import ray_engine
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        remote = compare(SMALL, ["fifo", "topology"], 2, 1.0, engine=ray_engine)
+    finally:
+        ray.shutdown()
+    local = compare(SMALL, ["fifo", "topology"], 2, 1.0, engine=lambda s: local_engine(s, workers=1))
+    assert remote == local
+    assert len(remote) == 4
+
+
+def test_address_needs_the_ray_engine(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compare", str(SMALL), "--hours", "1", "--address", "ray://nowhere:10001"]) == 2
+    assert "--address goes with --engine ray" in capsys.readouterr().err

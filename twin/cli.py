@@ -92,6 +92,8 @@ def _parser() -> argparse.ArgumentParser:
     cp.add_argument("--faults", default=None, help="a sweep, e.g. node_mtbf_hours=100,300,1000")
     cp.add_argument("--checkpoint-minutes", default=None, help="a sweep of checkpoint intervals, e.g. 10,30,60")
     cp.add_argument("--workers", type=_positive_int, default=None, help="processes (default: one per core)")
+    cp.add_argument("--engine", choices=("local", "ray"), default="local", help="where the runs run")
+    cp.add_argument("--address", default=None, help="with --engine ray: the Ray cluster to send runs to")
     cp.add_argument("--out", type=Path, default=None, help="results .json or .csv (and a .png chart beside it)")
     rc = sub.add_parser("record", help="render a scenario headless to an H.264 video (or PNG frames)")
     rc.add_argument("scenario", type=Path)
@@ -466,7 +468,7 @@ def _mirror(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from functools import partial
 
-    from twin.compare import compare, format_table, local_engine, parse_variants, rows_csv, summarize
+    from twin.compare import compare, format_table, local_engine, parse_variants, ray_engine, rows_csv, summarize
     from twin.progress import Progress
 
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
@@ -478,7 +480,16 @@ def _compare(args: argparse.Namespace) -> int:
         _check_writable(args.out.with_suffix(".png"), args.scenario)
     total = len(policies) * len(variants) * args.seeds
     bar = Progress(total, f"comparing {len(policies)} policies x {args.seeds} seeds x {len(variants)} settings")
-    engine = partial(local_engine, workers=args.workers)
+    if args.engine == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise UsageError("--engine ray needs Ray: pip install '.[ray]'") from None
+        engine = partial(ray_engine, address=args.address)
+    else:
+        if args.address:
+            raise UsageError("--address goes with --engine ray")
+        engine = partial(local_engine, workers=args.workers)
     rows = compare(args.scenario, policies, args.seeds, args.hours, variants, engine, bar.update)
     bar.close()
     summary = summarize(rows)

@@ -13,6 +13,7 @@ import dataclasses
 import io
 import os
 import statistics
+import tomllib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from typing import Any
 
 from twin.errors import ScenarioError
 from twin.report import build_report
-from twin.scenario import RandomFaults, Scenario, load_scenario
+from twin.scenario import RandomFaults, Scenario, load_scenario, scenario_from_dict
 from twin.scheduler import POLICIES
 from twin.simulation import Simulation
 
@@ -39,11 +40,12 @@ TABLE = (  # (column, report field, format)
 
 @dataclass(frozen=True)
 class RunSpec:
-    scenario: str  # path
+    scenario: str  # path (names the scenario in reports)
     policy: str
     seed: int
     hours: float
     variant: str = ""  # "node_mtbf_hours=300" or "checkpoint_minutes=30"; "" for the scenario as it is
+    text: str = ""  # the scenario file's text, so a worker on another machine needs no copy of it
 
 
 def parse_variants(faults: str | None, checkpoints: str | None) -> list[str]:
@@ -83,7 +85,11 @@ def apply_variant(scenario: Scenario, variant: str) -> Scenario:
 
 def run_one(spec: RunSpec) -> dict[str, Any]:
     """One run, start to end, as a report row (what a worker process does)."""
-    scenario = apply_variant(load_scenario(spec.scenario), spec.variant)
+    if spec.text:
+        scenario = scenario_from_dict(tomllib.loads(spec.text), source=spec.scenario, text=spec.text)
+    else:
+        scenario = load_scenario(spec.scenario)
+    scenario = apply_variant(scenario, spec.variant)
     sim = Simulation(scenario, seed=spec.seed, policy=spec.policy)
     sim.run(spec.hours * 3600.0)
     report = build_report(sim)
@@ -104,6 +110,29 @@ def local_engine(specs: Sequence[RunSpec], workers: int | None = None) -> Iterat
             yield futures[future], future.result()
 
 
+def ray_engine(specs: Sequence[RunSpec], address: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The same runs as tasks on a Ray cluster (``address``), or on a local Ray if none is given. Runs are
+    independent and deterministic, so a task whose worker is lost is simply run again (``max_retries``)."""
+    import ray
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+        if address:  # ship this package to the cluster's workers
+            options["runtime_env"] = {"py_modules": [str(Path(__file__).resolve().parent)]}
+        ray.init(address=address, **options)
+    try:
+        task = ray.remote(max_retries=3)(run_one)
+        pending = {task.remote(spec): i for i, spec in enumerate(specs)}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                yield pending.pop(ref), ray.get(ref)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
 Engine = Callable[[Sequence[RunSpec]], Iterator[tuple[int, dict[str, Any]]]]
 
 
@@ -121,10 +150,13 @@ def compare(
     if unknown:
         raise ScenarioError("--policies", "", f"expected policies among {', '.join(POLICIES)}, got {unknown[0]!r}")
     base = load_scenario(scenario)  # a bad file fails here, once, not in every worker
+    text = Path(scenario).read_text(encoding="utf-8")
     first = base.simulation.seed
     for v in variants:
         apply_variant(base, v)
-    specs = [RunSpec(str(scenario), p, first + k, hours, v) for v in variants for p in policies for k in range(seeds)]
+    specs = [
+        RunSpec(str(scenario), p, first + k, hours, v, text) for v in variants for p in policies for k in range(seeds)
+    ]
     rows: list[dict[str, Any] | None] = [None] * len(specs)
     for done, (i, row) in enumerate(engine(specs), start=1):
         rows[i] = row
