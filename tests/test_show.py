@@ -455,3 +455,15 @@ def test_record_refuses_bad_requests(
     err = capsys.readouterr().err
     assert expected in err and err.count("\n") == 1
     assert (tmp_path / "full" / "frame-000000.png").read_bytes() == b"keep me"
+
+
+def test_fault_captions_say_what_broke() -> None:
+    data = site()
+    data["faults"] = {"event": [{"at": 60, "target": "spine-00", "minutes": 5}]}
+    sim = Simulation(scenario_from_dict(data))
+    track = CaptionTrack(rules({"on": "fault", "text": "{alert}!"}), sim)
+    sim.advance(30)
+    assert track.update(1.0) is None
+    sim.advance(40)
+    shown = track.update(2.0)
+    assert shown is not None and shown.text == "spine-00 down: 0 jobs restarting, 0 GPUs idle!"

@@ -54,6 +54,11 @@ class CaptionTrack:
         events = sim.new_log_entries(self.seen)
         self.seen = sim.log_count
         for _, what, job_id in events:
+            if what == "fault":  # something broke: {alert} says what and what it hit
+                for i, rule in enumerate(self.rules):
+                    if rule.on == "fault" and self.fired[i] < rule.times:
+                        self._fire(i, rule.text.format(**self._fields()))
+                continue
             job = sim.running.get(job_id)
             if job is None:
                 continue
@@ -85,6 +90,7 @@ class CaptionTrack:
             "kind": "",
             "gpus": 0,
             "params_b": 0,
+            "alert": sim.alerts[-1][1] if getattr(sim, "alerts", None) else "",
         }
         if spec is not None:
             fields.update(

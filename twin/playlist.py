@@ -17,7 +17,7 @@ captions say. Read from TOML and validated like scenarios (one clear line on any
     camera = ["fit", "glide-rack", "follow-biggest", "orbit-back"]
 
     [[scene.caption]]
-    on = "job-start"              # start | time | job-start | checkpoint | congestion
+    on = "job-start"              # start | time | job-start | checkpoint | congestion | fault
     min_gpus = 512
     text = "A {gpus:,}-GPU {kind} job starts: its gradient traffic now fills the spine"
 """
@@ -33,8 +33,8 @@ from twin.errors import ScenarioError
 from twin.scenario import _Locator, _Table, _toml_what, _toml_where
 
 CAMERA_MOVES = ("fit", "glide-rack", "follow-biggest", "orbit-back")
-TRIGGERS = ("start", "time", "job-start", "checkpoint", "congestion")
-CAPTION_FIELDS = ("id", "kind", "gpus", "params_b", "util", "link")
+TRIGGERS = ("start", "time", "job-start", "checkpoint", "congestion", "fault")
+CAPTION_FIELDS = ("id", "kind", "gpus", "params_b", "util", "link", "alert")
 
 
 @dataclass(frozen=True)

@@ -96,10 +96,9 @@ class SplitApp:
         return SPEEDS[self.speed_index]
 
     def _relayout(self) -> None:
+        """A new window size: both halves are laid out again and fit the site anew."""
         self.screen = pygame.display.get_surface()
-        cameras = [f.site.camera for f in self.frames]
         self.frames = split_frames(self.pair, self.screen.get_size())
-        del cameras  # a new size fits the site anew
 
     def step(self, dt: float) -> None:
         for f in self.frames:
