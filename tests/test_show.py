@@ -466,4 +466,15 @@ def test_fault_captions_say_what_broke() -> None:
     assert track.update(1.0) is None
     sim.advance(40)
     shown = track.update(2.0)
-    assert shown is not None and shown.text == "spine-00 down: 0 jobs restarting, 0 GPUs idle!"
+    assert shown is not None and shown.text == "spine-00 down: traffic rerouted!"
+
+
+def test_captions_that_waited_too_long_are_dropped() -> None:
+    sim = quiet()
+    track = CaptionTrack(
+        rules({"on": "start", "text": "first", "hold": 30}, {"on": "time", "at": 1, "text": "stale", "hold": 5}),
+        sim,
+    )
+    assert track.update(0.0).text == "first"
+    assert track.update(1.0).text == "first"
+    assert track.update(31.0) is None, "'stale' fired at 1 s and waited 30 s: old news by then"

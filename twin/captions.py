@@ -19,6 +19,7 @@ KIND_WORDS = {
     "inference": "inference",
 }
 EVENT_OF = {"job-start": "start", "checkpoint": "checkpoint"}
+STALE_S = 10.0  # scene seconds a caption may wait for its turn before it is dropped
 
 
 @dataclass(frozen=True)
@@ -36,16 +37,18 @@ class CaptionTrack:
         self.sim = sim
         self.fired = [0] * len(rules)
         self.seen = sim.log_count
-        self.pending: deque[tuple[str, float]] = deque(maxlen=queue_size)
+        self.pending: deque[tuple[str, float, float]] = deque(maxlen=queue_size)  # text, hold, when fired
         self.current: Shown | None = None
         self.history: list[tuple[float, str]] = []  # (scene time, text): what was shown
+        self._t = 0.0
 
     def _fire(self, i: int, text: str) -> None:
         self.fired[i] += 1
-        self.pending.append((text, self.rules[i].hold_s))
+        self.pending.append((text, self.rules[i].hold_s, self._t))
 
     def update(self, t: float) -> Shown | None:
         sim = self.sim
+        self._t = t
         for i, rule in enumerate(self.rules):
             if self.fired[i] >= rule.times:
                 continue
@@ -70,10 +73,13 @@ class CaptionTrack:
             hot = latest.get("max_link_util", 0.0) >= rule.threshold
             if rule.on == "congestion" and self.fired[i] < rule.times and hot:
                 self._fire(i, rule.text.format(**self._fields()))
-        if (self.current is None or t >= self.current.until_s) and self.pending:
-            text, hold = self.pending.popleft()
-            self.current = Shown(text, t, t + hold)
-            self.history.append((t, text))
+        if self.current is None or t >= self.current.until_s:
+            while self.pending and t - self.pending[0][2] > STALE_S:  # news that waited too long is old news
+                self.pending.popleft()
+            if self.pending:
+                text, hold, _ = self.pending.popleft()
+                self.current = Shown(text, t, t + hold)
+                self.history.append((t, text))
         if self.current is not None and t >= self.current.until_s:
             self.current = None
         return self.current

@@ -391,12 +391,15 @@ class Simulation:
                 text = f"{comp.name} degraded to {factor:.0%} of its bandwidth"
             elif comp.kind == "storage":
                 text = f"{comp.name} lost: jobs reading or saving to it stall"
-            elif comp.kind == "link" and not victims:
-                text = f"{comp.name} down: traffic rerouted"
             else:
-                jobs = "1 job" if victims == 1 else f"{victims} jobs"
-                gpus = "1 GPU" if idle == 1 else f"{idle} GPUs"
-                text = f"{comp.name} down: {jobs} restarting, {gpus} idle"
+                parts = []
+                if victims:
+                    parts.append("1 job restarting" if victims == 1 else f"{victims} jobs restarting")
+                if idle:
+                    parts.append("1 GPU idle" if idle == 1 else f"{idle} GPUs idle")
+                if not parts:
+                    parts.append("traffic rerouted" if comp.kind in ("link", "switch") else "no job hit")
+                text = f"{comp.name} down: {', '.join(parts)}"
         else:
             text = f"{comp.name} back up" if comp.kind != "storage" else f"{comp.name} restored"
         self.alerts.append((self.now, text, sign > 0))

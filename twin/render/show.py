@@ -368,7 +368,11 @@ class Exhibit:
         box.set_alpha(round(255 * smoothstep(min(age, left) / 0.6)))
         s = run.frame.text.scale
         cx = view[0] + view[2] // 2
-        canvas.blit(box, box.get_rect(midbottom=(cx, view[1] + view[3] - round(10 * s))))
+        # Stay above the fault ticker (the HUD's last three alerts of the past simulated hour).
+        snap = run.frame.snap
+        recent = [a for a in (snap.alerts if snap is not None else ()) if run.sim.now - a[0] < 3600.0][-3:]
+        lift = (len(recent) * 30 + 12) * s if recent else 0
+        canvas.blit(box, box.get_rect(midbottom=(cx, view[1] + view[3] - round(10 * s + lift))))
 
     def _caption_box(self, text: Text, caption: str, view: tuple[int, int, int, int]) -> pygame.Surface:
         s = text.scale
