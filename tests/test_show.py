@@ -478,3 +478,35 @@ def test_captions_that_waited_too_long_are_dropped() -> None:
     assert track.update(0.0).text == "first"
     assert track.update(1.0).text == "first"
     assert track.update(31.0) is None, "'stale' fired at 1 s and waited 30 s: old news by then"
+
+
+def test_visitors_mashing_everything_never_break_the_show(log) -> None:
+    logger, handler = log
+    ex = exhibit(playlist(scene(seconds=6.0), scene("fat-tree-campus.toml", seconds=6.0)), logger, (960, 540))
+    rng = np.random.default_rng(5)
+    screen, canvas = pygame.Surface((960, 540)), pygame.Surface((960, 540))
+    kinds = ("click", "wheel", "drag", "key", "resize")
+    for i in range(600):
+        kind = kinds[int(rng.integers(len(kinds)))]
+        pos = (int(rng.integers(0, 960)), int(rng.integers(0, 540)))
+        if kind == "click":
+            ex.handle(pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=pos, button=1))
+            ex.handle(pygame.event.Event(pygame.MOUSEBUTTONUP, pos=pos, button=1))
+        elif kind == "wheel":
+            ex.handle(pygame.event.Event(pygame.MOUSEWHEEL, x=0, y=int(rng.integers(-5, 6)), flipped=False))
+        elif kind == "drag":
+            ex.handle(pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=pos, button=1))
+            ex.handle(
+                pygame.event.Event(pygame.MOUSEMOTION, pos=(pos[0] + 40, pos[1] - 30), rel=(40, -30), buttons=(1, 0, 0))
+            )
+        elif kind == "key":
+            ex.handle(key(int(rng.choice([pygame.K_ESCAPE, pygame.K_q, pygame.K_SPACE, pygame.K_f, pygame.K_a]))))
+        elif kind == "resize" and i % 50 == 0:
+            size = (int(rng.integers(640, 1280)), int(rng.integers(360, 720)))
+            ex.resize(size)
+            screen, canvas = pygame.Surface(size), pygame.Surface(size)
+        ex.step(0.1)
+        ex.draw(screen, canvas)
+    assert not ex.quit
+    assert ex.scenes_played >= 2, "the show went on through scene changes"
+    assert handler.messages(logging.ERROR) == []
