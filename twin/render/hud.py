@@ -124,10 +124,17 @@ class Hud:
             self._help(surf, s)
 
     def _panel(self, surf: pygame.Surface, rect: pygame.Rect, alpha: int = 225) -> None:
-        box = pygame.Surface(rect.size, pygame.SRCALPHA)
+        """A translucent rounded box; drawn once per size and kept (a few dozen sizes at most)."""
         radius = max(4, round(10 * self.text.scale))
-        pygame.draw.rect(box, (*theme.PANEL, alpha), box.get_rect(), border_radius=radius)
-        pygame.draw.rect(box, (*theme.PANEL_EDGE, 255), box.get_rect(), width=1, border_radius=radius)
+        key = (rect.size, alpha, radius)
+        panels = self.__dict__.setdefault("_panels", {})
+        box = panels.get(key)
+        if box is None:
+            if len(panels) > 64:
+                panels.clear()
+            box = panels[key] = pygame.Surface(rect.size, pygame.SRCALPHA)
+            pygame.draw.rect(box, (*theme.PANEL, alpha), box.get_rect(), border_radius=radius)
+            pygame.draw.rect(box, (*theme.PANEL_EDGE, 255), box.get_rect(), width=1, border_radius=radius)
         surf.blit(box, rect.topleft)
 
     def _title(self, surf: pygame.Surface, st: HudState, now: float, s: float) -> None:

@@ -395,7 +395,7 @@ class SiteView:
     def _draw_highlight(self, surf: pygame.Surface) -> None:
         """The selected job's servers and paths: drawn once per camera and selection onto a colour-keyed
         layer (a big job has thousands of segments), then blitted each frame (RLE makes that cheap)."""
-        if not self.highlight:
+        if not self.highlight or self._moving:  # redrawn when the camera rests: a glide stays smooth
             return
         key = (self.camera, self.highlight, self.highlight_segments.tobytes(), surf.get_size())
         if self._highlight_key != key:
