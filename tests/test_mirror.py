@@ -130,6 +130,7 @@ def test_the_mirror_lights_each_vcs_busy_gpus_and_draws_them(recording: Path, di
     surface = pygame.Surface((1280, 720)).convert()
     frame.draw(surface, 0.0)
     assert frame.state.epoch == mirror.t0
+    assert frame.site.layout.block_labels == ("vcA", "vcB"), "racks are named after their VC"
     # A busy server of vcB is drawn in vcB's colour.
     node = int(mirror.vc_nodes[1][0])
     x, y, w, h = frame.site.layout.rect[mirror.fabric.node_gid[node]]

@@ -110,6 +110,15 @@ class Mirror:
             rack += racks
         return out
 
+    def rack_labels(self) -> list[str]:
+        """What each rack is called in the picture: the VC it belongs to."""
+        labels, rack = [], 0
+        for vc in self.telemetry.vcs:
+            racks = _racks(vc.size)
+            labels += [vc.name if racks == 1 else f"{vc.name} {i + 1}/{racks}" for i in range(racks)]
+            rack += racks
+        return labels
+
     @property
     def sim(self) -> Mirror:  # what the window loop advances is the mirror itself
         return self

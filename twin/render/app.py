@@ -47,6 +47,8 @@ class Frame:
         self._scale = scale  # fixed text scale (a half of a split screen), else from the size
         self.text = Text(scale or text_scale(size))
         self.site = SiteView(sim.fabric, self.text, layout)
+        if hasattr(sim, "rack_labels"):  # recorded telemetry names its racks after virtual clusters
+            self.site.relabel_blocks(sim.rack_labels())
         self.hud = Hud(self.text)
         sc = sim.scenario
         self.state = HudState(sc.site.name, sc.site.blurb, sc.peak_pflops, DEFAULT_SPEED, DEFAULT_SPEED)

@@ -9,6 +9,7 @@ every frame.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -74,6 +75,15 @@ class SiteView:
         if name not in self._layouts:
             self._layouts[name] = LAYOUTS[name](self.fabric)
         return self._layouts[name]
+
+    def relabel_blocks(self, labels: list[str]) -> None:
+        """Other names for the hall's blocks (one per rack on a leaf-spine site), if there are as many."""
+        hall = self._get_layout("hall")
+        if len(labels) == len(hall.block_labels):
+            self._layouts["hall"] = dataclasses.replace(hall, block_labels=tuple(labels))
+            if self.layout.name == "hall":
+                self.layout = self._layouts["hall"]
+            self._invalidate()
 
     def set_layout(self, name: str) -> None:
         self.layout = self._get_layout(name)
