@@ -290,3 +290,17 @@ def test_a_failed_switch_is_drawn_red_and_the_ticker_says_so() -> None:
     assert b > r, "a healthy one is not"
     assert frame.snap.alerts[-1][1].startswith("spine-00 down")
     pygame.display.quit()
+
+
+def test_the_inspector_says_a_component_failed() -> None:
+    from twin.render.inspector import describe_vertex
+
+    sim = faulty({"at": 10, "target": "spine-00", "minutes": 5})
+    sim.run(20)
+    snap = sim.snapshot()
+    fab = sim.fabric
+    title, lines = describe_vertex(fab.names.index("spine-00"), fab, snap)
+    assert title == "spine switch spine-00" or title.endswith("spine-00")
+    assert lines[0].startswith("FAILED")
+    _, healthy = describe_vertex(fab.names.index("spine-01"), fab, snap)
+    assert not healthy[0].startswith("FAILED")

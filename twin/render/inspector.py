@@ -61,6 +61,8 @@ def describe_vertex(gid: int, fab: Fabric, snap: Snapshot) -> Info:
             for j in jobs
             if j in views
         ]
+        if len(snap.down) and snap.down[gid]:
+            lines.insert(0, "FAILED: out of service until repaired")
         return f"server {name}", tuple(lines)
     ports = fab.graph.degree(gid)
     util = snap.link_util[out_links]
@@ -78,6 +80,8 @@ def describe_vertex(gid: int, fab: Fabric, snap: Snapshot) -> Info:
             f"writes {snap.link_load[w] / 1e9:,.1f} of {fab.link_cap[w] / 1e9:,.0f} GB/s",
             *lines,
         ]
+    if len(snap.down) and snap.down[gid]:
+        lines.insert(0, "FAILED: out of service until repaired")
     return f"{kind} {name}", tuple(lines)
 
 
@@ -93,7 +97,9 @@ def describe_segment(s: int, layout: Layout, fab: Fabric, snap: Snapshot) -> Inf
     names = {fab.names[int(v)] for v in np.concatenate([fab.link_src[fwd], fab.link_dst[fwd]])}
     title = f"{LINK_KINDS[seg.kind[s]]} link" if len(fwd) == 1 else f"cable tray: {len(fwd)} links"
     ends = " - ".join(sorted(names)) if len(names) <= 2 else f"{len(names)} switches and servers"
+    dead = int(snap.dead_links[members].sum()) if len(snap.dead_links) and len(members) else 0
     lines = (
+        *((f"FAILED: {dead // 2 or 1} of {len(fwd)} cables down",) if dead else ()),
         ends,
         f"capacity {_gbps(cap)} each way",
         f"load {_gbps(load_f)} ({_share(load_f, cap)}) and {_gbps(load_r)} ({_share(load_r, cap)})",
