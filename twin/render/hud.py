@@ -84,6 +84,9 @@ class Hud:
     def __init__(self, text: Text) -> None:
         self.text = text
         self.job_rows: list[tuple[pygame.Rect, int]] = []  # clickable job rows
+        self._panels: dict[tuple, pygame.Surface] = {}  # translucent boxes by size
+        self._legend_key: tuple | None = None
+        self._legend_surf: pygame.Surface | None = None
 
     def viewport(self, size: tuple[int, int], visible: bool) -> tuple[int, int, int, int]:
         """The part of the window left for the site picture."""
@@ -127,7 +130,7 @@ class Hud:
         """A translucent rounded box; drawn once per size and kept (a few dozen sizes at most)."""
         radius = max(4, round(10 * self.text.scale))
         key = (rect.size, alpha, radius)
-        panels = self.__dict__.setdefault("_panels", {})
+        panels = self._panels
         box = panels.get(key)
         if box is None:
             if len(panels) > 64:
@@ -327,7 +330,7 @@ class Hud:
     def _legend(self, surf: pygame.Surface, s: float, h: int, room: int) -> None:
         """The colour key along the bottom, drawn once per scale and shrunk if the room is narrow."""
         key = (s, room)
-        if getattr(self, "_legend_key", None) != key:
+        if self._legend_key != key or self._legend_surf is None:
             self._legend_key = key
             self._legend_surf = self._draw_legend(s, room)
         surf.blit(self._legend_surf, (round(24 * s), h - round(44 * s)))
