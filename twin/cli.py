@@ -239,27 +239,15 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _view(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario)
-    import pygame
-
     from twin.render.app import App
     from twin.render.split import SplitApp
 
-    try:
+    def make() -> App | SplitApp:
         if args.split is not None:
-            app = SplitApp(scenario, args.split, args.seed, args.size, args.fullscreen, args.speed, args.quit_after)
-        else:
-            app = App(
-                scenario,
-                seed=args.seed,
-                size=args.size,
-                fullscreen=args.fullscreen,
-                speed=args.speed,
-                quit_after=args.quit_after,
-            )
-    except pygame.error as err:
-        raise UsageError(f"cannot open a window ({err}); on a machine without a display use `shot`") from None
-    app.run()
-    return 0
+            return SplitApp(scenario, args.split, args.seed, args.size, args.fullscreen, args.speed, args.quit_after)
+        return App(scenario, args.seed, args.size, args.fullscreen, args.speed, args.quit_after)
+
+    return _run_window(make, "on a machine without a display use `shot`")
 
 
 def _shot(args: argparse.Namespace) -> int:
@@ -279,14 +267,9 @@ def _shot(args: argparse.Namespace) -> int:
         sim.run(min(sim.now + chunk, args.at))
         bar.update(sim.now)
     bar.close()
-    import pygame
-
     from twin.render.app import render_still
 
-    surface = render_still(sim, args.size, args.layout)
-    tmp = args.out.with_name(f".{args.out.stem}.tmp.png")
-    pygame.image.save(surface, str(tmp))
-    tmp.replace(args.out)
+    _save_png(render_still(sim, args.size, args.layout), args.out)
     print(f"saved {args.out} ({args.size[0]}x{args.size[1]}, t = {sim.now:g} s)")
     return 0
 
@@ -299,10 +282,7 @@ def _shot_split(args: argparse.Namespace, scenario) -> int:
 
     pygame.display.init()
     pygame.display.set_mode((64, 64))
-    surface = render_split_still(scenario, args.split, args.at, args.size, args.seed)
-    tmp = args.out.with_name(f".{args.out.stem}.tmp.png")
-    pygame.image.save(surface, str(tmp))
-    tmp.replace(args.out)
+    _save_png(render_split_still(scenario, args.split, args.at, args.size, args.seed), args.out)
     print(f"saved {args.out} ({args.size[0]}x{args.size[1]}, t = {args.at:g} s, {' vs '.join(args.split)})")
     return 0
 
@@ -402,16 +382,12 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _replay_view(args: argparse.Namespace, replay) -> int:
-    import pygame
-
     from twin.render.app import App
 
-    try:
-        app = App(replay.sim.scenario, size=args.size, speed=args.speed, quit_after=args.quit_after, driver=replay)
-    except pygame.error as err:
-        raise UsageError(f"cannot open a window ({err}); use --report or --headless without a display") from None
-    app.run()
-    return 0
+    return _run_window(
+        lambda: App(replay.sim.scenario, size=args.size, speed=args.speed, quit_after=args.quit_after, driver=replay),
+        "use --report or --headless without a display",
+    )
 
 
 def _mirror(args: argparse.Namespace) -> int:
@@ -452,17 +428,13 @@ def _mirror(args: argparse.Namespace) -> int:
         _write_atomic(args.report, json.dumps(report, indent=2) + "\n")
         print(f"report written to {args.report}")
         return 0
-    import pygame
-
     from twin.render.app import App
 
     mirror = Mirror(telemetry, start=start, compare=args.compare_sim)
-    try:
-        app = App(mirror.scenario, size=args.size, speed=args.speed, quit_after=args.quit_after, driver=mirror)
-    except pygame.error as err:
-        raise UsageError(f"cannot open a window ({err}); use --report without a display") from None
-    app.run()
-    return 0
+    return _run_window(
+        lambda: App(mirror.scenario, size=args.size, speed=args.speed, quit_after=args.quit_after, driver=mirror),
+        "use --report without a display",
+    )
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -514,6 +486,27 @@ def _check_writable(path: Path, *inputs: Path) -> None:
         raise UsageError(f"{path}: is a directory; expected a file path for the report")
     if not path.parent.exists():
         raise UsageError(f"{path}: folder {path.parent} does not exist")
+
+
+def _run_window(make_app, hint: str) -> int:
+    """Open a window (the live view, a split view, a replay or a mirror) and run it until it closes."""
+    import pygame
+
+    try:
+        app = make_app()
+    except pygame.error as err:
+        raise UsageError(f"cannot open a window ({err}); {hint}") from None
+    app.run()
+    return 0
+
+
+def _save_png(surface, path: Path) -> None:
+    """Save via a temporary file and rename, as reports are written."""
+    import pygame
+
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    pygame.image.save(surface, str(tmp))
+    tmp.replace(path)
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 from twin.errors import ScenarioError
 from twin.report import build_report
-from twin.scenario import RandomFaults, Scenario, load_scenario, scenario_from_dict
+from twin.scenario import RandomFaults, Scenario, load_scenario, read_toml, scenario_from_dict
 from twin.scheduler import POLICIES
 from twin.simulation import Simulation
 
@@ -149,8 +149,8 @@ def compare(
     unknown = [p for p in policies if p not in POLICIES]
     if unknown:
         raise ScenarioError("--policies", "", f"expected policies among {', '.join(POLICIES)}, got {unknown[0]!r}")
-    base = load_scenario(scenario)  # a bad file fails here, once, not in every worker
-    text = Path(scenario).read_text(encoding="utf-8")
+    data, text = read_toml(scenario)  # a bad file fails here, once, not in every worker
+    base = scenario_from_dict(data, source=str(scenario), text=text)
     first = base.simulation.seed
     for v in variants:
         apply_variant(base, v)

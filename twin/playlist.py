@@ -24,13 +24,11 @@ captions say. Read from TOML and validated like scenarios (one clear line on any
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from twin.errors import ScenarioError
-from twin.scenario import _Locator, _Table, _toml_what, _toml_where
+from twin.scenario import _Locator, _Table, read_toml
 
 CAMERA_MOVES = ("fit", "glide-rack", "follow-biggest", "orbit-back")
 TRIGGERS = ("start", "time", "job-start", "checkpoint", "congestion", "fault")
@@ -76,19 +74,9 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 
 def load_playlist(path: str | Path) -> Show:
-    path = Path(path)
-    source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ScenarioError(source, "", "file not found") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ScenarioError(source, "", f"cannot be read as UTF-8 text ({err.__class__.__name__})") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise ScenarioError(source, _toml_where(str(err)), f"not valid TOML ({_toml_what(str(err))})") from None
-    return playlist_from_dict(data, path.parent, source, text)
+    """Read and validate a playlist; raises ScenarioError on any problem."""
+    data, text = read_toml(path)
+    return playlist_from_dict(data, Path(path).parent, str(path), text)
 
 
 def playlist_from_dict(data: dict[str, Any], base: Path, source: str = "<playlist>", text: str | None = None) -> Show:

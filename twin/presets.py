@@ -50,6 +50,17 @@ class HeliosCluster:
     def jobs_per_hour(self) -> float:
         return self.gpu_jobs / (DAYS * 24.0)
 
+    def targets(self) -> dict[str, float]:
+        """The table's figures, named as the report's ``workload`` block names them."""
+        return {
+            "mean_gpus_per_job": self.mean_gpus,
+            "median_gpu_job_runtime_s": self.median_runtime_s,
+            "mean_gpu_job_runtime_s": self.mean_runtime_s,
+            "complete_rate": self.complete_rate,
+            "cancel_rate": self.cancel_rate,
+            "fail_rate": self.fail_rate,
+        }
+
 
 # id, gpu_num, gpu_job_num, avg_run_time_gpu, med_run_time_gpu, avg_gpu_num, {complete,cancel,fail}_rate_gpu
 HELIOS = {
@@ -166,15 +177,3 @@ class PresetSampler:
 
     def outcome(self, rng: np.random.Generator) -> str:
         return OUTCOMES[int(rng.choice(3, p=self.outcome_p))]
-
-    def targets(self) -> dict[str, float]:
-        """The table's figures, named as the report's ``workload`` block names them."""
-        c = self.cluster
-        return {
-            "mean_gpus_per_job": c.mean_gpus,
-            "median_gpu_job_runtime_s": c.median_runtime_s,
-            "mean_gpu_job_runtime_s": c.mean_runtime_s,
-            "complete_rate": c.complete_rate,
-            "cancel_rate": c.cancel_rate,
-            "fail_rate": c.fail_rate,
-        }

@@ -68,16 +68,8 @@ def workload_block(w: WorkloadStats, preset: str = "") -> dict[str, Any]:
         "fail_rate": w.outcomes.get("failed", 0) / n,
     }
     if preset:
-        c = cluster_of(preset)
         block["preset"] = preset
-        block["targets"] = {
-            "mean_gpus_per_job": c.mean_gpus,
-            "median_gpu_job_runtime_s": c.median_runtime_s,
-            "mean_gpu_job_runtime_s": c.mean_runtime_s,
-            "complete_rate": c.complete_rate,
-            "cancel_rate": c.cancel_rate,
-            "fail_rate": c.fail_rate,
-        }
+        block["targets"] = cluster_of(preset).targets()
     return block
 
 

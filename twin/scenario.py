@@ -214,8 +214,8 @@ class Scenario:
 # --- reading -------------------------------------------------------------------------------------
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    """Read and validate a scenario file; raises ScenarioError on any problem."""
+def read_toml(path: str | Path) -> tuple[dict[str, Any], str]:
+    """A TOML file's data and text (the text lets errors name lines); ScenarioError if it cannot be read."""
     path = Path(path)
     source = str(path)
     try:
@@ -225,10 +225,15 @@ def load_scenario(path: str | Path) -> Scenario:
     except (OSError, UnicodeDecodeError) as err:
         raise ScenarioError(source, "", f"cannot be read as UTF-8 text ({err.__class__.__name__})") from None
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as err:
         raise ScenarioError(source, _toml_where(str(err)), f"not valid TOML ({_toml_what(str(err))})") from None
-    return scenario_from_dict(data, source=source, text=text)
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario file; raises ScenarioError on any problem."""
+    data, text = read_toml(path)
+    return scenario_from_dict(data, source=str(path), text=text)
 
 
 def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>", text: str | None = None) -> Scenario:

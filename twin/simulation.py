@@ -135,6 +135,11 @@ class Totals:
     restarted: int = 0  # jobs sent back to the queue by a fault
     lost_gpu_s: float = 0.0  # work thrown away by faults: progress since the last checkpoint x GPUs
 
+    @property
+    def ended(self) -> int:
+        """Jobs over for good, however they ended."""
+        return self.completed + self.cancelled + self.failed
+
 
 class Simulation:
     """A site and its workload, advanced by the caller. Never touches wall time or any display."""
@@ -319,6 +324,14 @@ class Simulation:
     def _finish(self, job: Job) -> None:
         spec = job.spec
         job.progress_s = spec.duration_s
+        self._leave(job)
+        self._ended(job, spec.outcome)
+        self._note("finish", spec.id)
+        self.totals.jcts.append(self.now - spec.arrival_s)
+
+    def _leave(self, job: Job) -> None:
+        """The job stops running (finished or evicted): its traffic and GPUs go back."""
+        spec = job.spec
         self.flows.remove((spec.id, WORK))
         self.flows.remove((spec.id, SAVE))
         self.alloc.release(spec.id)
@@ -326,18 +339,20 @@ class Simulation:
         del self.running[spec.id]
         self._allocated -= len(job.gpus)
         self._busy -= len(job.gpus) * job.util
-        if spec.outcome == "cancelled":
-            self.totals.cancelled += 1
-        elif spec.outcome == "failed":
-            self.totals.failed += 1
-        else:
-            self.totals.completed += 1
-        self._note("finish", spec.id)
-        self.totals.jcts.append(self.now - spec.arrival_s)
-        if not job.warm:
-            self.totals.workload.add(len(job.gpus), self.now - job.start_s, spec.outcome)
         self.totals.finished_work_gpu_s += job.work_s * len(job.gpus)
         self._need_schedule = True
+
+    def _ended(self, job: Job, outcome: str) -> None:
+        """Count a job that is over for good, by how it ended."""
+        t = self.totals
+        if outcome == "cancelled":
+            t.cancelled += 1
+        elif outcome == "failed":
+            t.failed += 1
+        else:
+            t.completed += 1
+        if not job.warm:
+            t.workload.add(len(job.gpus), self.now - job.start_s, outcome)
 
     # --- faults ----------------------------------------------------------------------------------------
 
@@ -461,24 +476,15 @@ class Simulation:
         kept = max(0.0, job.next_checkpoint_s - every) if every > 0 and job.next_checkpoint_s < float("inf") else 0.0
         kept = min(kept, job.progress_s)
         self.totals.lost_gpu_s += (job.progress_s - kept) * len(job.gpus)
-        self.flows.remove((spec.id, WORK))
-        self.flows.remove((spec.id, SAVE))
-        self.alloc.release(spec.id)
-        del self.running[spec.id]
-        self._allocated -= len(job.gpus)
-        self._busy -= len(job.gpus) * job.util
-        self.totals.finished_work_gpu_s += job.work_s * len(job.gpus)
+        self._leave(job)
         tries = self._restarts[spec.id] = self._restarts.get(spec.id, 0) + 1
         if tries > self.scenario.faults.max_retries:
-            self.totals.failed += 1
-            if not job.warm:
-                self.totals.workload.add(len(job.gpus), self.now - job.start_s, "failed")
+            self._ended(job, "failed")
             self._note("failed", spec.id)
         else:
             self.totals.restarted += 1
             self.queue.insert(0, replace(spec, warm_progress_s=kept))
             self._note("restart", spec.id)
-        self._need_schedule = True
 
     def _fold(self, job: Job) -> None:
         """Bring a job's lazily kept progress and work up to now."""
@@ -674,7 +680,7 @@ class Simulation:
                 "gpu_utilization": self._busy / n,
                 "jobs_running": len(self.running),
                 "jobs_queued": len(self.queue),
-                "jobs_done": self.totals.completed + self.totals.cancelled + self.totals.failed,
+                "jobs_done": self.totals.ended,
                 "mean_wait_s": self.mean_wait_s(),
                 "facility_mw": self.facility_mw,
                 "mean_link_util": self._link_stats[0],
@@ -751,5 +757,4 @@ class Simulation:
         assert not ((self.gpu_down > 0) & (grid >= 0)).any(), "a job holds a failed GPU"
         assert np.array_equal(self.alloc.free, (grid == -1).sum(axis=1)), "free counts disagree with owners"
         t = self.totals
-        ended = t.completed + t.cancelled + t.failed
-        assert t.submitted == ended + len(self.running) + len(self.queue), "a job was lost"
+        assert t.submitted == t.ended + len(self.running) + len(self.queue), "a job was lost"

@@ -67,12 +67,7 @@ class VcSeries:
 def read_vc(path: Path, name: str | None = None) -> VcSeries:
     """One VC's per-minute file (.csv or .csv.gz)."""
     name = name or vc_name(path)
-    try:
-        f, raw = open_text(path)
-    except FileNotFoundError:
-        raise TelemetryError(str(path), "", "file not found") from None
-    except OSError as err:
-        raise TelemetryError(str(path), "", f"cannot be read ({err.strerror or err})") from None
+    f, raw = open_text(path)
     rows: list[tuple[float, int, int, int, int]] = []
     malformed: list[tuple[int, str]] = []
     with f, raw:

@@ -133,8 +133,14 @@ def format_time(t: float) -> str:
 
 
 def open_text(path: Path) -> tuple[TextIO, BinaryIO]:
-    """A CSV file, plain or gzipped, as text; and the file on disk, whose position tells progress."""
-    raw = path.open("rb")
+    """A CSV file, plain or gzipped, as text; and the file on disk, whose position tells progress.
+    A file that cannot be opened is a ScenarioError naming it."""
+    try:
+        raw = path.open("rb")
+    except FileNotFoundError:
+        raise ScenarioError(str(path), "", "file not found") from None
+    except OSError as err:
+        raise ScenarioError(str(path), "", f"cannot be read ({err.strerror or err})") from None
     inner = gzip.GzipFile(fileobj=raw, mode="rb") if path.suffix == ".gz" else raw
     return io.TextIOWrapper(inner, encoding="utf-8", newline=""), raw
 
@@ -150,12 +156,7 @@ def read_trace(
     """GPU jobs of a trace in submit order (within a reorder window), one at a time."""
     columns = columns or HELIOS_COLUMNS
     stats = stats if stats is not None else TraceStats()
-    try:
-        f, raw = open_text(path)
-    except FileNotFoundError:
-        raise TraceError(str(path), "", "file not found") from None
-    except OSError as err:
-        raise TraceError(str(path), "", f"cannot be read ({err.strerror or err})") from None
+    f, raw = open_text(path)
     with f, raw:
         try:
             reader = csv.reader(f)

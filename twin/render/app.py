@@ -67,7 +67,7 @@ class Frame:
     def refresh(self, wall: float, force: bool = False) -> None:
         """Take a new snapshot if the simulation changed (or now and then, for progress bars)."""
         sim = self.sim
-        key = (sim.flows.version, sim.totals.started, sim.totals.completed + sim.totals.cancelled + sim.totals.failed)
+        key = (sim.flows.version, sim.totals.started, sim.totals.ended)
         if force or key != self._snap_key or wall - self._snap_wall > 0.5:
             self.snap = sim.snapshot()
             self.site.update(self.snap, wall)

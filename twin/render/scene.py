@@ -29,6 +29,20 @@ HOST_DETAIL_PX = 26  # and at least this wide show their host links
 RESTYLE_S = 0.25  # wall seconds between restyles of the links
 
 
+def fill_outside(surface: pygame.Surface, rect: pygame.Rect, color: tuple[int, int, int]) -> None:
+    """Fill the parts of a surface around a rectangle (the rectangle itself is left alone)."""
+    full = surface.get_rect()
+    inner = rect.clip(full)
+    for strip in (
+        pygame.Rect(0, 0, full.w, inner.top),
+        pygame.Rect(0, inner.bottom, full.w, full.h - inner.bottom),
+        pygame.Rect(0, inner.top, inner.left, inner.h),
+        pygame.Rect(inner.right, inner.top, full.w - inner.right, inner.h),
+    ):
+        if strip.w > 0 and strip.h > 0:
+            surface.fill(color, strip)
+
+
 class SiteView:
     def __init__(self, fabric: Fabric, text: Text, layout: str = "hall") -> None:
         self.fabric = fabric
@@ -188,15 +202,8 @@ class SiteView:
             self._links_dirty = False
         self._draw_cells(self._live)
         # The picture stays inside its viewport: zoomed in, nothing runs under the title or the panel.
-        view, full = pygame.Rect(self.camera.viewport), surface.get_rect()
-        for strip in (
-            pygame.Rect(0, 0, full.w, view.top),
-            pygame.Rect(0, view.bottom, full.w, full.h - view.bottom),
-            pygame.Rect(0, view.top, view.left, view.h),
-            pygame.Rect(view.right, view.top, full.w - view.right, view.h),
-        ):
-            if strip.w > 0 and strip.h > 0:
-                surface.fill(theme.BG, strip)
+        view = pygame.Rect(self.camera.viewport)
+        fill_outside(surface, view, theme.BG)
         surface.set_clip(view)
         surface.blit(self._live, view.topleft, view)
         self._draw_pulses(surface)
@@ -454,11 +461,12 @@ class SiteView:
     def _draw_particles(self, surf: pygame.Surface) -> None:
         a, b = self._segment_screen()
         length = np.hypot(*(b - a).T)
-        shown = self._segments_shown() & self._segments_inside()
+        drawn, inside = self._segments_shown(), self._segments_inside()
+        shown = drawn & inside
         # Host links too small to draw as lines still shimmer with their traffic inside the racks:
         # one in five of them, in fine dots, so that the job colours stay readable.
         idx = np.arange(len(shown))
-        shimmer = ~self._segments_shown() & self._segments_inside() & (length >= 6) & ((idx * 2654435761) % 5 == 0)
+        shimmer = ~drawn & inside & (length >= 6) & ((idx * 2654435761) % 5 == 0)
         colors = np.array([surf.map_rgb(c) for c in theme.TRAFFIC], np.int64)
         radius = 1 if self.text.scale < 0.8 else 2 if self.text.scale < 1.6 else 3
         lane = max(1.5, 2.0 * self.text.scale)

@@ -24,6 +24,7 @@ from twin.playlist import Scene, Show
 from twin.render import theme
 from twin.render.app import Frame, text_scale
 from twin.render.camera import Camera
+from twin.render.scene import fill_outside
 from twin.render.text import Text
 from twin.scenario import load_scenario
 from twin.simulation import Simulation
@@ -282,15 +283,8 @@ class Exhibit:
             self._overlay(canvas, self._veil(canvas.get_size()), smoothstep(self.phase_t / max(sh.fade_s, 1e-6)))
         elif self.phase == "intermission":
             self._overlay(canvas, self._title_card(canvas.get_size(), "The show will continue shortly"), 1.0)
-        dx, dy = self.drift()
-        w, h = screen.get_size()
-        screen.blit(canvas, (dx, dy))
-        for strip in (  # only the margins the drift uncovers need clearing
-            pygame.Rect(0, 0, dx, h) if dx > 0 else pygame.Rect(w + dx, 0, -dx, h),
-            pygame.Rect(0, 0, w, dy) if dy > 0 else pygame.Rect(0, h + dy, w, -dy),
-        ):
-            if strip.w > 0 and strip.h > 0:
-                screen.fill((0, 0, 0), strip)
+        placed = screen.blit(canvas, self.drift())
+        fill_outside(screen, placed, (0, 0, 0))  # only the margins the drift uncovers need clearing
 
     @staticmethod
     def _overlay(canvas: pygame.Surface, layer: pygame.Surface, alpha: float) -> None:
