@@ -25,6 +25,7 @@ import pygame  # noqa: E402
 
 from twin.render.app import App  # noqa: E402
 from twin.scenario import load_scenario  # noqa: E402
+from twin.simulation import Simulation  # noqa: E402
 
 
 def main() -> None:
@@ -35,7 +36,7 @@ def main() -> None:
     ap.add_argument("--size", default="1920x1080")
     args = ap.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
-    app = App(load_scenario(args.scenario), size=(w, h), speed=args.speed)
+    app = App(Simulation(load_scenario(args.scenario)), size=(w, h), speed=args.speed)
     layers: dict[str, list[float]] = {k: [] for k in ("sim", "snapshot", "site", "hud", "present", "frame", "draw")}
     wall = 0.0
     for _ in range(30):  # warm up: caches, first snapshot

@@ -118,7 +118,7 @@ def test_the_mirror_lights_each_vcs_busy_gpus_and_draws_them(recording: Path, di
 
     mirror = Mirror(load_telemetry(recording))
     mirror.run(30 * 60)
-    owner = mirror.alloc.owner
+    owner = mirror.owner
     for i, (name, running) in enumerate((("vcA", 7), ("vcB", 12))):
         assert (owner == i).sum() == running, name
         assert (owner[mirror.vc_nodes[i]] == i).sum() == running, "lit inside the VC's own servers"
@@ -139,7 +139,7 @@ def test_the_mirror_lights_each_vcs_busy_gpus_and_draws_them(recording: Path, di
     want = style.job_colors(np.array([1]))[0].astype(int)
     assert np.abs(got - want).max() < 60
     mirror.run(50 * 60)  # into vcA's gap
-    assert (mirror.alloc.owner == 0).sum() == 0
+    assert (mirror.owner == 0).sum() == 0
     assert mirror.snapshot().jobs[0].phase.startswith("no data")
     frame.refresh(1.0, force=True)
     frame.draw(surface, 1.0)  # a gap in the sparklines draws as a gap
@@ -180,7 +180,7 @@ def test_scrubbing_goes_back_and_forth_within_the_recording(recording: Path) -> 
     mirror = Mirror(load_telemetry(recording))
     mirror.run(100 * 60)
     mirror.seek(20 * 60)
-    assert mirror.now == 20 * 60 and (mirror.alloc.owner == 0).sum() == 5  # vcA ran 20 // 4 GPUs then
+    assert mirror.now == 20 * 60 and (mirror.owner == 0).sum() == 5  # vcA ran 20 // 4 GPUs then
     mirror.seek(10 * 86400)
     assert mirror.now == 119 * 60, "clamped to the last recorded minute"
     assert mirror.report()["time"] == "2020-05-01 01:59:00"

@@ -56,7 +56,7 @@ def test_every_scenario_renders_a_frame_that_is_not_blank(path: Path, layout: st
 def test_busy_server_shows_its_job_colour_where_it_is_drawn() -> None:
     frame, surface = frame_for(SMALL, at=3600)
     snap, site = frame.snap, frame.site
-    gids = frame.sim.fabric.node_gid
+    gids = frame.source.fabric.node_gid
     busy = np.flatnonzero(snap.node_job >= 0)
     assert len(busy) >= 3
     checked = 0
@@ -83,7 +83,7 @@ def test_job_colours_are_stable_and_distinct() -> None:
 def test_picking_returns_what_is_under_the_pixel() -> None:
     frame, _ = frame_for(SMALL)
     site = frame.site
-    fab = frame.sim.fabric
+    fab = frame.source.fabric
     for gid in (int(fab.node_gid[5]), int(np.flatnonzero(fab.kind == SPINE)[0])):
         x, y, w, h = site.layout.rect[gid]
         centre = site.camera.to_screen(np.array([[x + w / 2, y + h / 2]]))[0]
@@ -161,7 +161,7 @@ def test_same_seed_renders_the_same_frame() -> None:
 def test_zoomed_in_servers_show_their_gpus() -> None:
     frame, _ = frame_for(SMALL, at=3600)
     site, snap = frame.site, frame.snap
-    gids = frame.sim.fabric.node_gid
+    gids = frame.source.fabric.node_gid
     n = int(np.flatnonzero(snap.node_job >= 0)[0])
     x, y, w, h = site.layout.rect[gids[n]]
     site.set_camera(Camera(center=(x + w / 2, y + h / 2), zoom=400.0, viewport=site.camera.viewport))
@@ -178,7 +178,7 @@ def test_zoomed_in_servers_show_their_gpus() -> None:
 
 def test_controls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    app = App(load_scenario(SMALL), size=(960, 540))
+    app = App(Simulation(load_scenario(SMALL)), size=(960, 540))
     st = app.frame.state
 
     def key(k: int, unicode: str = "") -> None:
@@ -186,9 +186,9 @@ def test_controls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
     key(pygame.K_SPACE)
     assert st.paused
-    before = app.sim.now
+    before = app.source.now
     app.step(1.0)
-    assert app.sim.now == before  # paused: the clock does not move
+    assert app.source.now == before  # paused: the clock does not move
     key(pygame.K_SPACE)
     speed = st.speed
     key(pygame.K_EQUALS)
@@ -214,11 +214,11 @@ def test_controls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_window_runs_its_frame_loop() -> None:
-    app = App(load_scenario(SMALL), size=(960, 540), speed=600, quit_after=0.6)
-    start = app.sim.now
+    app = App(Simulation(load_scenario(SMALL)), size=(960, 540), speed=600, quit_after=0.6)
+    start = app.source.now
     app.run()
     assert len(app.frame_times) > 5
-    assert app.sim.now > start
+    assert app.source.now > start
 
 
 def test_shot_writes_a_png_of_the_asked_size(tmp_path: Path) -> None:

@@ -224,7 +224,7 @@ def test_replay_drives_the_live_view(tmp_path: Path) -> None:
         for i in range(10)
     ]
     replay = Replay(tiny_site(), write(tmp_path / "t.csv", rows))
-    app = App(replay.sim.scenario, size=(640, 360), speed=600, quit_after=1.0, driver=replay)
-    assert app.sim is replay.sim
+    app = App(replay, size=(640, 360), speed=600, quit_after=1.0)
+    assert app.source is replay
     app.run()
     assert replay.sim.totals.submitted > 0, "frames advanced the replay, which fed the simulation"

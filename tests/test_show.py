@@ -147,9 +147,9 @@ def test_scene_speed_drives_simulated_time(log) -> None:
     ex = exhibit(playlist(scene(seconds=30.0, speed=90)), logger)
     play(ex, 1.5)  # title card and its fade
     assert ex.phase == "scene"
-    start = ex.run.sim.now
+    start = ex.run.source.now
     play(ex, 2.0)
-    assert ex.run.sim.now - start == pytest.approx(2.0 * 90, rel=0.05)
+    assert ex.run.source.now - start == pytest.approx(2.0 * 90, rel=0.05)
 
 
 def test_a_scenario_that_fails_to_load_is_skipped_with_a_log_line(log, tmp_path: Path) -> None:
@@ -174,7 +174,7 @@ def test_an_error_inside_a_scene_is_logged_and_the_show_moves_on(
     def boom(dt: float) -> None:
         raise RuntimeError("simulated fault in the core")
 
-    monkeypatch.setattr(ex.run.sim, "advance", boom)
+    monkeypatch.setattr(ex.run.source, "advance", boom)
     play(ex, 0.5, draw=True)
     assert ex.index == 1 and ex.phase == "title"
     failed = [r for r in handler.records if r.levelno >= logging.ERROR]
@@ -238,36 +238,40 @@ def rules(*captions: dict[str, Any]) -> tuple:
 
 def test_job_start_caption_waits_for_a_big_enough_job() -> None:
     sim = quiet()
-    track = CaptionTrack(rules({"on": "job-start", "min_gpus": 16, "text": "{gpus}-GPU {kind} job {id}"}), sim)
+    track = CaptionTrack(
+        rules({"on": "job-start", "min_gpus": 16, "text": "{gpus}-GPU {kind} job {id}"}), sim.fabric, sim.log_count
+    )
     sim.submit(job(1, gpus=8, duration=600))
     sim.advance(10)
-    assert track.update(1.0) is None, "an 8-GPU job is below the caption's threshold"
+    assert track.update(1.0, sim.snapshot()) is None, "an 8-GPU job is below the caption's threshold"
     sim.submit(job(2, gpus=16, duration=600, arrival=sim.now))
     sim.advance(10)
-    shown = track.update(2.0)
+    shown = track.update(2.0, sim.snapshot())
     assert shown is not None and shown.text == "16-GPU fine-tuning job 2"
     assert shown.since_s == 2.0 and shown.until_s == 2.0 + 8.0
 
 
 def test_checkpoint_caption_fires_when_the_job_checkpoints_not_before() -> None:
     sim = quiet()
-    track = CaptionTrack(rules({"on": "checkpoint", "text": "job {id} saves {params_b}B"}), sim)
+    track = CaptionTrack(rules({"on": "checkpoint", "text": "job {id} saves {params_b}B"}), sim.fabric, sim.log_count)
     sim.submit(job(7, gpus=16, duration=3000, params_b=3.0, checkpoint_s=600))
     sim.advance(590)
-    assert track.update(1.0) is None
+    assert track.update(1.0, sim.snapshot()) is None
     sim.advance(20)
-    shown = track.update(2.0)
+    shown = track.update(2.0, sim.snapshot())
     assert shown is not None and shown.text == "job 7 saves 3B"
 
 
 def test_congestion_caption_names_the_hot_link() -> None:
     sim = quiet(**{"topology.spines": 1, "topology.oversubscription": 2.0})
-    track = CaptionTrack(rules({"on": "congestion", "threshold": 0.95, "text": "{link} at {util}%"}), sim)
-    assert track.update(0.5) is None
+    track = CaptionTrack(
+        rules({"on": "congestion", "threshold": 0.95, "text": "{link} at {util}%"}), sim.fabric, sim.log_count
+    )
+    assert track.update(0.5, sim.snapshot()) is None
     params_b = 75e9 / 8 / 2 / 1e9 * 4  # far more all-reduce traffic than the one spine link carries
     sim.submit(job(1, gpus=32, duration=600, params_b=params_b, iteration_s=1.0))
     sim.advance(30)
-    shown = track.update(1.0)
+    shown = track.update(1.0, sim.snapshot())
     assert shown is not None and shown.text.endswith("at 100%") and " to " in shown.text
 
 
@@ -275,12 +279,12 @@ def test_captions_queue_and_hold_one_at_a_time() -> None:
     sim = quiet()
     track = CaptionTrack(
         rules({"on": "start", "text": "first", "hold": 5}, {"on": "time", "at": 1, "text": "second", "hold": 5}),
-        sim,
+        sim.fabric,
     )
-    assert track.update(0.0).text == "first"
-    assert track.update(2.0).text == "first", "a caption holds its time before the next shows"
-    assert track.update(5.0).text == "second"
-    assert track.update(10.5) is None
+    assert track.update(0.0, sim.snapshot()).text == "first"
+    assert track.update(2.0, sim.snapshot()).text == "first", "a caption holds its time before the next shows"
+    assert track.update(5.0, sim.snapshot()).text == "second"
+    assert track.update(10.5, sim.snapshot()) is None
     assert [text for _, text in track.history] == ["first", "second"]
 
 
@@ -461,11 +465,11 @@ def test_fault_captions_say_what_broke() -> None:
     data = site()
     data["faults"] = {"event": [{"at": 60, "target": "spine-00", "minutes": 5}]}
     sim = Simulation(scenario_from_dict(data))
-    track = CaptionTrack(rules({"on": "fault", "text": "{alert}!"}), sim)
+    track = CaptionTrack(rules({"on": "fault", "text": "{alert}!"}), sim.fabric, sim.log_count)
     sim.advance(30)
-    assert track.update(1.0) is None
+    assert track.update(1.0, sim.snapshot()) is None
     sim.advance(40)
-    shown = track.update(2.0)
+    shown = track.update(2.0, sim.snapshot())
     assert shown is not None and shown.text == "spine-00 down: traffic rerouted!"
 
 
@@ -473,11 +477,11 @@ def test_captions_that_waited_too_long_are_dropped() -> None:
     sim = quiet()
     track = CaptionTrack(
         rules({"on": "start", "text": "first", "hold": 30}, {"on": "time", "at": 1, "text": "stale", "hold": 5}),
-        sim,
+        sim.fabric,
     )
-    assert track.update(0.0).text == "first"
-    assert track.update(1.0).text == "first"
-    assert track.update(31.0) is None, "'stale' fired at 1 s and waited 30 s: old news by then"
+    assert track.update(0.0, sim.snapshot()).text == "first"
+    assert track.update(1.0, sim.snapshot()).text == "first"
+    assert track.update(31.0, sim.snapshot()) is None, "'stale' fired at 1 s and waited 30 s: old news by then"
 
 
 def test_visitors_mashing_everything_never_break_the_show(log) -> None:

@@ -134,7 +134,7 @@ def test_checkpoints_pause_training_for_the_write_time() -> None:
     write_s = shard / (5e9 / 2)
     assert sim.totals.jcts == [pytest.approx(1000 + 3 * write_s)]
     assert sim.totals.traffic_bytes[CHECKPOINT] == pytest.approx(3 * 2 * shard)
-    assert [e[1] for e in sim.log].count("checkpoint") == 3
+    assert [e.what for e in sim.log].count("checkpoint") == 3
 
 
 def test_backfill_starts_a_small_job_without_delaying_the_blocked_head() -> None:
@@ -144,7 +144,7 @@ def test_backfill_starts_a_small_job_without_delaying_the_blocked_head() -> None
     sim.submit(job(2, gpus=8, duration=400, arrival=2))  # C: fits now, ends before A: backfilled
     sim.submit(job(3, gpus=8, duration=5000, arrival=3))  # D: fits after C, but would delay B
     sim.run(4000)
-    starts = {jid: t for t, what, jid in sim.log if what == "start"}
+    starts = {e.job_id: e.time_s for e in sim.log if e.what == "start"}
     assert starts[2] == 2  # backfilled at once
     assert starts[1] == pytest.approx(1000)  # B starts exactly when A ends: not delayed
     assert starts[3] == pytest.approx(1500)  # D waits for B
@@ -156,7 +156,7 @@ def test_fifo_does_not_backfill() -> None:
     sim.submit(job(1, gpus=16, duration=500, arrival=1))
     sim.submit(job(2, gpus=8, duration=400, arrival=2))
     sim.run(3000)
-    starts = {jid: t for t, what, jid in sim.log if what == "start"}
+    starts = {e.job_id: e.time_s for e in sim.log if e.what == "start"}
     assert starts[1] == pytest.approx(1000) and starts[2] == pytest.approx(1500)
 
 

@@ -1,15 +1,14 @@
-"""Captions timed to what really happens: a playlist's caption rules matched against the simulation's
-event log (job starts, checkpoints) and its metrics (congestion), one caption on screen at a time."""
+"""Captions timed to what really happens: a playlist's caption rules matched against the snapshots' event
+log (job starts, checkpoints, faults) and metrics (congestion), one caption on screen at a time."""
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
 
-import numpy as np
-
 from twin.playlist import Caption
-from twin.simulation import Simulation
+from twin.snapshot import LogEntry, Snapshot
+from twin.topology import Fabric
 
 KIND_WORDS = {
     "pretrain": "pre-training",
@@ -30,13 +29,14 @@ class Shown:
 
 
 class CaptionTrack:
-    """Follows one scene's simulation; ``update(t)`` returns the caption to show at scene time t."""
+    """Follows one scene's snapshots; ``update(t, snap)`` returns the caption to show at scene time t."""
 
-    def __init__(self, rules: tuple[Caption, ...], sim: Simulation, queue_size: int = 3) -> None:
+    def __init__(self, rules: tuple[Caption, ...], fabric: Fabric, seen: int = 0, queue_size: int = 3) -> None:
+        """``seen``: the last log entry already in the past when the scene starts (not news)."""
         self.rules = rules
-        self.sim = sim
+        self.fabric = fabric
         self.fired = [0] * len(rules)
-        self.seen = sim.log_count
+        self.seen = seen
         self.pending: deque[tuple[str, float, float]] = deque(maxlen=queue_size)  # text, hold, when fired
         self.current: Shown | None = None
         self.history: list[tuple[float, str]] = []  # (scene time, text): what was shown
@@ -46,33 +46,31 @@ class CaptionTrack:
         self.fired[i] += 1
         self.pending.append((text, self.rules[i].hold_s, self._t))
 
-    def update(self, t: float) -> Shown | None:
-        sim = self.sim
+    def update(self, t: float, snap: Snapshot) -> Shown | None:
         self._t = t
+        fields = self._fields(snap)
         for i, rule in enumerate(self.rules):
             if self.fired[i] >= rule.times:
                 continue
             if rule.on == "start" or (rule.on == "time" and t >= rule.at_s):
-                self._fire(i, rule.text.format(**self._fields()))
-        events = sim.new_log_entries(self.seen)
-        self.seen = sim.log_count
-        for _, what, job_id in events:
-            if what == "fault":  # something broke: {alert} says what and what it hit
+                self._fire(i, rule.text.format(**fields))
+        events = snap.new_events(self.seen)
+        self.seen = max(self.seen, snap.last_seq)
+        for entry in events:
+            if entry.what == "fault":  # something broke: {alert} says what and what it hit
                 for i, rule in enumerate(self.rules):
                     if rule.on == "fault" and self.fired[i] < rule.times:
-                        self._fire(i, rule.text.format(**self._fields()))
+                        self._fire(i, rule.text.format(**fields))
                 continue
-            job = sim.running.get(job_id)
-            if job is None:
+            if entry.job_id < 0:
                 continue
             for i, rule in enumerate(self.rules):
-                if self.fired[i] < rule.times and EVENT_OF.get(rule.on) == what and job.spec.gpus >= rule.min_gpus:
-                    self._fire(i, rule.text.format(**self._fields(job.spec)))
-        latest = sim.series.latest()
+                if self.fired[i] < rule.times and EVENT_OF.get(rule.on) == entry.what and entry.gpus >= rule.min_gpus:
+                    self._fire(i, rule.text.format(**(fields | job_fields(entry))))
         for i, rule in enumerate(self.rules):
-            hot = latest.get("max_link_util", 0.0) >= rule.threshold
+            hot = snap.metrics.get("max_link_util", 0.0) >= rule.threshold
             if rule.on == "congestion" and self.fired[i] < rule.times and hot:
-                self._fire(i, rule.text.format(**self._fields()))
+                self._fire(i, rule.text.format(**fields))
         if self.current is None or t >= self.current.until_s:
             while self.pending and t - self.pending[0][2] > STALE_S:  # news that waited too long is old news
                 self.pending.popleft()
@@ -84,22 +82,26 @@ class CaptionTrack:
             self.current = None
         return self.current
 
-    def _fields(self, spec=None) -> dict[str, object]:
-        sim = self.sim
-        util = sim.flows.link_load / np.where(sim.fabric.link_cap > 0, sim.fabric.link_cap, np.inf)
-        lk = int(np.argmax(util)) if len(util) else 0
-        link = f"{sim.fabric.names[int(sim.fabric.link_src[lk])]} to {sim.fabric.names[int(sim.fabric.link_dst[lk])]}"
-        fields: dict[str, object] = {
-            "util": round(100 * float(util.max() if len(util) else 0)),
+    def _fields(self, snap: Snapshot) -> dict[str, object]:
+        """What a caption's text may quote: the hottest link now and the latest alert."""
+        fab, lk = self.fabric, snap.hottest
+        link = f"{fab.names[int(fab.link_src[lk])]} to {fab.names[int(fab.link_dst[lk])]}" if lk >= 0 else ""
+        return {
+            "util": round(100 * float(snap.link_util[lk])) if lk >= 0 else 0,
             "link": link,
             "id": "",
             "kind": "",
             "gpus": 0,
             "params_b": 0,
-            "alert": sim.alerts[-1][1] if getattr(sim, "alerts", None) else "",
+            "alert": snap.alerts[-1][1] if snap.alerts else "",
         }
-        if spec is not None:
-            fields.update(
-                id=spec.id, kind=KIND_WORDS.get(spec.kind, spec.kind), gpus=spec.gpus, params_b=round(spec.params_b)
-            )
-        return fields
+
+
+def job_fields(entry: LogEntry) -> dict[str, object]:
+    """A job's own fields for a caption, from the log entry that names it."""
+    return {
+        "id": entry.job_id,
+        "kind": KIND_WORDS.get(entry.kind, entry.kind),
+        "gpus": entry.gpus,
+        "params_b": round(entry.params_b),
+    }

@@ -245,7 +245,9 @@ def _view(args: argparse.Namespace) -> int:
     def make() -> App | SplitApp:
         if args.split is not None:
             return SplitApp(scenario, args.split, args.seed, args.size, args.fullscreen, args.speed, args.quit_after)
-        return App(scenario, args.seed, args.size, args.fullscreen, args.speed, args.quit_after)
+        from twin.simulation import Simulation
+
+        return App(Simulation(scenario, seed=args.seed), args.size, args.fullscreen, args.speed, args.quit_after)
 
     return _run_window(make, "on a machine without a display use `shot`")
 
@@ -385,7 +387,7 @@ def _replay_view(args: argparse.Namespace, replay) -> int:
     from twin.render.app import App
 
     return _run_window(
-        lambda: App(replay.sim.scenario, size=args.size, speed=args.speed, quit_after=args.quit_after, driver=replay),
+        lambda: App(replay, size=args.size, speed=args.speed, quit_after=args.quit_after),
         "use --report or --headless without a display",
     )
 
@@ -432,7 +434,7 @@ def _mirror(args: argparse.Namespace) -> int:
 
     mirror = Mirror(telemetry, start=start, compare=args.compare_sim)
     return _run_window(
-        lambda: App(mirror.scenario, size=args.size, speed=args.speed, quit_after=args.quit_after, driver=mirror),
+        lambda: App(mirror, size=args.size, speed=args.speed, quit_after=args.quit_after),
         "use --report without a display",
     )
 

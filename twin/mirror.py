@@ -1,8 +1,8 @@
 """The telemetry mirror: the twin showing what a real cluster did, minute by minute, instead of what the
 simulator makes up.
 
-:class:`Mirror` stands where a :class:`Simulation` stands for the renderer (the same ``fabric``,
-``snapshot()``, ``series``, ``advance(dt)``), so the view, HUD and sparklines are the simulation's own.
+:class:`Mirror` is a ``twin.source.Source`` (a seekable one), like the simulation, so the view, HUD and
+sparklines are the simulation's own.
 Each virtual cluster (VC) is a group of racks of 8-GPU servers; at each recorded minute its first
 ``running_gpus`` GPUs are lit in the VC's colour. Jobs are not in the telemetry, so there is no traffic
 to draw: the fabric stays quiet. A gap in the recording is shown as a gap (dark VC, breaks in the
@@ -15,7 +15,6 @@ its GPU allocation is kept beside the recorded one.
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -23,7 +22,7 @@ import numpy as np
 from twin.metrics import SERIES_FIELDS, TimeSeries
 from twin.power import facility_watts
 from twin.scenario import Scenario, scenario_from_dict
-from twin.simulation import Simulation, Totals
+from twin.simulation import Simulation
 from twin.snapshot import JobView, Snapshot
 from twin.telemetry import Telemetry
 from twin.topology import SWITCH_KINDS, build_fabric
@@ -75,7 +74,7 @@ def _racks(gpus: int) -> int:
 
 
 class Mirror:
-    """Recorded telemetry behind the renderer's simulation interface. Time 0 is ``start`` (epoch s)."""
+    """Recorded telemetry as a seekable source for the view. Time 0 is ``start`` (epoch s)."""
 
     def __init__(self, telemetry: Telemetry, start: float | None = None, compare: bool = False) -> None:
         self.telemetry = telemetry
@@ -84,14 +83,11 @@ class Mirror:
         self.t0 = telemetry.start if start is None else start
         self.now = 0.0
         self.series = TimeSeries(fields=(*SERIES_FIELDS, "sim_gpu_allocation"))
-        self.totals = Totals()
-        self.flows = SimpleNamespace(version=0, link_load=np.zeros(self.fabric.n_links))
-        n_nodes = self.fabric.n_nodes
-        self.alloc = SimpleNamespace(owner=np.full((n_nodes, GPUS_PER_NODE), -1, np.int64))
-        self.running: dict[int, Any] = {}
-        self.log_count = 0
+        self.version = 0  # one more for every minute applied
+        self.owner = np.full((self.fabric.n_nodes, GPUS_PER_NODE), -1, np.int64)  # VC index per lit GPU
         self.n_switches = int(np.isin(self.fabric.kind, SWITCH_KINDS).sum())
         self.vc_nodes = self._place_vcs()
+        self.rack_labels = self._rack_labels()
         self.state: dict[str, dict[str, int] | None] = {}
         self.compare = None
         if compare:
@@ -110,25 +106,17 @@ class Mirror:
             rack += racks
         return out
 
-    def rack_labels(self) -> list[str]:
+    def _rack_labels(self) -> tuple[str, ...]:
         """What each rack is called in the picture: the VC it belongs to."""
-        labels, rack = [], 0
+        labels: list[str] = []
         for vc in self.telemetry.vcs:
             racks = _racks(vc.size)
             labels += [vc.name if racks == 1 else f"{vc.name} {i + 1}/{racks}" for i in range(racks)]
-            rack += racks
-        return labels
-
-    @property
-    def sim(self) -> Mirror:  # what the window loop advances is the mirror itself
-        return self
+        return tuple(labels)
 
     @property
     def epoch(self) -> float:
         return self.t0 + self.now
-
-    def new_log_entries(self, seen: int) -> list[tuple[float, str, int]]:
-        return []
 
     def advance(self, dt: float) -> None:
         self.run(self.now + dt)
@@ -153,7 +141,7 @@ class Mirror:
         """Light each VC's running GPUs as recorded for the minute at time t; append a series row."""
         self._minute = math.floor(t / 60.0)
         self.state = self.telemetry.at(self.t0 + t)
-        owner = self.alloc.owner
+        owner = self.owner
         owner[:] = -1
         busy = total = running = pending = 0
         gap = False
@@ -169,7 +157,7 @@ class Mirror:
             total += rec["gpus"]
             running += rec["running_jobs"]
             pending += rec["pending_jobs"]
-        self.flows.version += 1
+        self.version += 1
         nan = float("nan")
         all_gap = gap and total == 0
         row = dict.fromkeys(self.series.fields, 0.0)
@@ -194,7 +182,7 @@ class Mirror:
         return latest.get("gpu_allocation", float("nan"))
 
     def snapshot(self) -> Snapshot:
-        owner = self.alloc.owner
+        owner = self.owner
         busy = owner >= 0
         first = np.where(busy.any(axis=1), owner.max(axis=1), -1)
         jobs = []
@@ -220,6 +208,8 @@ class Mirror:
             queue=(),
             metrics=self.series.latest(),
             peak_pflops=self.scenario.peak_pflops,
+            gpu_util=busy.astype(float),
+            epoch_s=self.t0,
         )
 
     def report(self) -> dict[str, Any]:

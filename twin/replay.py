@@ -4,7 +4,8 @@ completed, cancelled or failed after its recorded run time.
 
 A :class:`Replay` drives a :class:`Simulation` the way the frame loop or a headless run advances it,
 submitting jobs from the trace stream just before the clock reaches them: only the jobs queued and
-running are ever in memory.
+running are ever in memory. It is a ``twin.source.Source``: the view draws the simulation it feeds, with
+the trace's calendar dates on the clock.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from twin.metrics import TimeSeries
 from twin.scenario import Scenario
 from twin.simulation import Sample, Simulation
+from twin.snapshot import Snapshot
+from twin.topology import Fabric
 from twin.trace import TraceJob, TraceStats, format_time, read_trace
 from twin.workload import JobSpec
 
@@ -30,6 +34,8 @@ def replay_scenario(scenario: Scenario) -> Scenario:
 
 class Replay:
     """A simulation fed from a trace. ``advance``/``run`` as on a Simulation; ``done`` when all is over."""
+
+    rack_labels: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -62,6 +68,29 @@ class Replay:
             self.exhausted = True
         elif self.t0 is None:
             self.t0 = self._next.submit
+
+    @property
+    def scenario(self) -> Scenario:
+        return self.sim.scenario
+
+    @property
+    def fabric(self) -> Fabric:
+        return self.sim.fabric
+
+    @property
+    def series(self) -> TimeSeries:
+        return self.sim.series
+
+    @property
+    def now(self) -> float:
+        return self.sim.now
+
+    @property
+    def version(self) -> int:
+        return self.sim.version
+
+    def snapshot(self) -> Snapshot:
+        return dataclasses.replace(self.sim.snapshot(), epoch_s=self.t0)
 
     @property
     def next_arrival_s(self) -> float:

@@ -32,11 +32,12 @@ from twin.power import facility_watts
 from twin.routing import Router
 from twin.scenario import Scenario
 from twin.scheduler import POLICIES, Allocation, Policy, Running
-from twin.snapshot import JobView, Snapshot
+from twin.snapshot import Counts, JobView, LogEntry, Snapshot, hottest_link
 from twin.topology import FABRIC, SWITCH_KINDS, VIRTUAL, Fabric, build_fabric
 from twin.workload import JobSpec, WorkloadGenerator, ring_allreduce_bytes
 
 WORK, SAVE = 0, 1  # flow-group purposes: the job's running traffic, and its checkpoint writes
+SNAPSHOT_EVENTS = 64  # log entries a snapshot carries: more than happen between two frames
 CHECKPOINT_GPU_UTIL = 0.05  # GPUs wait on storage while a synchronous checkpoint is written
 
 
@@ -142,7 +143,10 @@ class Totals:
 
 
 class Simulation:
-    """A site and its workload, advanced by the caller. Never touches wall time or any display."""
+    """A site and its workload, advanced by the caller. Never touches wall time or any display.
+    A ``twin.source.Source``: what the view draws is ``snapshot()``."""
+
+    rack_labels: tuple[str, ...] = ()
 
     def __init__(self, scenario: Scenario, seed: int | None = None, policy: Policy | str | None = None) -> None:
         self.scenario = scenario
@@ -166,7 +170,7 @@ class Simulation:
         self.running: dict[int, Job] = {}
         self.totals = Totals()
         self.series = TimeSeries()
-        self.log: deque[tuple[float, str, int]] = deque(maxlen=2000)  # (time, what, job id), newest last
+        self.log: deque[LogEntry] = deque(maxlen=2000)  # what happened, newest last (for captions)
         self.log_count = 0  # entries ever logged, so readers can tell which are new
         self.n_switches = int(np.isin(self.fabric.kind, SWITCH_KINDS).sum())
         self.physical = self.fabric.link_kind != VIRTUAL
@@ -280,7 +284,7 @@ class Simulation:
         if spec.trains and spec.checkpoint_s > 0:
             job.next_checkpoint_s = (np.floor(spec.warm_progress_s / spec.checkpoint_s) + 1) * spec.checkpoint_s
         self.running[spec.id] = job
-        self._note("start", spec.id)
+        self._note("start", spec)
         self._allocated += len(gpus)
         self.totals.started += 1
         if count_wait and spec.id not in self._restarts:
@@ -294,7 +298,7 @@ class Simulation:
         self._fold(job)
         spec = job.spec
         if job.phase == "checkpoint":
-            self._note("checkpoint-done", spec.id)
+            self._note("checkpoint-done", spec)
             job.phase = "compute"
             job.checkpoint_left_s = 0.0
             job.next_checkpoint_s += spec.checkpoint_s
@@ -304,7 +308,7 @@ class Simulation:
             self._finish(job)
             return
         elif job.phase == "compute" and job.progress_s >= job.next_checkpoint_s - 1e-6:
-            self._note("checkpoint", spec.id)
+            self._note("checkpoint", spec)
             job.phase = "checkpoint"
             job.progress_s = job.next_checkpoint_s
             self.flows.remove((spec.id, WORK))
@@ -312,21 +316,24 @@ class Simulation:
         job.speed = -1.0
         self._unset.add(spec.id)
 
-    def _note(self, what: str, job_id: int) -> None:
-        self.log.append((self.now, what, job_id))
+    def _note(self, what: str, spec: JobSpec | None = None) -> None:
         self.log_count += 1
+        if spec is None:
+            self.log.append(LogEntry(self.log_count, self.now, what))
+        else:
+            self.log.append(LogEntry(self.log_count, self.now, what, spec.id, spec.kind, spec.gpus, spec.params_b))
 
-    def new_log_entries(self, seen: int) -> list[tuple[float, str, int]]:
-        """Log entries after the first ``seen`` ever logged (as many as the bounded log still holds)."""
-        new = min(self.log_count - seen, len(self.log))
-        return list(self.log)[len(self.log) - new :] if new > 0 else []
+    @property
+    def version(self) -> int:
+        """Grows whenever a snapshot would differ beyond progress: flows, jobs, faults (both only grow)."""
+        return self.flows.version + self.log_count
 
     def _finish(self, job: Job) -> None:
         spec = job.spec
         job.progress_s = spec.duration_s
         self._leave(job)
         self._ended(job, spec.outcome)
-        self._note("finish", spec.id)
+        self._note("finish", spec)
         self.totals.jcts.append(self.now - spec.arrival_s)
 
     def _leave(self, job: Job) -> None:
@@ -418,7 +425,7 @@ class Simulation:
         else:
             text = f"{comp.name} back up" if comp.kind != "storage" else f"{comp.name} restored"
         self.alerts.append((self.now, text, sign > 0))
-        self._note("fault" if sign > 0 else "repair", -1)
+        self._note("fault" if sign > 0 else "repair")
 
     def _refresh_fabric(self, reroute: bool) -> int:
         """Capacities, routes and usable GPUs from the fault state; evicts the jobs that cannot go on.
@@ -480,11 +487,11 @@ class Simulation:
         tries = self._restarts[spec.id] = self._restarts.get(spec.id, 0) + 1
         if tries > self.scenario.faults.max_retries:
             self._ended(job, "failed")
-            self._note("failed", spec.id)
+            self._note("failed", spec)
         else:
             self.totals.restarted += 1
             self.queue.insert(0, replace(spec, warm_progress_s=kept))
-            self._note("restart", spec.id)
+            self._note("restart", spec)
 
     def _fold(self, job: Job) -> None:
         """Bring a job's lazily kept progress and work up to now."""
@@ -721,6 +728,7 @@ class Simulation:
             gpu_util[busy] = utils[order][np.searchsorted(ids[order], owner[busy])]
         node_util = gpu_util.sum(axis=1) / gpn
         flat = self.flows.flat()
+        t = self.totals
         return Snapshot(
             time_s=self.now,
             gpu_owner=owner.copy(),
@@ -736,6 +744,10 @@ class Simulation:
             down=self.vertex_down > 0,
             dead_links=self.link_down > 0,
             alerts=tuple(list(self.alerts)[-4:]),
+            gpu_util=gpu_util,
+            events=tuple(self.log)[-SNAPSHOT_EVENTS:],
+            counts=Counts(t.submitted, t.started, t.completed, t.cancelled, t.failed),
+            hottest=hottest_link(self._link_util),
         )
 
     def check_invariants(self) -> None:

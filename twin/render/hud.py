@@ -377,6 +377,10 @@ class Hud:
             surf.blit(r, (box.x + round(16 * s), y))
             y += r.get_height() + round(3 * s)
 
+    def draw_help(self, surf: pygame.Surface) -> None:
+        """The keys and mouse, centred: also shown when the rest of the HUD is hidden."""
+        self._help(surf, self.text.scale)
+
     def _help(self, surf: pygame.Surface, s: float) -> None:
         rows = [
             (self.text.render(k, 18, theme.ACCENT, "semibold"), self.text.render(v, 18, theme.TEXT)) for k, v in HELP

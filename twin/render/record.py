@@ -10,11 +10,11 @@ from pathlib import Path
 import pygame
 
 from twin.render.app import Frame
-from twin.simulation import Simulation
+from twin.source import Source
 
 
 def record(
-    sim: Simulation,
+    sim: Source,
     frames: int,
     fps: float,
     speed: float,

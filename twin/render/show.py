@@ -13,6 +13,7 @@ import logging
 import logging.handlers
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -24,10 +25,12 @@ from twin.playlist import Scene, Show
 from twin.render import theme
 from twin.render.app import Frame, text_scale
 from twin.render.camera import Camera
+from twin.render.loop import Controller, FrameLoop, Pane, never
 from twin.render.scene import fill_outside
 from twin.render.text import Text
 from twin.scenario import load_scenario
 from twin.simulation import Simulation
+from twin.source import Source
 
 GLIDE_SHARE = 0.35  # of each camera move spent gliding to its target
 DRIFT_PX = 8  # anti burn-in drift amplitude at 1080p
@@ -73,12 +76,16 @@ class Move:
 class SceneRun:
     """One scene being played: its simulation, its picture, its captions and its camera script."""
 
-    def __init__(self, scene: Scene, size: tuple[int, int]) -> None:
+    def __init__(self, scene: Scene, size: tuple[int, int], source: Source | None = None) -> None:
+        """``source``: what to show instead of simulating the scene's scenario (any source will do)."""
         self.scene = scene
-        self.sim = Simulation(load_scenario(scene.scenario), seed=scene.seed)
-        self.frame = Frame(self.sim, size, scene.layout)
+        self.source = source or Simulation(load_scenario(scene.scenario), seed=scene.seed)
+        self.frame = Frame(self.source, size, scene.layout)
         self.frame.state.speed = self.frame.state.effective_speed = scene.speed
-        self.captions = CaptionTrack(scene.captions, self.sim)
+        self.frame.refresh(0.0, force=True)
+        assert self.frame.snap is not None
+        self.captions = CaptionTrack(scene.captions, self.source.fabric, self.frame.snap.last_seq)
+        self.controls = Controller([Pane(self.frame, pygame.Rect((0, 0), size))])  # what visitors' hands do
         share = scene.seconds / len(scene.camera)
         self.moves = [Move(name, i * share, share) for i, name in enumerate(scene.camera)]
         self.t = 0.0  # scene time, seconds since the title card ended
@@ -86,13 +93,16 @@ class SceneRun:
 
     def resize(self, size: tuple[int, int]) -> None:
         self.frame.resize(size)
+        self.controls.panes[0].rect = pygame.Rect((0, 0), size)
         for m in self.moves:
             m.origin = m.target = None
 
     def advance(self, dt: float, scripted: bool) -> None:
         self.t += dt
-        self.sim.advance(dt * self.scene.speed)
-        self.caption = self.captions.update(self.t)
+        self.source.advance(dt * self.scene.speed)
+        self.frame.refresh(self.t)
+        assert self.frame.snap is not None
+        self.caption = self.captions.update(self.t, self.frame.snap)
         if scripted:
             self.frame.site.set_camera(self.camera_at(self.t), fitted=False)
 
@@ -108,23 +118,23 @@ class SceneRun:
 
     def _target(self, name: str) -> Camera:
         site = self.frame.site
-        lay, fab = site.layout, self.sim.fabric
+        lay, fab, snap = site.layout, self.source.fabric, self.frame.snap
         viewport = site.camera.viewport
         fit = Camera.fit(lay.bounds, viewport)
-        owner = self.sim.alloc.owner
+        owner = snap.gpu_owner if snap is not None else np.full((fab.n_nodes, fab.gpus_per_node), -1)
         if name == "glide-rack" and len(lay.racks):
             busy = np.bincount(fab.node_rack, weights=(owner >= 0).sum(axis=1), minlength=len(lay.racks))
             r = int(np.argmax(busy))
             x, y, w, h = lay.racks[r]
             return Camera.fit((x - 2.5 * w, y - 1.2 * h, x + 3.5 * w, y + 2.2 * h), viewport)
-        if name == "follow-biggest" and self.sim.running:
-            job = max(self.sim.running.values(), key=lambda j: (j.spec.gpus, -j.spec.id))
+        if name == "follow-biggest" and snap is not None and snap.jobs:
+            (job,) = snap.biggest_jobs(1)
             rects = lay.rect[fab.node_gid[job.nodes]]
             x0, y0 = rects[:, 0].min(), rects[:, 1].min()
             x1, y1 = (rects[:, 0] + rects[:, 2]).max(), (rects[:, 1] + rects[:, 3]).max()
             pad = max(x1 - x0, y1 - y0) * 0.35 + 2.0
             cam = Camera.fit((x0 - pad, y0 - pad, x1 + pad, y1 + pad), viewport)
-            self.frame.state.selected_job = job.spec.id
+            self.frame.state.selected_job = job.id
             return cam if cam.zoom > fit.zoom else fit
         self.frame.state.selected_job = None
         self.frame.site.highlight = ()
@@ -150,7 +160,6 @@ class Exhibit:
         self.scenes_played = 0
         self._logo: pygame.Surface | None = None
         self._surfaces: dict[tuple, pygame.Surface] = {}
-        self._drag: tuple[int, int] | None = None
         self._next_scene()
 
     # --- flow ---------------------------------------------------------------------------------------
@@ -230,25 +239,19 @@ class Exhibit:
         touched = event.type in (pygame.MOUSEBUTTONDOWN, pygame.MOUSEWHEEL, pygame.FINGERDOWN, pygame.KEYDOWN)
         touched = touched or (event.type == pygame.MOUSEMOTION and any(event.buttons))
         run = self.run
-        if not touched or run is None or self.phase != "scene":
+        if run is None or self.phase != "scene":
             return
-        self.interactive_until = self.clock + self.show.idle_resume_s
-        for m in run.moves:  # when the show takes over again it glides from wherever the visitor left
-            m.origin = m.target = None
-        site = run.frame.site
+        if touched:
+            self.interactive_until = self.clock + self.show.idle_resume_s
+            for m in run.moves:  # when the show takes over again it glides from wherever the visitor left
+                m.origin = m.target = None
+        elif not self.interactive:
+            return  # the cursor drifting over a scripted scene changes nothing
         try:
-            if event.type == pygame.MOUSEWHEEL:
-                site.set_camera(site.camera.zoom_at(pygame.mouse.get_pos(), 1.15**event.y))
-            elif event.type == pygame.MOUSEBUTTONDOWN and event.button == 1:
-                self._drag = event.pos
-                run.frame.select_at(event.pos)
-            elif event.type == pygame.MOUSEMOTION and self._drag is not None:
-                site.set_camera(site.camera.pan(event.pos[0] - self._drag[0], event.pos[1] - self._drag[1]))
-                self._drag = event.pos
+            if event.type != pygame.KEYDOWN:  # a visitor's keys do nothing but wake the view
+                run.controls.mouse(event, self.clock)
         except Exception:
             self.log.exception("error handling a visitor's input")
-        if event.type == pygame.MOUSEBUTTONUP:
-            self._drag = None
 
     # --- drawing ------------------------------------------------------------------------------------
 
@@ -332,7 +335,7 @@ class Exhibit:
         card.blit(brand, brand.get_rect(midtop=(w // 2, y)))
         y += brand.get_height() + round(28 * s)
         if message is None and self.run is not None:
-            sc = self.run.sim.scenario
+            sc = self.run.source.scenario
             name, blurb = sc.site.name, sc.site.blurb
             facts = f"{sc.gpus:,} GPUs   {sc.peak_pflops:,.0f} PFLOPS peak   {sc.topology.kind} fabric"
         else:
@@ -364,7 +367,7 @@ class Exhibit:
         cx = view[0] + view[2] // 2
         # Stay above the fault ticker (the HUD's last three alerts of the past simulated hour).
         snap = run.frame.snap
-        recent = [a for a in (snap.alerts if snap is not None else ()) if run.sim.now - a[0] < 3600.0][-3:]
+        recent = [a for a in (snap.alerts if snap is not None else ()) if run.source.now - a[0] < 3600.0][-3:]
         lift = (len(recent) * 30 + 12) * s if recent else 0
         canvas.blit(box, box.get_rect(midbottom=(cx, view[1] + view[3] - round(10 * s + lift))))
 
@@ -435,6 +438,42 @@ def wrap(text: str, font: pygame.font.Font, width: float) -> list[str]:
     return best or [""]
 
 
+class ExhibitWindow:
+    """The show in a window or fullscreen: the frame loop's Screen around an ``Exhibit``."""
+
+    def __init__(self, exhibit: Exhibit, screen: pygame.Surface, windowed: bool) -> None:
+        self.exhibit = exhibit
+        self.screen = screen
+        self.canvas = pygame.Surface(screen.get_size()).convert()
+        self.windowed = windowed
+
+    @property
+    def running(self) -> bool:
+        return not self.exhibit.quit
+
+    def handle(self, event: pygame.event.Event, wall: float) -> None:
+        if event.type == pygame.QUIT and self.windowed:
+            self.exhibit.quit = True
+        elif event.type in (pygame.VIDEORESIZE, pygame.WINDOWSIZECHANGED):
+            self.screen = pygame.display.get_surface()
+            self.canvas = pygame.Surface(self.screen.get_size()).convert()
+            self.exhibit.resize(self.screen.get_size())
+        else:
+            self.exhibit.handle(event)
+
+    def update(self, dt: float, wall: float) -> None:
+        try:
+            self.exhibit.step(dt)
+        except Exception:  # last line of defence: never a traceback on the stand's screen or console
+            self.exhibit._fail("running a frame")
+
+    def draw(self, wall: float) -> None:
+        try:
+            self.exhibit.draw(self.screen, self.canvas)
+        except Exception:
+            self.exhibit._fail("drawing a frame")
+
+
 def run_exhibit(
     show: Show,
     log: logging.Logger,
@@ -442,8 +481,10 @@ def run_exhibit(
     size: tuple[int, int],
     display: int,
     quit_after: float | None = None,
+    stop_requested: Callable[[], bool] = never,
 ) -> int:
-    """The show's window loop. Returns when the quit chord is pressed (or after ``quit_after`` seconds)."""
+    """The show's window loop. Returns when the quit chord is pressed, the process is asked to stop
+    (``stop_requested``: SIGTERM from a service manager), or after ``quit_after`` seconds."""
     pygame.display.init()
     pygame.font.init()
     pygame.display.set_caption(show.title)
@@ -453,31 +494,11 @@ def run_exhibit(
         screen = pygame.display.set_mode((0, 0), pygame.FULLSCREEN, display=display)
         pygame.mouse.set_visible(False)
     exhibit = Exhibit(show, screen.get_size(), log)
-    canvas = pygame.Surface(screen.get_size()).convert()
-    clock = pygame.time.Clock()
-    last = start = time.perf_counter()
+    start = time.perf_counter()
     log.info("show started: %s, %d scenes, %dx%d", show.source, len(show.scenes), *screen.get_size())
-    while not exhibit.quit:
-        now = time.perf_counter()
-        dt, last = min(now - last, 0.1), now
-        for event in pygame.event.get():
-            if event.type == pygame.QUIT and windowed:
-                exhibit.quit = True
-            elif event.type in (pygame.VIDEORESIZE, pygame.WINDOWSIZECHANGED):
-                screen = pygame.display.get_surface()
-                canvas = pygame.Surface(screen.get_size()).convert()
-                exhibit.resize(screen.get_size())
-            else:
-                exhibit.handle(event)
-        try:
-            exhibit.step(dt)
-            exhibit.draw(screen, canvas)
-        except Exception:  # last line of defence: never a traceback on the stand's screen or console
-            exhibit._fail("running a frame")
-        pygame.display.flip()
-        if quit_after is not None and now - start >= quit_after:
-            break
-        clock.tick(60)
+    FrameLoop(quit_after, stop_requested).run(ExhibitWindow(exhibit, screen, windowed))
+    if stop_requested():
+        log.info("asked to stop")
     log.info("show ended after %.0f s, %d scenes played", time.perf_counter() - start, exhibit.scenes_played)
     pygame.display.quit()
     return 0

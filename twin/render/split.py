@@ -4,14 +4,14 @@ at the same moments; only the policy differs."""
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pygame
 
 from twin.render import theme
-from twin.render.app import DEFAULT_SPEED, SIM_BUDGET_S, SPEEDS, Frame, save_screenshot, text_scale
+from twin.render.app import Frame, text_scale
+from twin.render.loop import DEFAULT_SPEED, Controller, FrameLoop, Pane, Stepper, never, save_screenshot
 from twin.scenario import Scenario
 from twin.simulation import Simulation
 
@@ -71,6 +71,7 @@ class SplitApp:
         fullscreen: bool = False,
         speed: float = DEFAULT_SPEED,
         quit_after: float | None = None,
+        stop_requested: Callable[[], bool] = never,
     ) -> None:
         pygame.display.init()
         pygame.font.init()
@@ -78,13 +79,14 @@ class SplitApp:
         self.size, self.fullscreen = size, fullscreen
         self.screen = self._set_mode()
         self.pair = Pair(scenario, policies, seed)
-        self.frames = split_frames(self.pair, self.screen.get_size())
-        self.speed_index = int(np.argmin([abs(s - speed) for s in SPEEDS]))
-        self.paused = False
-        self.quit_after = quit_after
+        self.stepper = Stepper(self.pair.advance, lambda: self.pair.sims[0].now)
+        self.controls = Controller([], speed)
+        self.controls.on_quit = self.quit
+        self.controls.on_fullscreen = self.toggle_fullscreen
+        self.controls.on_screenshot = lambda: save_screenshot(self.screen, Path.cwd())
+        self._relayout()
+        self.loop = FrameLoop(quit_after, stop_requested)
         self.running = True
-        self._acc = 0.0
-        self._drag: tuple[int, int] | None = None
 
     def _set_mode(self) -> pygame.Surface:
         if self.fullscreen:
@@ -93,90 +95,47 @@ class SplitApp:
 
     @property
     def speed(self) -> float:
-        return SPEEDS[self.speed_index]
+        return self.controls.speed
+
+    def quit(self) -> None:
+        self.running = False
+
+    def toggle_fullscreen(self) -> None:
+        self.fullscreen = not self.fullscreen
+        self._set_mode()
+        self._relayout()
 
     def _relayout(self) -> None:
         """A new window size: both halves are laid out again and fit the site anew."""
         self.screen = pygame.display.get_surface()
         self.frames = split_frames(self.pair, self.screen.get_size())
+        self.controls.panes = [Pane(f, r) for f, r in zip(self.frames, halves(self.screen.get_size()), strict=True)]
+        self.controls.sync()
+
+    def handle(self, event: pygame.event.Event, wall: float) -> None:
+        if event.type in (pygame.VIDEORESIZE, pygame.WINDOWSIZECHANGED):
+            self._relayout()
+        else:
+            self.controls.handle(event, wall)
 
     def step(self, dt: float) -> None:
-        for f in self.frames:
-            f.state.speed, f.state.paused = self.speed, self.paused
-        if self.paused:
+        if self.controls.paused:
             return
-        step = 0.25 * max(1.0, self.speed / 240)
-        self._acc += dt * self.speed
-        t0 = time.perf_counter()
-        before = self.pair.sims[0].now
-        while self._acc >= step:
-            self.pair.advance(step)
-            self._acc -= step
-            if time.perf_counter() - t0 > SIM_BUDGET_S:
-                self._acc = min(self._acc, step)
-                break
-        if dt > 0:
-            achieved = (self.pair.sims[0].now - before) / dt
+        achieved = self.stepper.step(dt, self.speed)
+        if achieved is not None:
             for f in self.frames:
                 f.state.effective_speed = achieved
 
-    def handle(self, event: pygame.event.Event) -> None:
-        if event.type == pygame.QUIT:
-            self.running = False
-        elif event.type in (pygame.VIDEORESIZE, pygame.WINDOWSIZECHANGED):
-            self._relayout()
-        elif event.type == pygame.KEYDOWN:
-            key = event.key
-            if key in (pygame.K_ESCAPE, pygame.K_q):
-                self.running = False
-            elif key == pygame.K_SPACE:
-                self.paused = not self.paused
-            elif key in (pygame.K_PLUS, pygame.K_EQUALS, pygame.K_KP_PLUS):
-                self.speed_index = min(self.speed_index + 1, len(SPEEDS) - 1)
-            elif key in (pygame.K_MINUS, pygame.K_KP_MINUS):
-                self.speed_index = max(self.speed_index - 1, 0)
-            elif key == pygame.K_h:
-                for f in self.frames:
-                    f.hud_visible = not f.hud_visible
-                    f.resize(f.size)
-            elif key == pygame.K_f:
-                self.fullscreen = not self.fullscreen
-                self._set_mode()
-                self._relayout()
-            elif key == pygame.K_s:
-                save_screenshot(self.screen, Path.cwd())
-        elif event.type == pygame.MOUSEWHEEL:  # both halves zoom together, about the same point
-            x, y = pygame.mouse.get_pos()
-            left = halves(self.screen.get_size())[0]
-            local = (x - (0 if x < left.right else self.screen.get_width() - left.w), y)
-            for f in self.frames:
-                f.site.set_camera(f.site.camera.zoom_at(local, 1.15**event.y))
-        elif event.type == pygame.MOUSEBUTTONDOWN and event.button == 1:
-            self._drag = event.pos
-        elif event.type == pygame.MOUSEMOTION and self._drag is not None and event.buttons[0]:
-            dx, dy = event.pos[0] - self._drag[0], event.pos[1] - self._drag[1]
-            for f in self.frames:
-                f.site.set_camera(f.site.camera.pan(dx, dy))
-            self._drag = event.pos
-        elif event.type == pygame.MOUSEBUTTONUP:
-            self._drag = None
+    def update(self, dt: float, wall: float) -> None:
+        self.step(dt)
+        for f in self.frames:
+            f.refresh(wall)
+
+    def draw(self, wall: float) -> None:
+        draw_split(self.frames, self.screen, wall)
 
     def run(self) -> None:
-        clock = pygame.time.Clock()
-        start = last = time.perf_counter()
-        while self.running:
-            now = time.perf_counter()
-            dt, last = min(now - last, 0.1), now
-            for event in pygame.event.get():
-                self.handle(event)
-            self.step(dt)
-            for f in self.frames:
-                f.refresh(now - start)
-            draw_split(self.frames, self.screen, now - start)
-            pygame.display.flip()
-            if self.quit_after is not None and now - start >= self.quit_after:
-                self.running = False
-            clock.tick(60)
+        self.loop.run(self)
         pygame.display.quit()
 
 
