@@ -1,12 +1,14 @@
 """The event queue: a heap ordered by (time, priority, sequence number), as in SimPy.
 
-Ties in time are broken by priority, then by insertion order, so the order of simultaneous events never
-depends on luck and a run is the same every time.
+Each event carries its handler, so there is no dispatch on names: popping an event gives the function
+to call and what to call it with. Ties in time are broken by priority, then by insertion order, so the
+order of simultaneous events never depends on luck and a run is the same every time.
 """
 
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from typing import Any
 
 # Priorities for events at the same instant: lower runs first.
@@ -15,19 +17,21 @@ ARRIVAL = 1
 FAULT = 2  # failures and repairs, after the jobs and arrivals of the same instant
 SAMPLE = 9  # metrics are read after everything else at that instant
 
+Handler = Callable[[Any], None]
+
 
 class EventQueue:
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, int, str, Any]] = []
+        self._heap: list[tuple[float, int, int, Handler, Any]] = []
         self._seq = 0
 
-    def push(self, time: float, priority: int, kind: str, payload: Any = None) -> None:
-        heapq.heappush(self._heap, (time, priority, self._seq, kind, payload))
+    def push(self, time: float, priority: int, handler: Handler, payload: Any = None) -> None:
+        heapq.heappush(self._heap, (time, priority, self._seq, handler, payload))
         self._seq += 1
 
-    def pop(self) -> tuple[float, str, Any]:
-        time, _, _, kind, payload = heapq.heappop(self._heap)
-        return time, kind, payload
+    def pop(self) -> tuple[float, Handler, Any]:
+        time, _, _, handler, payload = heapq.heappop(self._heap)
+        return time, handler, payload
 
     def peek_time(self) -> float:
         return self._heap[0][0] if self._heap else float("inf")

@@ -17,8 +17,9 @@ from typing import Any
 
 from twin.metrics import TimeSeries
 from twin.scenario import Scenario
-from twin.simulation import Sample, Simulation
+from twin.simulation import Simulation
 from twin.snapshot import Snapshot
+from twin.stats import Sample
 from twin.topology import Fabric
 from twin.trace import TraceJob, TraceStats, format_time, read_trace
 from twin.workload import JobSpec

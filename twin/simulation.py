@@ -1,145 +1,44 @@
 """The simulation: one object that owns the clock, the random generator and all mutable state.
 
-Event-driven: jobs arrive, start, change phase and finish at exact simulated times from a heap. Between
-events every rate is constant (job speeds, link loads, power), so progress and every time integral
-(energy, GPU-hours, work) are advanced exactly, and the bandwidth shares are only re-solved when the set
-of flows changes. A caller moves the clock with ``advance(dt)`` or ``run(until)``; metrics are sampled
-every ``step_s`` of simulated time, whatever steps the caller takes, so a run is the same frame for frame.
+Event-driven: jobs arrive, start, change phase and finish at exact simulated times from a heap whose
+events carry their handlers. Between events every rate is constant (job speeds, link loads, power), so
+progress and every time integral (energy, GPU-hours, work) are advanced exactly, and the bandwidth
+shares are only re-solved when the set of flows changes. A caller moves the clock with ``advance(dt)`` or
+``run(until)``; metrics are sampled every ``step_s`` of simulated time, whatever steps the caller takes,
+so a run is the same frame for frame.
+
+The parts it orchestrates each live in their own module: a job's progress (``jobs``), the traffic a job
+makes (``traffic``, pure functions), what is broken (``faults``) and how that reads (``alerts``), and
+the statistics (``stats``).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import numpy as np
 
+from twin.alerts import alert_text
 from twin.events import ARRIVAL, FAULT, JOB_MILESTONE, SAMPLE, EventQueue
-from twin.faults import Component, RandomFaultProcess, check_faults
-from twin.flows import (
-    CHECKPOINT,
-    DATA,
-    GRADIENT,
-    INFERENCE,
-    Entries,
-    FlowGroup,
-    FlowTable,
-    merge_entries,
-    route_entries,
-)
+from twin.faults import Component, FaultEffect, FaultState, RandomFaultProcess, check_faults
+from twin.flows import CHECKPOINT, DATA, FlowTable
+from twin.jobs import Job
 from twin.metrics import TimeSeries
 from twin.power import facility_watts
 from twin.routing import Router
 from twin.scenario import Scenario
 from twin.scheduler import POLICIES, Allocation, Policy, Running
 from twin.snapshot import Counts, JobView, LogEntry, Snapshot, hottest_link
+from twin.stats import LinkStats, Sample, Totals, WorkloadStats, link_stats
 from twin.topology import FABRIC, SWITCH_KINDS, VIRTUAL, Fabric, build_fabric
-from twin.workload import JobSpec, WorkloadGenerator, ring_allreduce_bytes
+from twin.traffic import SAVE, WORK, checkpoint_flows, group_key, work_flows
+from twin.workload import JobSpec, WorkloadGenerator
 
-WORK, SAVE = 0, 1  # flow-group purposes: the job's running traffic, and its checkpoint writes
+__all__ = ["BLOCKED", "Job", "Sample", "Simulation", "Totals", "WorkloadStats"]
+
 SNAPSHOT_EVENTS = 64  # log entries a snapshot carries: more than happen between two frames
-CHECKPOINT_GPU_UTIL = 0.05  # GPUs wait on storage while a synchronous checkpoint is written
-
-
-@dataclass(slots=True)
-class Job:
-    """A running job. Progress is kept lazily: ``progress_s`` at ``mark_s``, growing at ``rate``."""
-
-    spec: JobSpec
-    start_s: float
-    gpus: np.ndarray
-    nodes: np.ndarray
-    phase: str  # compute | checkpoint | serving | evaluating
-    progress_s: float
-    mark_s: float
-    rate: float = 0.0  # progress seconds per simulated second
-    util: float = 0.0  # mean GPU utilisation, what power and PFLOPS follow
-    speed: float = 1.0  # share of its full-speed traffic the fabric gives it
-    work_s: float = 0.0  # integral of util: full-speed GPU-seconds per GPU delivered
-    next_checkpoint_s: float = float("inf")
-    checkpoint_left_s: float = 0.0  # seconds of writing left at full rate
-    generation: int = 0  # bumps whenever its next milestone moves; stale events are skipped
-    warm: bool = False  # found running at t = 0 (not counted in wait or workload statistics)
-
-    def progress_at(self, t: float) -> float:
-        return self.progress_s + self.rate * (t - self.mark_s)
-
-
 BLOCKED = -2  # owner of a GPU that is failed or cut off: not free, not any job's
-
-
-class Sample:
-    """Count and mean of everything added, and the most recent values for percentiles: memory stays
-    bounded however long a run (or an exhibition) lasts."""
-
-    def __init__(self, keep: int = 100_000) -> None:
-        self.count = 0
-        self.total = 0.0
-        self.recent: deque[float] = deque(maxlen=keep)
-
-    def append(self, value: float) -> None:
-        self.count += 1
-        self.total += value
-        self.recent.append(value)
-
-    def __len__(self) -> int:
-        return self.count
-
-    @property
-    def mean(self) -> float:
-        return self.total / self.count if self.count else 0.0
-
-    def percentile(self, q: float) -> float:
-        return float(np.percentile(np.fromiter(self.recent, float), q)) if self.recent else 0.0
-
-    def __eq__(self, other: object) -> bool:  # compares as the list of recent values (tests)
-        return list(self.recent) == other if isinstance(other, list) else NotImplemented
-
-
-@dataclass
-class WorkloadStats:
-    """What the jobs that arrived and ended were like: the figures a workload trace is summarised by."""
-
-    gpu_jobs: int = 0
-    gpus: int = 0
-    runtimes: Sample = field(default_factory=lambda: Sample())  # start to end, seconds
-    outcomes: dict[str, int] = field(default_factory=lambda: {"completed": 0, "cancelled": 0, "failed": 0})
-
-    def add(self, gpus: int, runtime_s: float, outcome: str) -> None:
-        self.gpu_jobs += 1
-        self.gpus += gpus
-        self.runtimes.append(runtime_s)
-        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
-
-
-@dataclass
-class Totals:
-    """Counters and exact time integrals since t = 0."""
-
-    submitted: int = 0
-    completed: int = 0
-    cancelled: int = 0
-    failed: int = 0
-    started: int = 0
-    workload: WorkloadStats = field(default_factory=WorkloadStats)
-    waits: Sample = field(default_factory=lambda: Sample())  # queueing time of started jobs
-    jcts: Sample = field(default_factory=lambda: Sample())  # arrival to finish of completed jobs
-    gpu_alloc_s: float = 0.0  # integral of allocated GPUs
-    busy_gpu_s: float = 0.0  # integral of sum of GPU utilisation
-    energy_j: float = 0.0
-    fabric_util_s: float = 0.0  # integral of mean fabric link utilisation
-    fabric_bytes: float = 0.0  # bytes carried by switch-to-switch links (the spine traffic)
-    max_link_util: float = 0.0
-    traffic_bytes: np.ndarray = field(default_factory=lambda: np.zeros(4))  # per traffic kind
-    finished_work_gpu_s: float = 0.0  # full-speed GPU-seconds delivered by jobs no longer running
-    faults: int = 0  # components that failed (or degraded)
-    restarted: int = 0  # jobs sent back to the queue by a fault
-    lost_gpu_s: float = 0.0  # work thrown away by faults: progress since the last checkpoint x GPUs
-
-    @property
-    def ended(self) -> int:
-        """Jobs over for good, however they ended."""
-        return self.completed + self.cancelled + self.failed
 
 
 class Simulation:
@@ -149,21 +48,26 @@ class Simulation:
     rack_labels: tuple[str, ...] = ()
 
     def __init__(self, scenario: Scenario, seed: int | None = None, policy: Policy | str | None = None) -> None:
+        # The site and everything derived from it.
         self.scenario = scenario
         self.seed = scenario.simulation.seed if seed is None else seed
         self.rng = np.random.default_rng(self.seed)
         workload_rng, self.fault_rng = self.rng.spawn(2)
         self.fabric: Fabric = build_fabric(scenario)
-        self.router = Router(self.fabric)
-        self.flows = FlowTable(self.fabric.link_cap.copy())
-        self.alloc = Allocation(self.fabric)
+        fab = self.fabric
+        self.router = Router(fab)
+        self.flows = FlowTable(fab.link_cap.copy())
+        self.alloc = Allocation(fab)
         if policy is None:
             policy = scenario.scheduler.policy
         self.policy = POLICIES[policy] if isinstance(policy, str) else policy
-        self.workload = WorkloadGenerator(
-            scenario.workload, self.fabric.n_gpus, self.fabric.gpus_per_node, workload_rng
-        )
+        self.workload = WorkloadGenerator(scenario.workload, fab.n_gpus, fab.gpus_per_node, workload_rng)
+        self.n_switches = int(np.isin(fab.kind, SWITCH_KINDS).sum())
+        self.physical = fab.link_kind != VIRTUAL
+        self.fabric_links = fab.link_kind == FABRIC
+        self.peak_tflops = scenario.gpu.peak_tflops
         self.step_s = scenario.simulation.step_s
+        # Mutable state: all of it created here, before anything runs.
         self.events = EventQueue()
         self.now = 0.0
         self.queue: list[JobSpec] = []
@@ -172,25 +76,32 @@ class Simulation:
         self.series = TimeSeries()
         self.log: deque[LogEntry] = deque(maxlen=2000)  # what happened, newest last (for captions)
         self.log_count = 0  # entries ever logged, so readers can tell which are new
-        self.n_switches = int(np.isin(self.fabric.kind, SWITCH_KINDS).sum())
-        self.physical = self.fabric.link_kind != VIRTUAL
-        self.fabric_links = self.fabric.link_kind == FABRIC
-        self.peak_tflops = scenario.gpu.peak_tflops
+        self.faults = FaultState(fab)
+        self.fault_components = check_faults(scenario, fab)
+        self.random_faults = (
+            RandomFaultProcess(scenario.faults.random, fab, self.fault_rng) if scenario.faults.any else None
+        )
+        self.alerts: deque[tuple[float, str, bool]] = deque(maxlen=64)  # (time, text, is a failure)
+        self._unusable = np.zeros((fab.n_nodes, fab.gpus_per_node), bool)
+        self._restarts: dict[int, int] = {}  # job id -> times a fault sent it back
         self._busy = 0.0  # sum of GPU utilisation right now
         self._allocated = 0
-        self._link_util = np.zeros(self.fabric.n_links)
-        self._link_stats = (0.0, 0.0, 0.0)  # mean fabric, p99 physical, max physical
-        self._fabric_load = 0.0  # bytes/s on switch-to-switch links
+        self._links = LinkStats.empty(fab.n_links)
         self._need_schedule = True
         self._stats_version = -1
         self._unset: set[int] = set()  # jobs whose speed must be set at the next settle
-        self._init_faults()
+        # Then time 0: the site as you find it, and the first events.
+        for i, event in enumerate(scenario.faults.events):
+            self.events.push(event.at_s, FAULT, self._on_scripted_fault, i)
+        if self.random_faults is not None:
+            for kind in self.random_faults.kinds():
+                self.events.push(self.random_faults.next_gap(kind), FAULT, self._on_random_fault, kind)
         self._warm_start(scenario.workload.initial_load)
         if scenario.workload.arrival == "poisson":
-            self.events.push(self.workload.next_arrival_gap(0.0), ARRIVAL, "arrival")
+            self.events.push(self.workload.next_arrival_gap(0.0), ARRIVAL, self._on_arrival)
         self._settle()
         self._sample()
-        self.events.push(self.step_s, SAMPLE, "sample")
+        self.events.push(self.step_s, SAMPLE, self._on_sample)
 
     # --- driving the clock -----------------------------------------------------------------------
 
@@ -204,8 +115,8 @@ class Simulation:
             t = self.events.peek_time()
             self._integrate_to(t)
             while self.events.peek_time() == t:
-                _, kind, payload = self.events.pop()
-                self._handle(kind, payload)
+                _, handler, payload = self.events.pop()
+                handler(payload)
             self._settle()
         self._integrate_to(max(until, self.now))
 
@@ -213,35 +124,7 @@ class Simulation:
         """Queue a job from outside the generator (a trace, a test); it arrives at ``spec.arrival_s``."""
         if spec.arrival_s < self.now:
             raise ValueError(f"job {spec.id} arrives at {spec.arrival_s} s, before the clock ({self.now} s)")
-        self.events.push(spec.arrival_s, ARRIVAL, "submit", spec)
-
-    def _handle(self, kind: str, payload: object) -> None:
-        if kind == "submit":
-            self._submit(payload)  # type: ignore[arg-type]
-        elif kind == "arrival":
-            self._submit(self.workload.draw(self.now))
-            self.events.push(self.now + self.workload.next_arrival_gap(self.now), ARRIVAL, "arrival")
-        elif kind == "milestone":
-            job_id, generation = payload  # type: ignore[misc]
-            job = self.running.get(job_id)
-            if job is not None and job.generation == generation:
-                self._milestone(job)
-        elif kind == "sample":
-            self._sample()
-            self.events.push(self.now + self.step_s, SAMPLE, "sample")
-        elif kind == "fault":
-            source, key = payload  # type: ignore[misc]
-            if source == "scripted":
-                event = self.scenario.faults.events[key]
-                self._fault(self.fault_components[key], event.action, event.factor, event.minutes * 60.0)
-            else:
-                process = self.random_faults
-                assert process is not None
-                self._fault(process.draw(key), "fail", 0.0, process.repair_s(key))
-                self.events.push(self.now + process.next_gap(key), FAULT, "fault", ("random", key))
-        elif kind == "repair":
-            comp, action, factor = payload  # type: ignore[misc]
-            self._change(comp, action, factor, -1)
+        self.events.push(spec.arrival_s, ARRIVAL, self._submit, spec)
 
     def _integrate_to(self, t: float) -> None:
         dt = t - self.now
@@ -251,10 +134,39 @@ class Simulation:
         tot.gpu_alloc_s += self._allocated * dt
         tot.busy_gpu_s += self._busy * dt
         tot.energy_j += facility_watts(self.scenario, self._busy, self.n_switches) * dt
-        tot.fabric_util_s += self._link_stats[0] * dt
-        tot.fabric_bytes += self._fabric_load * dt
+        tot.fabric_util_s += self._links.mean_fabric * dt
+        tot.fabric_bytes += self._links.fabric_load * dt
         tot.traffic_bytes += self.flows.kind_rate * dt
         self.now = t
+
+    # --- event handlers ----------------------------------------------------------------------------
+
+    def _on_arrival(self, _: None) -> None:
+        self._submit(self.workload.draw(self.now))
+        self.events.push(self.now + self.workload.next_arrival_gap(self.now), ARRIVAL, self._on_arrival)
+
+    def _on_milestone(self, payload: tuple[int, int]) -> None:
+        job_id, generation = payload
+        job = self.running.get(job_id)
+        if job is not None and job.generation == generation:  # an older plan for this job is stale
+            self._milestone(job)
+
+    def _on_sample(self, _: None) -> None:
+        self._sample()
+        self.events.push(self.now + self.step_s, SAMPLE, self._on_sample)
+
+    def _on_scripted_fault(self, i: int) -> None:
+        event = self.scenario.faults.events[i]
+        self._fault(self.fault_components[i], event.action, event.factor, event.minutes * 60.0)
+
+    def _on_random_fault(self, kind: str) -> None:
+        process = self.random_faults
+        assert process is not None
+        self._fault(process.draw(kind), "fail", 0.0, process.repair_s(kind))
+        self.events.push(self.now + process.next_gap(kind), FAULT, self._on_random_fault, kind)
+
+    def _on_repair(self, payload: tuple[Component, str, float]) -> None:
+        self._change(*payload, sign=-1)
 
     # --- jobs --------------------------------------------------------------------------------------
 
@@ -278,11 +190,7 @@ class Simulation:
         self._need_schedule = True
 
     def _start(self, spec: JobSpec, gpus: np.ndarray, count_wait: bool = True) -> None:
-        nodes = np.unique(gpus // self.fabric.gpus_per_node)
-        phase = {"inference": "serving", "eval": "evaluating"}.get(spec.kind, "compute")
-        job = Job(spec, self.now, gpus, nodes, phase, spec.warm_progress_s, self.now, warm=not count_wait)
-        if spec.trains and spec.checkpoint_s > 0:
-            job.next_checkpoint_s = (np.floor(spec.warm_progress_s / spec.checkpoint_s) + 1) * spec.checkpoint_s
+        job = Job.start(spec, self.now, gpus, self.fabric.gpus_per_node, warm=not count_wait)
         self.running[spec.id] = job
         self._note("start", spec)
         self._allocated += len(gpus)
@@ -295,7 +203,7 @@ class Simulation:
 
     def _milestone(self, job: Job) -> None:
         """The job reached its next milestone: a checkpoint starts or ends, or the job is done."""
-        self._fold(job)
+        job.fold(self.now)
         spec = job.spec
         if job.phase == "checkpoint":
             self._note("checkpoint-done", spec)
@@ -351,96 +259,60 @@ class Simulation:
 
     def _ended(self, job: Job, outcome: str) -> None:
         """Count a job that is over for good, by how it ended."""
-        t = self.totals
-        if outcome == "cancelled":
-            t.cancelled += 1
-        elif outcome == "failed":
-            t.failed += 1
-        else:
-            t.completed += 1
+        self.totals.end(outcome)
         if not job.warm:
-            t.workload.add(len(job.gpus), self.now - job.start_s, outcome)
+            self.totals.workload.add(len(job.gpus), self.now - job.start_s, outcome)
+
+    def _evict(self, job: Job) -> None:
+        """A fault stopped the job: it loses the work since its last checkpoint and goes back to the head
+        of the queue to resume from that checkpoint, or fails for good after too many tries."""
+        spec = job.spec
+        job.fold(self.now)
+        kept = job.last_checkpoint_s()
+        self.totals.lost_gpu_s += (job.progress_s - kept) * len(job.gpus)
+        self._leave(job)
+        tries = self._restarts[spec.id] = self._restarts.get(spec.id, 0) + 1
+        if tries > self.scenario.faults.max_retries:
+            self._ended(job, "failed")
+            self._note("failed", spec)
+        else:
+            self.totals.restarted += 1
+            self.queue.insert(0, replace(spec, warm_progress_s=kept))
+            self._note("restart", spec)
 
     # --- faults ----------------------------------------------------------------------------------------
 
-    def _init_faults(self) -> None:
-        """Fault state (all healthy), scripted faults on the clock, the random fault process started."""
-        fab, spec = self.fabric, self.scenario.faults
-        self.fault_components = check_faults(self.scenario, fab)
-        self.link_down = np.zeros(fab.n_links, np.int32)  # failures holding each link down
-        self.gpu_down = np.zeros((fab.n_nodes, fab.gpus_per_node), np.int32)
-        self.vertex_down = np.zeros(len(fab.names), np.int32)  # for the picture: what is red
-        self.storage_factor = np.ones(len(fab.storage_gid))
-        self._storage_hits: dict[int, list[float]] = {}
-        self._unusable = np.zeros((fab.n_nodes, fab.gpus_per_node), bool)
-        self._restarts: dict[int, int] = {}
-        self.alerts: deque[tuple[float, str, bool]] = deque(maxlen=64)  # (time, text, is a failure)
-        for i, event in enumerate(spec.events):
-            self.events.push(event.at_s, FAULT, "fault", ("scripted", i))
-        self.random_faults = RandomFaultProcess(spec.random, fab, self.fault_rng) if spec.any else None
-        if self.random_faults is not None:
-            for kind in self.random_faults.kinds():
-                self.events.push(self.random_faults.next_gap(kind), FAULT, "fault", ("random", kind))
+    @property
+    def link_down(self) -> np.ndarray:
+        return self.faults.link_down
+
+    @property
+    def gpu_down(self) -> np.ndarray:
+        return self.faults.gpu_down
 
     def _fault(self, comp: Component, action: str, factor: float, repair_s: float) -> None:
         self.totals.faults += 1
-        self._change(comp, action, factor, +1)
+        self._change(comp, action, factor, sign=+1)
         if repair_s > 0:
-            self.events.push(self.now + repair_s, FAULT, "repair", (comp, action, factor))
+            self.events.push(self.now + repair_s, FAULT, self._on_repair, (comp, action, factor))
 
     def _change(self, comp: Component, action: str, factor: float, sign: int) -> None:
         """A component fails (sign +1) or is repaired (-1); everything that depends on it follows."""
-        if comp.kind == "gpu":
-            self.gpu_down[comp.node, comp.gpu] += sign
-        elif comp.kind == "node":
-            self.gpu_down[comp.node] += sign
-        elif comp.kind in ("link", "switch"):
-            self.link_down[list(comp.links)] += sign
-        elif comp.kind == "storage":
-            hits = self._storage_hits.setdefault(comp.storage, [])
-            if sign > 0:
-                hits.append(factor)
-            elif factor in hits:
-                hits.remove(factor)
-            self.storage_factor[comp.storage] = min(hits, default=1.0)
-        if comp.gid >= 0:
-            self.vertex_down[comp.gid] += sign
+        self.faults.change(comp, factor, sign)
         before = int(self._unusable.sum())
         victims = self._refresh_fabric(reroute=comp.kind in ("link", "switch"))
-        idle = int(self._unusable.sum()) - before
-        if sign > 0:
-            if comp.kind == "storage" and action == "degrade":
-                text = f"{comp.name} degraded to {factor:.0%} of its bandwidth"
-            elif comp.kind == "storage":
-                text = f"{comp.name} lost: jobs reading or saving to it stall"
-            else:
-                parts = []
-                if victims:
-                    parts.append("1 job restarting" if victims == 1 else f"{victims} jobs restarting")
-                if idle:
-                    parts.append("1 GPU idle" if idle == 1 else f"{idle} GPUs idle")
-                if not parts:
-                    parts.append("traffic rerouted" if comp.kind in ("link", "switch") else "no job hit")
-                text = f"{comp.name} down: {', '.join(parts)}"
-        else:
-            text = f"{comp.name} back up" if comp.kind != "storage" else f"{comp.name} restored"
-        self.alerts.append((self.now, text, sign > 0))
-        self._note("fault" if sign > 0 else "repair")
+        effect = FaultEffect(comp, action, factor, sign > 0, victims, int(self._unusable.sum()) - before)
+        self.alerts.append((self.now, alert_text(effect), effect.failed))
+        self._note("fault" if effect.failed else "repair")
 
     def _refresh_fabric(self, reroute: bool) -> int:
         """Capacities, routes and usable GPUs from the fault state; evicts the jobs that cannot go on.
         Returns how many jobs were sent back (or failed)."""
-        fab = self.fabric
-        alive = self.link_down == 0
-        cap = fab.link_cap * alive
-        cap[fab.storage_read] *= self.storage_factor
-        cap[fab.storage_write] *= self.storage_factor
-        self.flows.set_capacity(cap)
-        # A server is cut off when any of its own cables is down: a rail of its ring is gone.
-        cut = ~(alive[fab.host_up].all(axis=1) & alive[fab.host_down].all(axis=1))
-        self._unusable = (self.gpu_down > 0) | cut[:, None]
+        self.flows.set_capacity(self.faults.capacities())
+        cut = self.faults.cut_nodes()
+        self._unusable = self.faults.unusable()
         owner = self.alloc.owner
-        victims = set(np.unique(owner[(self.gpu_down > 0) & (owner >= 0)]).tolist())
+        victims = set(np.unique(owner[(self.faults.gpu_down > 0) & (owner >= 0)]).tolist())
         for job_id in np.unique(owner[cut][owner[cut] >= 0]).tolist():
             job = self.running[job_id]
             if job.spec.trains and len(job.nodes) > 1:  # its collective lost a member: NCCL gives up
@@ -448,7 +320,7 @@ class Simulation:
         for job_id in sorted(victims):
             self._evict(self.running[job_id])
         if reroute:
-            self.router.invalidate(alive)
+            self.router.invalidate(self.faults.alive)
             for job in self.running.values():
                 spec = job.spec
                 self.flows.remove((spec.id, WORK))
@@ -474,125 +346,18 @@ class Simulation:
         owner[self._unusable & (owner == -1)] = BLOCKED
         self.alloc.free[:] = (owner == -1).sum(axis=1)
 
-    def _evict(self, job: Job) -> None:
-        """A fault stopped the job: it loses the work since its last checkpoint and goes back to the head
-        of the queue to resume from that checkpoint, or fails for good after too many tries."""
-        spec = job.spec
-        self._fold(job)
-        every = spec.checkpoint_s if spec.trains else 0.0
-        kept = max(0.0, job.next_checkpoint_s - every) if every > 0 and job.next_checkpoint_s < float("inf") else 0.0
-        kept = min(kept, job.progress_s)
-        self.totals.lost_gpu_s += (job.progress_s - kept) * len(job.gpus)
-        self._leave(job)
-        tries = self._restarts[spec.id] = self._restarts.get(spec.id, 0) + 1
-        if tries > self.scenario.faults.max_retries:
-            self._ended(job, "failed")
-            self._note("failed", spec)
-        else:
-            self.totals.restarted += 1
-            self.queue.insert(0, replace(spec, warm_progress_s=kept))
-            self._note("restart", spec)
-
-    def _fold(self, job: Job) -> None:
-        """Bring a job's lazily kept progress and work up to now."""
-        dt = self.now - job.mark_s
-        job.progress_s += job.rate * dt
-        job.work_s += job.util * dt
-        if job.phase == "checkpoint":
-            job.checkpoint_left_s = max(0.0, job.checkpoint_left_s - job.speed * dt)
-        job.mark_s = self.now
-
     # --- traffic -------------------------------------------------------------------------------------
 
-    def _route(self, src: int, dst: int, rail: int, through: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """A fabric route, plus a virtual link (a storage array's read or write limit) if given."""
-        links, fracs = self.router.route(src, dst, rail)
-        if through is not None and len(links):
-            links, fracs = np.r_[links, through], np.r_[fracs, 1.0]
-        return links, fracs
-
     def _add_work_flows(self, job: Job) -> None:
-        """The traffic a running job makes: all-reduce rings, data reads, or inference requests."""
-        spec, fab = job.spec, self.fabric
-        kinds: list[np.ndarray] = []
-        srcs: list[np.ndarray] = []
-        dsts: list[np.ndarray] = []
-        demands: list[np.ndarray] = []
-        parts: list[Entries] = []
-        count = 0
-        gid = fab.node_gid[job.nodes]
-        per_node = np.bincount(job.gpus // fab.gpus_per_node, minlength=fab.n_nodes)[job.nodes]
-        rails = (job.nodes + spec.id) % fab.rails
-        n = len(gid)
-
-        def add(kind: int, src: np.ndarray, dst: np.ndarray, demand: np.ndarray, entries: Entries) -> None:
-            nonlocal count
-            kinds.append(np.full(len(src), kind, np.int8))
-            srcs.append(src)
-            dsts.append(dst)
-            demands.append(demand)
-            parts.append(entries)
-            count += len(src)
-
-        def routed(src: np.ndarray, dst: np.ndarray, rail: np.ndarray, through: int | None = None) -> Entries:
-            flows = count + np.arange(len(src))
-            routes = [self._route(int(a), int(b), int(r), through) for a, b, r in zip(src, dst, rail, strict=True)]
-            return route_entries(routes, flows, fab.dead_link)
-
-        if spec.trains and n > 1:
-            # Hierarchical all-reduce: NVLink inside each server, then a ring across servers on every rail.
-            per_rail = ring_allreduce_bytes(spec.gradient_bytes, n) / fab.rails / spec.iteration_s
-            a = np.repeat(job.nodes, fab.rails)
-            b = np.repeat(np.roll(job.nodes, -1), fab.rails)
-            rail = np.tile(np.arange(fab.rails), n)
-            up, down = fab.host_up[a, rail], fab.host_down[b, rail]
-            # Ring neighbours under the same leaf need no routing: up to the leaf and down again.
-            near = fab.link_dst[up] == fab.link_src[down]
-            i = np.flatnonzero(near)
-            fast = (np.repeat(i, 2), np.column_stack([up[i], down[i]]).ravel(), np.ones(2 * len(i)))
-            far = np.flatnonzero(~near)
-            slow_routes = [
-                self.router.route(int(fab.node_gid[a[k]]), int(fab.node_gid[b[k]]), int(rail[k])) for k in far
-            ]
-            entries = merge_entries(fast, route_entries(slow_routes, far, fab.dead_link))
-            add(GRADIENT, fab.node_gid[a], fab.node_gid[b], np.full(len(a), per_rail), entries)
-        if spec.kind == "inference" and spec.serve_mbs_per_gpu > 0:
-            gw = np.full(n, fab.gateway_gid)
-            demand = spec.serve_mbs_per_gpu * 1e6 * per_node
-            add(INFERENCE, gw, gid, demand, routed(gw, gid, rails))
-            add(INFERENCE, gid, gw, demand, routed(gid, gw, rails))
-        elif spec.kind != "inference" and spec.read_mbs_per_gpu > 0:
-            idx = spec.id % len(fab.storage_gid)
-            store = np.full(n, fab.storage_gid[idx])
-            add(
-                DATA,
-                store,
-                gid,
-                spec.read_mbs_per_gpu * 1e6 * per_node,
-                routed(store, gid, rails, int(fab.storage_read[idx])),
-            )
-        if count:
-            cat = np.concatenate
-            self.flows.add(
-                FlowGroup.build((spec.id, WORK), cat(kinds), cat(srcs), cat(dsts), cat(demands), merge_entries(*parts))
-            )
+        group = work_flows(job.spec, job.gpus, job.nodes, self.fabric, self.router.route)
+        if group is not None:
+            self.flows.add(group)
 
     def _add_checkpoint_flows(self, job: Job) -> float:
-        """Every server writes its shard of the checkpoint; returns seconds of writing at full rate."""
-        spec, fab = job.spec, self.fabric
-        idx = spec.id % len(fab.storage_gid)
-        store, limit = int(fab.storage_gid[idx]), int(fab.storage_write[idx])
-        rails = (job.nodes + spec.id) % fab.rails
-        src = fab.node_gid[job.nodes]
-        routes = [self._route(int(g), store, int(r), through=limit) for g, r in zip(src, rails, strict=True)]
-        demands = fab.link_cap[fab.host_up[job.nodes, rails]]
-        n = len(job.nodes)
-        entries = route_entries(routes, np.arange(n), fab.dead_link)
-        self.flows.add(
-            FlowGroup.build((spec.id, SAVE), np.full(n, CHECKPOINT), src, np.full(n, store), demands, entries)
-        )
-        shard = spec.checkpoint_bytes / n
-        return float(shard / demands.min())
+        """Returns seconds of writing at full rate."""
+        group, seconds = checkpoint_flows(job.spec, job.nodes, self.fabric, self.router.route)
+        self.flows.add(group)
+        return seconds
 
     # --- after events: schedule, share bandwidth, plan milestones -------------------------------------
 
@@ -611,7 +376,8 @@ class Simulation:
         solved = self.flows.dirty
         if solved or self.flows.version != self._stats_version:
             speeds = self.flows.solve()  # a no-op when the flows changed by the fast path alone
-            self._update_link_stats()
+            self._links = link_stats(self.flows.link_load, self.fabric.link_cap, self.physical, self.fabric_links)
+            self.totals.max_link_util = max(self.totals.max_link_util, self._links.max)
             self._stats_version = self.flows.version
         else:
             speeds = self.flows.speed
@@ -622,44 +388,21 @@ class Simulation:
             jobs = [self.running[i] for i in sorted(self._unset) if i in self.running]
         self._unset.clear()
         for job in jobs:
-            key = (job.spec.id, SAVE if job.phase == "checkpoint" else WORK)
-            speed = speeds.get(key, 1.0)
+            speed = speeds.get(group_key(job.spec.id, job.phase == "checkpoint"), 1.0)
             if speed != job.speed:
                 self._set_speed(job, speed)
 
     def _set_speed(self, job: Job, speed: float) -> None:
         """New share of bandwidth: fold progress, set rates and utilisation, re-plan the milestone."""
-        self._fold(job)
+        job.fold(self.now)
         job.speed = speed
-        spec = job.spec
-        if job.phase == "checkpoint":
-            rate, util = 0.0, CHECKPOINT_GPU_UTIL
-        elif job.phase == "serving":
-            rate, util = 1.0, speed
-        else:
-            rate, util = speed, speed
+        rate, util = job.rates(speed)
         self._busy += len(job.gpus) * (util - job.util)
         job.rate, job.util = rate, util
         job.generation += 1
-        if job.phase == "checkpoint":
-            when = self.now + job.checkpoint_left_s / speed if speed > 0 else float("inf")
-        else:
-            target = min(spec.duration_s, job.next_checkpoint_s)
-            when = self.now + max(0.0, target - job.progress_s) / rate if rate > 0 else float("inf")
+        when = job.next_milestone(self.now)
         if when < float("inf"):
-            self.events.push(when, JOB_MILESTONE, "milestone", (spec.id, job.generation))
-
-    def _update_link_stats(self) -> None:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            util = np.where(self.fabric.link_cap > 0, self.flows.link_load / self.fabric.link_cap, 0.0)
-        self._link_util = util
-        phys = util[self.physical]
-        fabric = util[self.fabric_links]
-        p99 = float(np.partition(phys, int(0.99 * (len(phys) - 1)))[int(0.99 * (len(phys) - 1))]) if len(phys) else 0.0
-        mx = float(phys.max()) if len(phys) else 0.0
-        self._link_stats = (float(fabric.mean()) if len(fabric) else 0.0, p99, mx)
-        self._fabric_load = float(self.flows.link_load[self.fabric_links].sum())
-        self.totals.max_link_util = max(self.totals.max_link_util, mx)
+            self.events.push(when, JOB_MILESTONE, self._on_milestone, (job.spec.id, job.generation))
 
     # --- reading the state -------------------------------------------------------------------------
 
@@ -676,8 +419,6 @@ class Simulation:
 
     def _sample(self) -> None:
         rates = self.flows.kind_rate
-        storage_read = rates[DATA] / 1e9
-        storage_write = rates[CHECKPOINT] / 1e9
         n = max(self.fabric.n_gpus, 1)
         self.series.append(
             {
@@ -690,11 +431,11 @@ class Simulation:
                 "jobs_done": self.totals.ended,
                 "mean_wait_s": self.mean_wait_s(),
                 "facility_mw": self.facility_mw,
-                "mean_link_util": self._link_stats[0],
-                "p99_link_util": self._link_stats[1],
-                "max_link_util": self._link_stats[2],
-                "storage_read_gbs": storage_read,
-                "storage_write_gbs": storage_write,
+                "mean_link_util": self._links.mean_fabric,
+                "p99_link_util": self._links.p99,
+                "max_link_util": self._links.max,
+                "storage_read_gbs": rates[DATA] / 1e9,
+                "storage_write_gbs": rates[CHECKPOINT] / 1e9,
                 "fragmentation": self.alloc.fragmentation(),
             }
         )
@@ -726,28 +467,27 @@ class Simulation:
         gpu_util = np.zeros(owner.shape)
         if len(ids):
             gpu_util[busy] = utils[order][np.searchsorted(ids[order], owner[busy])]
-        node_util = gpu_util.sum(axis=1) / gpn
-        flat = self.flows.flat()
         t = self.totals
+        util = self._links.util
         return Snapshot(
             time_s=self.now,
             gpu_owner=owner.copy(),
             node_job=first,
-            node_util=node_util,
+            node_util=gpu_util.sum(axis=1) / gpn,
             link_load=self.flows.link_load.copy(),
-            link_util=self._link_util.copy(),
-            flows={k: v.copy() for k, v in flat.items()},
+            link_util=util.copy(),
+            flows={k: v.copy() for k, v in self.flows.flat().items()},
             jobs=tuple(self.job_view(j) for j in self.running.values()),
             queue=tuple(self.queue[:50]),
             metrics=self.series.latest(),
             peak_pflops=self.scenario.peak_pflops,
-            down=self.vertex_down > 0,
-            dead_links=self.link_down > 0,
+            down=self.faults.vertex_down > 0,
+            dead_links=self.faults.link_down > 0,
             alerts=tuple(list(self.alerts)[-4:]),
             gpu_util=gpu_util,
             events=tuple(self.log)[-SNAPSHOT_EVENTS:],
             counts=Counts(t.submitted, t.started, t.completed, t.cancelled, t.failed),
-            hottest=hottest_link(self._link_util),
+            hottest=hottest_link(util),
         )
 
     def check_invariants(self) -> None:
@@ -763,10 +503,12 @@ class Simulation:
         cap = self.flows.capacity
         over = self.flows.link_load > cap * (1 + 1e-9) + 1e-6
         assert not over.any(), f"links over capacity: {np.flatnonzero(over)[:5]}"
-        dead = self.link_down > 0
+        dead = self.faults.link_down > 0
         assert not (self.flows.link_load[dead] > 1e-6).any(), "traffic routed over a dead link"
         grid = self.alloc.owner
-        assert not ((self.gpu_down > 0) & (grid >= 0)).any(), "a job holds a failed GPU"
+        assert not ((self.faults.gpu_down > 0) & (grid >= 0)).any(), "a job holds a failed GPU"
+        assert not ((grid == BLOCKED) & ~self._unusable).any(), "a usable GPU is held out of scheduling"
+        assert not ((grid == -1) & self._unusable).any(), "a failed or cut-off GPU is offered to the scheduler"
         assert np.array_equal(self.alloc.free, (grid == -1).sum(axis=1)), "free counts disagree with owners"
         t = self.totals
         assert t.submitted == t.ended + len(self.running) + len(self.queue), "a job was lost"

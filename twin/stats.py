@@ -1,0 +1,122 @@
+"""Statistics of a run: bounded samples, the workload's figures, and the totals integrated since t = 0."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+class Sample:
+    """Count and mean of everything added, and the most recent values for percentiles: memory stays
+    bounded however long a run (or an exhibition) lasts."""
+
+    def __init__(self, keep: int = 100_000) -> None:
+        self.count = 0
+        self.total = 0.0
+        self.recent: deque[float] = deque(maxlen=keep)
+
+    def append(self, value: float) -> None:
+        self.count += 1
+        self.total += value
+        self.recent.append(value)
+
+    def __len__(self) -> int:
+        return self.count
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.count if self.count else 0.0
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(np.fromiter(self.recent, float), q)) if self.recent else 0.0
+
+    def __eq__(self, other: object) -> bool:  # compares as the list of recent values (tests)
+        return list(self.recent) == other if isinstance(other, list) else NotImplemented
+
+
+@dataclass
+class WorkloadStats:
+    """What the jobs that arrived and ended were like: the figures a workload trace is summarised by."""
+
+    gpu_jobs: int = 0
+    gpus: int = 0
+    runtimes: Sample = field(default_factory=lambda: Sample())  # start to end, seconds
+    outcomes: dict[str, int] = field(default_factory=lambda: {"completed": 0, "cancelled": 0, "failed": 0})
+
+    def add(self, gpus: int, runtime_s: float, outcome: str) -> None:
+        self.gpu_jobs += 1
+        self.gpus += gpus
+        self.runtimes.append(runtime_s)
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+
+
+@dataclass
+class Totals:
+    """Counters and exact time integrals since t = 0."""
+
+    submitted: int = 0
+    completed: int = 0
+    cancelled: int = 0
+    failed: int = 0
+    started: int = 0
+    workload: WorkloadStats = field(default_factory=WorkloadStats)
+    waits: Sample = field(default_factory=lambda: Sample())  # queueing time of started jobs
+    jcts: Sample = field(default_factory=lambda: Sample())  # arrival to finish of completed jobs
+    gpu_alloc_s: float = 0.0  # integral of allocated GPUs
+    busy_gpu_s: float = 0.0  # integral of sum of GPU utilisation
+    energy_j: float = 0.0
+    fabric_util_s: float = 0.0  # integral of mean fabric link utilisation
+    fabric_bytes: float = 0.0  # bytes carried by switch-to-switch links (the spine traffic)
+    max_link_util: float = 0.0
+    traffic_bytes: np.ndarray = field(default_factory=lambda: np.zeros(4))  # per traffic kind
+    finished_work_gpu_s: float = 0.0  # full-speed GPU-seconds delivered by jobs no longer running
+    faults: int = 0  # components that failed (or degraded)
+    restarted: int = 0  # jobs sent back to the queue by a fault
+    lost_gpu_s: float = 0.0  # work thrown away by faults: progress since the last checkpoint x GPUs
+
+    @property
+    def ended(self) -> int:
+        """Jobs over for good, however they ended."""
+        return self.completed + self.cancelled + self.failed
+
+    def end(self, outcome: str) -> None:
+        """Count a job that is over for good, by how it ended."""
+        if outcome == "cancelled":
+            self.cancelled += 1
+        elif outcome == "failed":
+            self.failed += 1
+        else:
+            self.completed += 1
+
+
+@dataclass(frozen=True)
+class LinkStats:
+    """Link utilisation at one instant, as the series and the totals need it."""
+
+    util: np.ndarray  # load / capacity per directed link
+    mean_fabric: float  # mean over switch-to-switch links
+    p99: float  # over physical links
+    max: float  # over physical links
+    fabric_load: float  # bytes/s on switch-to-switch links
+
+    @staticmethod
+    def empty(n_links: int) -> LinkStats:
+        return LinkStats(np.zeros(n_links), 0.0, 0.0, 0.0, 0.0)
+
+
+def link_stats(load: np.ndarray, cap: np.ndarray, physical: np.ndarray, fabric: np.ndarray) -> LinkStats:
+    """Utilisation of every link and the figures the HUD and report quote (a pure function)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        util = np.where(cap > 0, load / cap, 0.0)
+    phys = util[physical]
+    k = int(0.99 * (len(phys) - 1))
+    p99 = float(np.partition(phys, k)[k]) if len(phys) else 0.0
+    return LinkStats(
+        util=util,
+        mean_fabric=float(util[fabric].mean()) if fabric.any() else 0.0,
+        p99=p99,
+        max=float(phys.max()) if len(phys) else 0.0,
+        fabric_load=float(load[fabric].sum()),
+    )
