@@ -4,7 +4,10 @@
     xvfb-run -s "-screen 0 1920x1080x24" .venv/bin/python bench/render.py   # a real window
 
 Runs the real frame loop without waiting for vsync, each frame advancing the simulation by 1/60 s of
-wall time at the given speed, and prints per-layer median and p99, then one JSON line last.
+wall time at the given speed, and prints per-layer median and p99, then one JSON line last. The floor is
+what presenting an unchanged frame of the same size costs; frame times are also given as ratios to it.
+``--glide`` moves the camera all the time, back and forth between the whole site and its busiest rack,
+as the exhibition's camera script does.
 """
 
 from __future__ import annotations
@@ -34,9 +37,12 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=600)
     ap.add_argument("--speed", type=float, default=120)
     ap.add_argument("--size", default="1920x1080")
+    ap.add_argument("--glide", action="store_true", help="keep the camera moving (site <-> busiest rack)")
     args = ap.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
     app = App(Simulation(load_scenario(args.scenario)), size=(w, h), speed=args.speed)
+    floor = present_floor(app.screen)
+    glide = glider(app) if args.glide else None
     layers: dict[str, list[float]] = {k: [] for k in ("sim", "snapshot", "site", "hud", "present", "frame", "draw")}
     wall = 0.0
     for _ in range(30):  # warm up: caches, first snapshot
@@ -44,9 +50,11 @@ def main() -> None:
         app.frame.refresh(wall)
         app.frame.draw(app.screen, wall)
         wall += 1 / 60
-    for _ in range(args.frames):
+    for i in range(args.frames):
         t0 = time.perf_counter()
         pygame.event.pump()
+        if glide is not None:
+            glide(i)
         app.step(1 / 60)
         t1 = time.perf_counter()
         app.frame.refresh(wall)
@@ -64,9 +72,14 @@ def main() -> None:
         layers["draw"].append((t3 - t2) * 1000)
         layers["frame"].append((t4 - t0) * 1000)
     driver = pygame.display.get_driver()
-    print(f"{args.frames} frames of {Path(args.scenario).stem} at {w}x{h}, x{args.speed:g}, video driver {driver}")
+    mode = ", gliding" if args.glide else ""
+    print(
+        f"{args.frames} frames of {Path(args.scenario).stem} at {w}x{h}, x{args.speed:g}{mode}, video driver {driver}"
+    )
     for name, values in layers.items():
         print(f"  {name:9s} median {statistics.median(values):6.2f} ms   p99 {np.percentile(values, 99):6.2f} ms")
+    frame_median, frame_p99 = statistics.median(layers["frame"]), float(np.percentile(layers["frame"], 99))
+    print(f"  floor     {floor:6.2f} ms (presenting an unchanged frame): frame median {frame_median / floor:.2f}x")
     print(
         json.dumps(
             {
@@ -75,6 +88,10 @@ def main() -> None:
                 "draw_ms_median": round(statistics.median(layers["draw"]), 3),
                 "draw_ms_p99": round(float(np.percentile(layers["draw"], 99)), 3),
                 "sim_ms_median": round(statistics.median(layers["sim"]), 3),
+                "present_floor_ms": round(floor, 3),
+                "frame_to_floor_median": round(frame_median / floor, 3),
+                "frame_to_floor_p99": round(frame_p99 / floor, 3),
+                "glide": args.glide,
                 "video_driver": driver,
                 "size": [w, h],
                 "speed": args.speed,
@@ -84,6 +101,36 @@ def main() -> None:
         )
     )
     pygame.display.quit()
+
+
+def present_floor(screen: pygame.Surface, frames: int = 120) -> float:
+    """Median ms to present a frame that did not change: the least any frame of this size can cost."""
+    screen.fill((9, 13, 26))
+    times = []
+    for _ in range(frames):
+        t0 = time.perf_counter()
+        pygame.display.flip()
+        times.append((time.perf_counter() - t0) * 1000)
+    return max(statistics.median(times), 1e-3)
+
+
+def glider(app: App):
+    """A camera that glides for ever between the whole site and its busiest rack, 3 s each way."""
+    from twin.render.camera import Camera
+    from twin.render.show import blend
+
+    site = app.frame.site
+    lay = site.layout
+    whole = Camera.fit(lay.bounds, site.camera.viewport)
+    x, y, rw, rh = lay.racks[len(lay.racks) // 2]
+    rack = Camera.fit((x - 2.5 * rw, y - 1.2 * rh, x + 3.5 * rw, y + 2.2 * rh), site.camera.viewport)
+
+    def move(i: int) -> None:
+        leg, t = divmod(i, 180)
+        a, b = (whole, rack) if leg % 2 == 0 else (rack, whole)
+        site.set_camera(blend(a, b, t / 180))
+
+    return move
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
-"""Simulation speed: 24 simulated hours of Lingang headless, and the bandwidth solver on 10,000 flows.
+"""Simulation speed: 24 simulated hours of Lingang headless, and the bandwidth solver on 10,000 flows
+(``group_speeds``: max-min over flows, jobs at their slowest flow, the rest given back; and its core,
+``max_min_fair``, alone).
 
     .venv/bin/python bench/sim.py [--hours 24] [--repeats 15]
 
@@ -21,28 +23,30 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from problems import leaf_spine_problem  # noqa: E402
-from twin.flows import max_min_fair  # noqa: E402
+from problems import leaf_spine_problem, ring_problem  # noqa: E402
+from twin.flows import group_speeds, max_min_fair  # noqa: E402
 from twin.scenario import load_scenario  # noqa: E402
 from twin.simulation import Simulation  # noqa: E402
 
 
-def time_solver(problem: tuple, repeats: int) -> list[float]:
+def time_solver(problem: tuple, repeats: int, solver=group_speeds) -> list[float]:
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
-        max_min_fair(*problem)
+        solver(*problem)
         times.append((time.perf_counter() - t) * 1000)
     return times
 
 
 def live_problem(sim: Simulation) -> tuple:
-    """The solver's input at this instant of a running simulation (its real flow groups)."""
+    """The solver's input at this instant of a running simulation (its real flows and flow groups)."""
     groups = list(sim.flows.groups.values())
     var = np.repeat(np.arange(len(groups)), [len(g.links) for g in groups])
     link = np.concatenate([g.links for g in groups])
     load = np.concatenate([g.load for g in groups])
-    return var, link, load, sim.flows.capacity, np.ones(len(groups))
+    flat = sim.flows.flat()
+    entries = (flat["entry_flow"], flat["entry_link"], flat["entry_frac"])
+    return len(groups), flat["group"], flat["demand"], entries, (var, link, load), sim.flows.capacity
 
 
 def main() -> None:
@@ -51,12 +55,15 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=15)
     args = ap.parse_args()
 
-    problem = leaf_spine_problem(flows=10_000)
-    n_links = len(problem[3])
-    solve = time_solver(problem, args.repeats)
+    flat_problem = leaf_spine_problem(flows=10_000)
+    n_links = len(flat_problem[3])
+    solve = time_solver(flat_problem, args.repeats, max_min_fair)
+    jobs = time_solver(ring_problem(), args.repeats)
     print(
-        f"solver, 10,000 elastic ECMP flows over {n_links:,} links ({len(problem[0]):,} entries): "
-        f"median {statistics.median(solve):.2f} ms, min {min(solve):.2f} ms"
+        f"solver, 10,000 elastic ECMP flows over {n_links:,} links ({len(flat_problem[0]):,} entries): "
+        f"max-min over flows median {statistics.median(solve):.2f} ms, min {min(solve):.2f} ms; "
+        f"the same fabric with 1,250 ring all-reduces of 8 flows, job speeds (group_speeds) median "
+        f"{statistics.median(jobs):.2f} ms"
     )
 
     scenario = load_scenario(ROOT / "scenarios" / "lingang.toml")
@@ -93,6 +100,7 @@ def main() -> None:
                 "solves": sim.flows.solves,
                 "solves_per_s": round(sim.flows.solves / wall, 1),
                 "solve_ms_median": round(statistics.median(solve), 3),
+                "job_solve_ms_median": round(statistics.median(jobs), 3),
                 "solve_flows": 10_000,
                 "solve_links": n_links,
                 "live_solve_ms_median": round(statistics.median(live), 3),

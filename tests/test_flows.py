@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from twin.flows import max_min_fair
+from twin.flows import group_speeds, max_min_fair
 
 
 def solve(routes: list[list[tuple[int, float]]], capacity: list[float], caps: list[float] | None = None) -> np.ndarray:
@@ -106,3 +106,101 @@ def test_matches_reference_on_random_problems(seed: int) -> None:
             continue
         mine = link[var == v]
         assert any(sat[lk] and got[v] >= got[var[link == lk]].max() * (1 - 1e-7) for lk in mine), v
+
+
+def grouped(flows: list[tuple[int, float, list[tuple[int, float]]]], capacity: list[float]) -> np.ndarray:
+    """group_speeds on flows given as (group, demand, [(link, fraction), ...]), groups numbered from 0."""
+    group = np.array([g for g, _, _ in flows])
+    demand = np.array([d for _, d, _ in flows], float)
+    var = np.array([f for f, (_, _, route) in enumerate(flows) for _ in route])
+    link = np.array([lk for _, _, route in flows for lk, _ in route])
+    frac = np.array([w for _, _, route in flows for _, w in route], float)
+    return group_speeds(
+        int(group.max()) + 1,
+        group,
+        demand,
+        (var, link, frac),
+        group_loads(group, demand, var, link, frac),
+        np.array(capacity, float),
+    )
+
+
+def group_loads(group, demand, var, link, frac) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(group, link, bytes/s at speed 1), one entry per (group, link), sorted by group."""
+    n_links = int(link.max()) + 1
+    key, where = np.unique(group[var] * n_links + link, return_inverse=True)
+    return key // n_links, key % n_links, np.bincount(where, weights=frac * demand[var])
+
+
+def test_flows_share_in_bytes_not_in_slowdowns() -> None:
+    # A 2 GB/s and a 40 GB/s job on a 25 GB/s link: 2 and 23 GB/s (flow-level max-min), not 1.19 and 23.8.
+    x = grouped([(0, 2.0, [(0, 1.0)]), (1, 40.0, [(0, 1.0)])], [25.0])
+    assert x * [2.0, 40.0] == pytest.approx([2.0, 23.0])
+
+
+def test_the_slowest_ring_link_holds_back_the_job_and_the_rest_is_given_back() -> None:
+    # Job 0 is a ring of two 10 GB/s flows, on links 0 and 1; job 1 (10 GB/s) shares link 1 (10 GB/s), and
+    # job 2 (10 GB/s) shares link 0 (16 GB/s). Flow-level: link 1 gives 5 and 5, link 0 gives 8 and 8;
+    # job 0 runs at 5 / 10 = 0.5, so its flow on link 0 carries 5 and gives 3 back to job 2 (8 + 3 = 11 > 10:
+    # job 2 runs at full speed).
+    x = grouped(
+        [(0, 10.0, [(0, 1.0)]), (0, 10.0, [(1, 1.0)]), (1, 10.0, [(1, 1.0)]), (2, 10.0, [(0, 1.0)])], [16.0, 10.0]
+    )
+    assert x == pytest.approx([0.5, 0.5, 1.0])
+
+
+def test_equal_demands_still_split_evenly() -> None:
+    # Known answers of demand-weighted sharing that hold for flows of equal demand: half each, and 2/3 on a 2:1 spine.
+    assert grouped([(0, 10.0, [(0, 1.0)]), (1, 10.0, [(0, 1.0)])], [10.0]) == pytest.approx([0.5, 0.5])
+    x = grouped([(0, 3.0, [(0, 1.0)]), (1, 3.0, [(0, 1.0)])], [4.0])
+    assert x == pytest.approx([2 / 3, 2 / 3])
+
+
+def reference_speeds(group, demand, var, link, frac, capacity) -> np.ndarray:
+    """The three steps of group_speeds with the textbook filling: flow max-min, slowest flow, top-up."""
+    rate = reference(var, link, frac, capacity, demand)
+    n = int(group.max()) + 1
+    speed = np.ones(n)
+    for f in range(len(demand)):
+        speed[group[f]] = min(speed[group[f]], rate[f] / demand[f])
+    g_var, g_link, g_load = group_loads(group, demand, var, link, frac)
+    spare = np.maximum(capacity - np.bincount(g_link, weights=g_load * speed[g_var], minlength=len(capacity)), 0.0)
+    extra = reference(g_var, g_link, g_load, spare, 1.0 - speed)
+    return speed + extra, rate
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_group_speeds_match_the_reference_and_are_max_min(seed: int) -> None:
+    rng = np.random.default_rng(100 + seed)
+    n_groups, n_links = int(rng.integers(2, 12)), int(rng.integers(3, 15))
+    group = np.sort(rng.integers(0, n_groups, int(rng.integers(n_groups, 4 * n_groups))))
+    group = np.unique(group, return_inverse=True)[1]  # no empty groups
+    demand = rng.uniform(0.5, 10.0, len(group))
+    var, link, frac = [], [], []
+    for f in range(len(group)):
+        for lk in sorted(rng.choice(n_links, size=int(rng.integers(1, 4)), replace=False)):
+            var.append(f)
+            link.append(lk)
+            frac.append(rng.choice([1.0, 0.5, 0.25]))
+    var, link, frac = np.array(var), np.array(link), np.array(frac)
+    capacity = rng.uniform(1.0, 20.0, n_links)
+    loads = group_loads(group, demand, var, link, frac)
+    got = group_speeds(int(group.max()) + 1, group, demand, (var, link, frac), loads, capacity)
+    want, rate = reference_speeds(group, demand, var, link, frac, capacity)
+    np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-9)
+    assert ((got >= 0) & (got <= 1 + 1e-12)).all()
+    # Feasible: flows carry speed x demand and no link is over capacity.
+    load = np.bincount(link, weights=frac * (got[group] * demand)[var], minlength=n_links)
+    assert np.all(load <= capacity * (1 + 1e-9))
+    # No group can go faster alone: each is at full speed or crosses a full link.
+    full = load >= capacity * (1 - 1e-7)
+    for g in range(len(got)):
+        mine = link[group[var] == g]
+        assert got[g] >= 1 - 1e-9 or full[mine].any(), g
+    # Step 1 is max-min over flows in bytes: a flow below its demand crosses a full link where it is among
+    # the largest.
+    step_load = np.bincount(link, weights=frac * rate[var], minlength=n_links)
+    sat = step_load >= capacity * (1 - 1e-7)
+    for f in range(len(rate)):
+        if rate[f] < demand[f] * (1 - 1e-9):
+            assert any(sat[lk] and rate[f] >= rate[var[link == lk]].max() * (1 - 1e-7) for lk in link[var == f]), f

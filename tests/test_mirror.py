@@ -50,9 +50,11 @@ def recording(tmp_path: Path) -> Path:
     vcB (16 GPUs, gzipped, steady)."""
     a = [minute(m * 60, 32, min(32, m // 4), 1 + m // 30, m % 3) for m in range(120) if not 40 <= m < 70]
     a.insert(10, "2020-05-01 00:10:30,garbage")
-    write(tmp_path / "earth_vcA_per_minute_2020-05.csv", a)
-    write(tmp_path / "earth_vcB_per_minute_2020-05.csv.gz", [minute(m * 60, 16, 12, 3, 1) for m in range(120)])
-    return tmp_path
+    folder = tmp_path / "recording"  # its own folder: an output may not go inside an input folder
+    folder.mkdir()
+    write(folder / "earth_vcA_per_minute_2020-05.csv", a)
+    write(folder / "earth_vcB_per_minute_2020-05.csv.gz", [minute(m * 60, 16, 12, 3, 1) for m in range(120)])
+    return folder
 
 
 def test_reading_plain_and_gzip_with_gaps_and_malformed_lines(recording: Path) -> None:

@@ -234,3 +234,52 @@ def test_shot_bad_size_and_bad_name(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert err.value.code == 2
     assert main(["shot", str(SMALL), "--out", str(tmp_path / "a.jpg")]) == 2
     assert "expected a .png" in capsys.readouterr().err
+
+
+class Degraded:
+    """A simulation seen as a live source with trouble: some servers report nothing, the feed is down."""
+
+    def __init__(self, sim: Simulation, no_data: np.ndarray, banner: str) -> None:
+        self.sim, self.no_data, self.banner = sim, no_data, banner
+        self.scenario, self.fabric, self.series, self.rack_labels = sim.scenario, sim.fabric, sim.series, ()
+
+    now = property(lambda self: self.sim.now)
+    version = property(lambda self: self.sim.version)
+
+    def advance(self, dt: float) -> None:
+        self.sim.advance(dt)
+
+    def snapshot(self):
+        import dataclasses
+
+        snap = self.sim.snapshot()
+        return dataclasses.replace(
+            snap, no_data=self.no_data, banner=self.banner, data_age_s=75.0, notice="site built from 16 hosts"
+        )
+
+
+def test_missing_data_is_grey_and_a_dead_feed_is_announced_and_dimmed() -> None:
+    from twin.render import theme
+
+    sim = Simulation(load_scenario(SMALL))
+    sim.run(3600)
+    no_data = np.zeros(sim.fabric.n_nodes, bool)
+    no_data[: sim.fabric.n_nodes // 2] = True
+    size = (1280, 720)
+
+    def draw(source) -> tuple[Frame, np.ndarray]:
+        frame = Frame(source, size)
+        frame.refresh(0.0, force=True)
+        surface = pygame.Surface(size).convert()
+        frame.draw(surface, 0.0)
+        return frame, pygame.surfarray.array3d(surface)
+
+    frame, fine = draw(Degraded(sim, no_data, ""))
+    _, down = draw(Degraded(sim, no_data, "Prometheus unreachable since 21:40:05, retrying"))
+    lay, cam = frame.site.layout, frame.site.camera
+    x, y, w, h = lay.rect[sim.fabric.node_gid[0]]
+    sx, sy = (int(v) for v in cam.to_screen(np.array([[x + w * 0.03, y + h * 0.5]]))[0])
+    assert np.abs(fine[sx, sy].astype(int) - np.array(theme.NO_DATA)).max() <= 3, "no data is grey"
+    assert (down[sx, sy].astype(int) < fine[sx, sy].astype(int)).all(), "the last data is dimmed while the feed is down"
+    hot = (np.abs(down.astype(int) - np.array(theme.HOT)).max(axis=2) <= 2).sum()
+    assert hot > 200 and (np.abs(fine.astype(int) - np.array(theme.HOT)).max(axis=2) <= 2).sum() < hot / 4

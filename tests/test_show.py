@@ -20,7 +20,7 @@ from twin.errors import ScenarioError
 from twin.playlist import load_playlist, playlist_from_dict
 from twin.render import show as show_mod
 from twin.render.show import DRIFT_PX, INTERMISSION_S, Exhibit, show_logger
-from twin.scenario import scenario_from_dict
+from twin.scenario import load_scenario, scenario_from_dict
 from twin.simulation import Simulation
 
 SCENARIOS = ROOT / "scenarios"
@@ -514,3 +514,26 @@ def test_visitors_mashing_everything_never_break_the_show(log) -> None:
     assert not ex.quit
     assert ex.scenes_played >= 2, "the show went on through scene changes"
     assert handler.messages(logging.ERROR) == []
+
+
+def test_the_next_scene_is_built_while_the_current_one_plays(log) -> None:
+    """Building a scene (simulation and layout) happens on a worker thread during the scene before, and
+    gives the very same simulation as building it on the spot."""
+    logger, _ = log
+    ex = exhibit(playlist(scene(seconds=4.0), scene("fat-tree-campus.toml", seconds=4.0)), logger)
+    play(ex, 1.0 + 0.5 + 0.2 * 4.0)  # title card, fade, and a fifth of the first scene
+    assert ex.loader.index == -1, "nothing is built before the scene is well under way"
+    play(ex, 0.25 * 4.0)
+    assert ex.loader.index == 1, "the second scene is being built"
+    built = ex.loader._thread
+    assert built is not None
+    built.join()
+    play(ex, 2.75)  # the first scene ends and fades; the second opens with its title card
+    assert ex.index == 1 and ex.loader._thread is None, "the built scene was taken"
+    fresh = Simulation(load_scenario(SCENARIOS / "fat-tree-campus.toml"))
+    got = ex.run.source
+    assert got is not fresh and got.fabric.n_links == fresh.fabric.n_links
+    fresh.run(got.now)
+    assert np.array_equal(got.snapshot().gpu_owner, fresh.snapshot().gpu_owner)
+    play(ex, 0.75, draw=True)  # the title card: the scene is drawn off screen, a part per frame
+    assert ex.phase == "title" and ex.run.warmed == show_mod.WARM_STEPS

@@ -57,7 +57,7 @@ def test_route_inside_a_rack_stays_under_its_leaf() -> None:
 
 
 def test_fat_tree_shape_and_core_paths() -> None:
-    fab = fabric_of(**{"topology": {"kind": "fat-tree", "k": 4, "port_gbps": 100}, "node.nics": 1})
+    fab = fabric_of(**{"topology": {"kind": "fat-tree", "k": 4, "port_gbps": 100, "spine_radix": 8}, "node.nics": 1})
     k = 4
     assert fab.n_nodes == k**3 // 4
     assert fab.switch_gids.size == 5 * k * k // 4

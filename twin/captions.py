@@ -6,17 +6,11 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+from twin.names import job_kind_word
 from twin.playlist import Caption
 from twin.snapshot import LogEntry, Snapshot
 from twin.topology import Fabric
 
-KIND_WORDS = {
-    "pretrain": "pre-training",
-    "finetune": "fine-tuning",
-    "research": "research",
-    "eval": "evaluation",
-    "inference": "inference",
-}
 EVENT_OF = {"job-start": "start", "checkpoint": "checkpoint"}
 STALE_S = 10.0  # scene seconds a caption may wait for its turn before it is dropped
 
@@ -101,7 +95,7 @@ def job_fields(entry: LogEntry) -> dict[str, object]:
     """A job's own fields for a caption, from the log entry that names it."""
     return {
         "id": entry.job_id,
-        "kind": KIND_WORDS.get(entry.kind, entry.kind),
+        "kind": job_kind_word(entry.kind),
         "gpus": entry.gpus,
         "params_b": round(entry.params_b),
     }

@@ -11,22 +11,31 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import multiprocessing
 import os
 import statistics
 import tomllib
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from twin.errors import ScenarioError
 from twin.report import build_report
-from twin.scenario import RandomFaults, Scenario, load_scenario, read_toml, scenario_from_dict
+from twin.scenario import (
+    RandomFaults,
+    Scenario,
+    fault_setting_problem,
+    load_scenario,
+    read_toml,
+    scenario_from_dict,
+)
 from twin.scheduler import POLICIES
+from twin.signals import worker_init
 from twin.simulation import Simulation
 
 FAULT_KEYS = tuple(f.name for f in dataclasses.fields(RandomFaults))
+MAX_VARIANTS = 100  # values in one --faults or --checkpoint-minutes sweep
 TABLE = (  # (column, report field, format)
     ("GPU util", "mean_gpu_utilization", "{:.1%}"),
     ("wait mean", "mean_wait_s", "{:,.0f} s"),
@@ -55,19 +64,31 @@ def parse_variants(faults: str | None, checkpoints: str | None) -> list[str]:
         key, sep, values = faults.partition("=")
         if not sep or key not in FAULT_KEYS:
             raise ScenarioError("--faults", "", f"expected KEY=V1,V2,... with KEY among {', '.join(FAULT_KEYS)}")
-        variants += [f"{key}={_number('--faults', v)}" for v in values.split(",") if v.strip()]
+        variants += [f"{key}={_number('--faults', key, v)}" for v in values.split(",") if v.strip()]
     if checkpoints:
-        variants += [f"checkpoint_minutes={_number('--checkpoint-minutes', v)}" for v in checkpoints.split(",")]
+        variants += [
+            f"checkpoint_minutes={_number('--checkpoint-minutes', 'checkpoint_minutes', v)}"
+            for v in checkpoints.split(",")
+        ]
+    variants = list(dict.fromkeys(variants))
+    if len(variants) > MAX_VARIANTS:
+        raise ScenarioError(
+            "--faults" if faults else "--checkpoint-minutes", "", f"expected at most {MAX_VARIANTS} values"
+        )
     return variants or [""]
 
 
-def _number(flag: str, text: str) -> str:
+def _number(flag: str, key: str, text: str) -> str:
+    """One swept value, checked as the scenario field would be (finite, within its range)."""
     try:
         value = float(text)
     except ValueError:
-        raise ScenarioError(flag, "", f"expected numbers, got {text.strip()!r}") from None
+        raise ScenarioError(flag, "", f"expected numbers, got {text.strip()[:40]!r}") from None
     if value < 0:
         raise ScenarioError(flag, "", f"expected numbers of at least 0, got {value:g}")
+    problem = fault_setting_problem(key, value)
+    if problem:
+        raise ScenarioError(flag, key, f"expected {problem}")
     return f"{value:g}"
 
 
@@ -97,17 +118,30 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
     return {"policy": spec.policy, "seed": spec.seed, "variant": spec.variant, **report}
 
 
+def worker_count(runs: int, asked: int | None = None) -> int:
+    """Processes for ``runs`` runs: one per core unless more were asked for, never more than the runs."""
+    return max(1, min(runs, asked or os.cpu_count() or 1))
+
+
+def _run_indexed(item: tuple[int, RunSpec]) -> tuple[int, dict[str, Any]]:
+    return item[0], run_one(item[1])
+
+
 def local_engine(specs: Sequence[RunSpec], workers: int | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Runs in a local process pool; yields (index, row) as runs finish."""
-    workers = workers or max(1, min(len(specs), os.cpu_count() or 1))
+    """Runs in a local process pool; yields (index, row) as runs finish. Workers leave stop signals to this
+    process; if it stops (or fails), the pool is terminated at once rather than waited for."""
+    workers = worker_count(len(specs), workers)
     if workers == 1:
         for i, spec in enumerate(specs):
             yield i, run_one(spec)
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(run_one, spec): i for i, spec in enumerate(specs)}
-        for future in as_completed(futures):
-            yield futures[future], future.result()
+    pool = multiprocessing.Pool(workers, initializer=worker_init)
+    try:
+        yield from pool.imap_unordered(_run_indexed, list(enumerate(specs)))
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
 
 
 def ray_engine(specs: Sequence[RunSpec], address: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -1,11 +1,12 @@
 """Fluid flows and how the fabric shares its bandwidth among them.
 
 A *flow* moves bytes between two vertices over a route (links with fractions). Flows come in *groups*
-that progress together: the gradient and data flows of one training job all run at the job's speed, so
-the solver's variable is the group's speed ``x`` in [0, 1] and a flow's rate is ``x * demand``. The
-shares are max-min fair over the groups (weighted by demand): no group can go faster without slowing
-one that is no faster than it. Rates only change when the set of groups changes, so the simulator
-re-solves on events, not on a clock.
+that progress together: the gradient and data flows of one training job all run at the job's speed
+``x`` in [0, 1], and a flow's rate is ``x * demand``. The bandwidth is shared as flow-level network
+simulators share it (:func:`group_speeds`): max-min fair over flows in bytes, each capped at its demand;
+a group then runs at its slowest flow's rate / demand (the slowest ring link holds back the whole job),
+its flows carry only that speed x demand, and what they give back goes to the groups that can use it.
+Rates only change when the set of groups changes, so the simulator re-solves on events, not on a clock.
 """
 
 from __future__ import annotations
@@ -108,6 +109,56 @@ def max_min_fair(
     return x
 
 
+def group_speeds(
+    n_groups: int,
+    flow_group: np.ndarray,
+    demand: np.ndarray,
+    entries: Entries,
+    group_entries: Entries,
+    capacity: np.ndarray,
+) -> np.ndarray:
+    """Each group's speed in [0, 1] when the fabric is shared fairly among flows.
+
+    ``flow_group`` (sorted) and ``demand`` (bytes/s at speed 1) are per flow; ``entries`` are (flow,
+    link, fraction) sorted by flow; ``group_entries`` are (group, link, bytes/s at speed 1), one per
+    (group, link), sorted by group. Three steps:
+
+    1. max-min fair rates over flows in bytes, each capped at its demand (progressive filling): a 2 GB/s
+       and a 40 GB/s flow on a 25 GB/s link get 2 and 23;
+    2. a group's speed is the smallest rate / demand over its flows, and its flows carry only that
+       speed x demand (a job cannot use more on one ring link than on its slowest);
+    3. the bandwidth so given back is shared among the groups still below full speed, max-min fair over
+       their speeds on what is left of each link. Afterwards every group is at full speed or crosses a
+       full link, so none can go faster without slowing another.
+
+    Rates only go down in step 2 and step 3 fills only spare capacity, so no link is ever over capacity.
+    """
+    flow, link, frac = entries
+    rate = max_min_fair(flow, link, frac, capacity, demand)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(demand > 0, rate / demand, np.inf)
+    speed = np.ones(n_groups)
+    if len(flow_group):
+        starts = np.flatnonzero(np.r_[True, flow_group[1:] != flow_group[:-1]])
+        speed[flow_group[starts]] = np.minimum(np.minimum.reduceat(ratio, starts), 1.0)
+    slow = speed < 1.0
+    if not slow.any():
+        return speed
+    g_var, g_link, g_load = group_entries
+    used = np.bincount(g_link, weights=g_load * speed[g_var], minlength=len(capacity))
+    spare = np.maximum(capacity - used, 0.0)
+    # A group crossing a link that is still full cannot gain: leave it out before solving (most are).
+    full = spare <= capacity * 1e-9
+    blocked = np.zeros(n_groups, bool)
+    blocked[g_var[full[g_link] & (g_load > 0)]] = True
+    slow &= ~blocked
+    if not slow.any():
+        return speed
+    keep = slow[g_var]
+    extra = max_min_fair(g_var[keep], g_link[keep], g_load[keep], spare, np.where(slow, 1.0 - speed, 0.0))
+    return np.minimum(speed + extra, 1.0)
+
+
 def _ragged(start: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Concatenated ranges ``start[r]:start[r + 1]`` for each row r, without a Python loop."""
     lo, hi = start[rows], start[rows + 1]
@@ -145,7 +196,7 @@ def merge_entries(*parts: Entries) -> Entries:
     return flow[order], np.concatenate([p[1] for p in parts])[order], np.concatenate([p[2] for p in parts])[order]
 
 
-_PROJECTIONS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+_PROJECTIONS: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # by number of variables (flows, groups)
 
 
 def _distinct_constraints(
@@ -161,7 +212,8 @@ def _distinct_constraints(
     """
     if n_vars not in _PROJECTIONS:
         rng = np.random.default_rng(0x7717)
-        _PROJECTIONS.clear()
+        if len(_PROJECTIONS) >= 4:
+            _PROJECTIONS.clear()
         _PROJECTIONS[n_vars] = (rng.random(n_vars), rng.random(n_vars))
     r1, r2 = _PROJECTIONS[n_vars]
     n_links = len(capacity)
@@ -309,11 +361,19 @@ class FlowTable:
         else:
             var = var_link = np.empty(0, np.int64)
             var_load = np.empty(0)
-        x = max_min_fair(var, var_link, var_load, self.capacity, np.ones(len(groups)))
+        self._flatten(keys, groups, np.ones(len(groups)))
+        flat = self._flat
+        x = group_speeds(
+            len(groups),
+            flat["group"],
+            flat["demand"],
+            (flat["entry_flow"], flat["entry_link"], flat["entry_frac"]),
+            (var, var_link, var_load),
+            self.capacity,
+        )
         self.speed = dict(zip(keys, x.tolist(), strict=True))
         self._all_full = bool((x >= 1.0).all())
-        self._flatten(keys, groups, x)
-        flat = self._flat
+        flat["rate"] = x[flat["group"]] * flat["demand"]
         self.link_load = np.bincount(
             flat["entry_link"],
             weights=flat["entry_frac"] * flat["rate"][flat["entry_flow"]],

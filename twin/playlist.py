@@ -28,7 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from twin.scenario import _Locator, _Table, read_toml
+from twin.names import LAYOUTS
+from twin.resources import ASSETS
+from twin.scenario import MAX_GPUS, MAX_SEED, _Locator, _Table, read_toml
+
+MAX_SPEED = 10_000.0  # simulated seconds per second, as the live view's fastest setting
+MAX_SCENE_S = 86_400.0  # a scene may last up to a day
 
 CAMERA_MOVES = ("fit", "glide-rack", "follow-biggest", "orbit-back")
 TRIGGERS = ("start", "time", "job-start", "checkpoint", "congestion", "fault")
@@ -70,9 +75,6 @@ class Show:
     scenes: tuple[Scene, ...]
 
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
-
-
 def load_playlist(path: str | Path) -> Show:
     """Read and validate a playlist; raises ScenarioError on any problem."""
     data, text = read_toml(path)
@@ -98,14 +100,21 @@ def playlist_from_dict(data: dict[str, Any], base: Path, source: str = "<playlis
         subtitle=show.str("subtitle", default="a digital twin of an AI computing center"),
         logo=logo,
         accent=accent,
-        idle_resume_s=show.float("idle_resume_s", positive=True, default=60.0),
-        title_card_s=show.float("title_card_s", minimum=0.0, default=5.0),
-        fade_s=show.float("fade_s", minimum=0.0, default=1.2),
-        scenes=tuple(_scene(t, base) for t in root.tables("scene", min_count=1)),
+        idle_resume_s=show.float("idle_resume_s", positive=True, maximum=86_400.0, default=60.0),
+        title_card_s=show.float("title_card_s", minimum=0.0, maximum=600.0, default=5.0),
+        fade_s=show.float("fade_s", minimum=0.0, maximum=60.0, default=1.2),
+        scenes=tuple(_scene(t, base) for t in root.tables("scene", min_count=1, max_count=1000)),
     )
     show.done()
     root.done()
     return result
+
+
+def show_inputs(show: Show) -> list[Path]:
+    """Every file the show reads: the playlist, each scene's scenario and the logo (an output such as the
+    log must never be one of them)."""
+    files = [Path(show.source), *(scene.scenario for scene in show.scenes)]
+    return files + ([show.logo] if show.logo is not None else [])
 
 
 def _color(t: _Table, key: str) -> tuple[int, int, int]:
@@ -124,17 +133,17 @@ def _scene(t: _Table, base: Path) -> Scene:
         camera = [camera]
     if not isinstance(camera, list) or not camera or any(c not in CAMERA_MOVES for c in camera):
         t.fail("camera", f"a list of camera moves from {', '.join(CAMERA_MOVES)}")
-    seed = t.maybe("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-        t.fail("seed", "a whole number of at least 0")
+    seed = t.int("seed", minimum=0, maximum=MAX_SEED) if t.maybe("seed") is not None else None
+    if not name.strip() or "\0" in name:
+        t.fail("scenario", f"the file name of a scenario, got {name!r}")
     scene = Scene(
         scenario=(base / name),
-        seconds=t.float("seconds", positive=True),
-        speed=t.float("speed", positive=True, default=120.0),
+        seconds=t.float("seconds", positive=True, maximum=MAX_SCENE_S),
+        speed=t.float("speed", positive=True, maximum=MAX_SPEED, default=120.0),
         seed=seed,
         camera=tuple(camera),
-        captions=tuple(_caption(c) for c in t.tables("caption")),
-        layout=t.str("layout", choices=("hall", "graph"), default="hall"),
+        captions=tuple(_caption(c) for c in t.tables("caption", max_count=100)),
+        layout=t.str("layout", choices=LAYOUTS, default="hall"),
     )
     t.done()
     return scene
@@ -150,11 +159,11 @@ def _caption(t: _Table) -> Caption:
     caption = Caption(
         on=on,
         text=text,
-        at_s=t.float("at", minimum=0.0, default=0.0),
-        min_gpus=t.int("min_gpus", minimum=0, default=0),
+        at_s=t.float("at", minimum=0.0, maximum=MAX_SCENE_S, default=0.0),
+        min_gpus=t.int("min_gpus", minimum=0, maximum=MAX_GPUS, default=0),
         threshold=t.float("threshold", minimum=0.0, maximum=1.0, default=0.9),
-        hold_s=t.float("hold", positive=True, default=8.0),
-        times=t.int("times", minimum=1, default=1),
+        hold_s=t.float("hold", positive=True, maximum=3600.0, default=8.0),
+        times=t.int("times", minimum=1, maximum=10_000, default=1),
     )
     t.done()
     return caption

@@ -51,7 +51,9 @@ class Replay:
         self.sim = Simulation(replay_scenario(scenario), seed=seed)
         self.stats = TraceStats()
         self.trace = trace
-        self._jobs: Iterator[TraceJob] = read_trace(trace, columns, self.stats, strict, start, end)
+        self._jobs: Iterator[TraceJob] = read_trace(
+            trace, columns, self.stats, strict, start, end, max_gpus=self.sim.fabric.n_gpus
+        )
         self._next: TraceJob | None = None
         self.t0: float | None = start  # epoch seconds at simulated time 0
         self.recorded_waits = Sample()

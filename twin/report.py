@@ -66,11 +66,23 @@ def workload_block(w: WorkloadStats, preset: str = "") -> dict[str, Any]:
         "complete_rate": w.outcomes.get("completed", 0) / n,
         "cancel_rate": w.outcomes.get("cancelled", 0) / n,
         "fail_rate": w.outcomes.get("failed", 0) / n,
+        **gpu_time_figures(getattr(w, "gpu_s", None), w.gpu_jobs),
     }
     if preset:
         block["preset"] = preset
         block["targets"] = cluster_of(preset).targets()
     return block
+
+
+def gpu_time_figures(gpu_s: dict[str, float] | None, jobs: int) -> dict[str, float | None]:
+    """GPU time per job and each outcome's share of it, as the table's GPU-time columns give them.
+    ``gpu_s`` is GPU-seconds (GPUs x run time) by outcome; None where the stats do not record it."""
+    keys = ("gpu_time_per_job_s", "complete_gpu_time_share", "cancel_gpu_time_share", "fail_gpu_time_share")
+    if gpu_s is None:
+        return dict.fromkeys(keys)
+    total = sum(gpu_s.values())
+    parts = [gpu_s.get(o, 0.0) / total if total > 0 else 0.0 for o in ("completed", "cancelled", "failed")]
+    return dict(zip(keys, [total / max(jobs, 1), *parts], strict=True))
 
 
 _ROWS = (
@@ -118,6 +130,8 @@ def format_report(r: dict[str, Any]) -> str:
         head = f"  Workload ({w['gpu_jobs']:,} GPU jobs ended)"
         lines.append(head + (f"{'run':>14}{'table':>14}" if targets else ""))
         for label, key, fmt in _WORKLOAD_ROWS:
+            if w.get(key) is None:
+                continue
             row = f"    {label:<22} {fmt.format(w[key]):>12}"
             if key in targets:
                 row += f"{fmt.format(targets[key]):>14}"
@@ -132,4 +146,8 @@ _WORKLOAD_ROWS = (
     ("Completed", "complete_rate", "{:.1%}"),
     ("Cancelled", "cancel_rate", "{:.1%}"),
     ("Failed", "fail_rate", "{:.1%}"),
+    ("GPU time per job", "gpu_time_per_job_s", "{:,.0f} GPU-s"),
+    ("  of it completed", "complete_gpu_time_share", "{:.1%}"),
+    ("  of it cancelled", "cancel_gpu_time_share", "{:.1%}"),
+    ("  of it failed", "fail_gpu_time_share", "{:.1%}"),
 )

@@ -15,13 +15,49 @@ from pathlib import Path
 from typing import Any
 
 from twin.errors import ScenarioError
+from twin.names import JOB_KINDS
 from twin.presets import PRESETS
 
 TOPOLOGY_KINDS = ("leaf-spine", "fat-tree", "rail-optimized")
-JOB_KINDS = ("pretrain", "finetune", "research", "eval", "inference")
-POLICIES = ("fifo", "backfill", "topology")
 ATTACH_TIERS = ("spine", "core", "leaf")
 ARRIVALS = ("poisson", "none")  # none: jobs come only from submit() (traces, tests)
+
+# Real-world maxima (the README's "Limits"). The largest site the project must support is about 100,000
+# GPUs (12,500 servers of 8 GPUs, three switch tiers); these allow 2.6 times that. A site over any of the
+# four site maxima is refused from the numbers alone, before anything is allocated.
+MAX_GPUS = 262_144
+MAX_SERVERS = 32_768
+MAX_SWITCHES = 16_384
+MAX_CABLES = 1_000_000
+MAX_RADIX = 8_192  # ports on one switch (the biggest director switches have about 2,000)
+MAX_PORT_GBPS = 3_200.0  # one port or NIC: 1.6 Tb/s is shipping, 3.2 Tb/s is next
+MAX_HOURS = 8_784.0  # a leap year of simulated time
+MAX_SECONDS = MAX_HOURS * 3600.0
+MAX_MINUTES = MAX_HOURS * 60.0
+MAX_SEED = 2**32 - 1
+MAX_TOML_BYTES = 1 << 20  # a scenario or playlist file (the largest shipped one is 6 KiB)
+MIN_MTBF_HOURS = 1.0  # per component; 0 means never
+MAX_MTBF_HOURS = 10_000_000.0
+MAX_CHECKPOINT_MINUTES = 10_080.0  # a week
+
+
+def fault_setting_problem(key: str, value: float) -> str:
+    """What is wrong with a random-fault setting (``node_mtbf_hours``, ``link_repair_minutes``, ...) or a
+    checkpoint interval, or "" if it is fine. Shared by scenario files and ``compare`` sweeps."""
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        return f"a number, got {value!r}"
+    if key.endswith("_mtbf_hours"):
+        if value != 0 and not MIN_MTBF_HOURS <= value <= MAX_MTBF_HOURS:
+            return f"0 (never) or {MIN_MTBF_HOURS:g} to {MAX_MTBF_HOURS:,.0f} hours, got {value:g}"
+    elif key.endswith("_repair_minutes"):
+        if not 0 < value <= MAX_MINUTES:
+            return f"more than 0 and at most {MAX_MINUTES:,.0f} minutes, got {value:g}"
+    elif key == "checkpoint_minutes":
+        if not 0 <= value <= MAX_CHECKPOINT_MINUTES:
+            return f"0 (none) to {MAX_CHECKPOINT_MINUTES:,.0f} minutes, got {value:g}"
+    else:
+        return f"a known setting, got {key!r}"
+    return ""
 
 
 @dataclass(frozen=True)
@@ -215,15 +251,12 @@ class Scenario:
 
 
 def read_toml(path: str | Path) -> tuple[dict[str, Any], str]:
-    """A TOML file's data and text (the text lets errors name lines); ScenarioError if it cannot be read."""
-    path = Path(path)
+    """A TOML file's data and text (the text lets errors name lines); ScenarioError if it cannot be read.
+    Only a regular file of at most MAX_TOML_BYTES is read (a FIFO or a device would never end)."""
+    from twin.outputs import read_input_text
+
     source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ScenarioError(source, "", "file not found") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ScenarioError(source, "", f"cannot be read as UTF-8 text ({err.__class__.__name__})") from None
+    text = read_input_text(path, MAX_TOML_BYTES)
     try:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as err:
@@ -245,7 +278,7 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>", text: s
         topology=_topology(root.table("topology")),
         node=_node(root.table("node")),
         gpu=_gpu(root.table("gpu")),
-        storage=tuple(_storage(t) for t in root.tables("storage", min_count=1)),
+        storage=tuple(_storage(t) for t in root.tables("storage", min_count=1, max_count=256)),
         workload=_workload(root.table("workload")),
         scheduler=_scheduler(root.table("scheduler", optional=True)),
         power=_power(root.table("power", optional=True)),
@@ -253,7 +286,11 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>", text: s
         faults=_faults(root.table("faults", optional=True)),
     )
     root.done()
+    _check_size(scenario, root)
     _check_wiring(scenario, root)
+    from twin.site import check_ports  # here: twin.site reads scenarios
+
+    check_ports(scenario, root.table("topology").fail)  # every port: servers, uplinks, storage, gateway
     return scenario
 
 
@@ -266,19 +303,21 @@ def _site(t: _Table) -> Site:
 def _topology(t: _Table) -> TopologySpec:
     kind = t.str("kind", choices=TOPOLOGY_KINDS)
     fat = kind == "fat-tree"
-    k = t.int("k", minimum=2) if fat else t.int("k", minimum=0, default=0)
+    k = t.int("k", minimum=2, maximum=128) if fat else t.int("k", minimum=0, maximum=128, default=0)
     if fat and k % 2:
         t.fail("k", f"an even number of switch ports, got {k}")
     spec = TopologySpec(
         kind=kind,
-        racks=t.int("racks", minimum=1, default=(k * k // 2) if fat else None),
-        nodes_per_rack=t.int("nodes_per_rack", minimum=1, default=(k // 2) if fat else None),
-        spines=t.int("spines", minimum=1, default=(k * k // 4) if fat else None),
-        oversubscription=t.float("oversubscription", minimum=1.0, default=1.0),
-        leaf_radix=t.int("leaf_radix", minimum=2, default=k if fat else None),
-        spine_radix=t.int("spine_radix", minimum=2, default=k if fat else None),
-        port_gbps=t.float("port_gbps", positive=True),
-        nodes_per_unit=t.int("nodes_per_unit", minimum=1, default=1 if kind != "rail-optimized" else None),
+        racks=t.int("racks", minimum=1, maximum=MAX_SERVERS, default=(k * k // 2) if fat else None),
+        nodes_per_rack=t.int("nodes_per_rack", minimum=1, maximum=128, default=(k // 2) if fat else None),
+        spines=t.int("spines", minimum=1, maximum=4096, default=(k * k // 4) if fat else None),
+        oversubscription=t.float("oversubscription", minimum=1.0, maximum=64.0, default=1.0),
+        leaf_radix=t.int("leaf_radix", minimum=2, maximum=MAX_RADIX, default=k if fat else None),
+        spine_radix=t.int("spine_radix", minimum=2, maximum=MAX_RADIX, default=k if fat else None),
+        port_gbps=t.float("port_gbps", minimum=1.0, maximum=MAX_PORT_GBPS),
+        nodes_per_unit=t.int(
+            "nodes_per_unit", minimum=1, maximum=4096, default=1 if kind != "rail-optimized" else None
+        ),
         k=k,
     )
     t.done()
@@ -287,10 +326,10 @@ def _topology(t: _Table) -> TopologySpec:
 
 def _node(t: _Table) -> NodeSpec:
     s = NodeSpec(
-        gpus=t.int("gpus", minimum=1),
-        nics=t.int("nics", minimum=1),
-        nic_gbps=t.float("nic_gbps", positive=True),
-        overhead_watts=t.float("overhead_watts", minimum=0.0, default=1500.0),
+        gpus=t.int("gpus", minimum=1, maximum=64),
+        nics=t.int("nics", minimum=1, maximum=64),
+        nic_gbps=t.float("nic_gbps", minimum=1.0, maximum=MAX_PORT_GBPS),
+        overhead_watts=t.float("overhead_watts", minimum=0.0, maximum=100_000.0, default=1500.0),
     )
     t.done()
     return s
@@ -299,9 +338,9 @@ def _node(t: _Table) -> NodeSpec:
 def _gpu(t: _Table) -> GpuModel:
     g = GpuModel(
         model=t.str("model"),
-        peak_tflops=t.float("peak_tflops", positive=True),
-        idle_watts=t.float("idle_watts", minimum=0.0),
-        max_watts=t.float("max_watts", positive=True),
+        peak_tflops=t.float("peak_tflops", positive=True, maximum=100_000.0),
+        idle_watts=t.float("idle_watts", minimum=0.0, maximum=10_000.0),
+        max_watts=t.float("max_watts", positive=True, maximum=10_000.0),
     )
     if g.max_watts < g.idle_watts:
         t.fail("max_watts", f"at least idle_watts ({g.idle_watts:g}), got {g.max_watts:g}")
@@ -312,10 +351,10 @@ def _gpu(t: _Table) -> GpuModel:
 def _storage(t: _Table) -> StorageSpec:
     s = StorageSpec(
         name=t.str("name"),
-        capacity_pb=t.float("capacity_pb", positive=True),
-        read_gbs=t.float("read_gbs", positive=True),
-        write_gbs=t.float("write_gbs", positive=True),
-        ports=t.int("ports", minimum=1),
+        capacity_pb=t.float("capacity_pb", positive=True, maximum=100_000.0),
+        read_gbs=t.float("read_gbs", positive=True, maximum=100_000.0),
+        write_gbs=t.float("write_gbs", positive=True, maximum=100_000.0),
+        ports=t.int("ports", minimum=1, maximum=4096),
         attach=t.str("attach", choices=ATTACH_TIERS, default="spine"),
     )
     t.done()
@@ -324,18 +363,18 @@ def _storage(t: _Table) -> StorageSpec:
 
 def _job_class(t: _Table) -> JobClass:
     kind = t.str("kind", choices=JOB_KINDS)
-    gpus = t.pair("gpus", int, minimum=1)
+    gpus = t.pair("gpus", int, minimum=1, maximum=MAX_GPUS)
     jc = JobClass(
         kind=kind,
-        share=t.float("share", positive=True),
+        share=t.float("share", positive=True, maximum=1e6),
         gpus=gpus,
-        median_hours=t.float("median_hours", positive=True),
-        sigma=t.float("sigma", minimum=0.0, default=1.0),
-        params_b=t.pair("params_b", float, minimum=0.001, default=(1.0, 1.0)),
-        iteration_s=t.float("iteration_s", positive=True, default=2.0),
-        read_mbs_per_gpu=t.float("read_mbs_per_gpu", minimum=0.0, default=0.0),
-        checkpoint_minutes=t.float("checkpoint_minutes", minimum=0.0, default=0.0),
-        serve_mbs_per_gpu=t.float("serve_mbs_per_gpu", minimum=0.0, default=0.0),
+        median_hours=t.float("median_hours", positive=True, maximum=MAX_HOURS),
+        sigma=t.float("sigma", minimum=0.0, maximum=5.0, default=1.0),
+        params_b=t.pair("params_b", float, minimum=0.001, maximum=100_000.0, default=(1.0, 1.0)),
+        iteration_s=t.float("iteration_s", positive=True, maximum=3600.0, default=2.0),
+        read_mbs_per_gpu=t.float("read_mbs_per_gpu", minimum=0.0, maximum=100_000.0, default=0.0),
+        checkpoint_minutes=t.float("checkpoint_minutes", minimum=0.0, maximum=MAX_CHECKPOINT_MINUTES, default=0.0),
+        serve_mbs_per_gpu=t.float("serve_mbs_per_gpu", minimum=0.0, maximum=100_000.0, default=0.0),
     )
     t.done()
     return jc
@@ -347,10 +386,10 @@ def _workload(t: _Table) -> WorkloadSpec:
     rate_given = t.maybe("jobs_per_hour") is not None or not (preset or arrival == "none")
     w = WorkloadSpec(
         arrival=arrival,
-        jobs_per_hour=t.float("jobs_per_hour", positive=True) if rate_given else 0.0,
+        jobs_per_hour=t.float("jobs_per_hour", positive=True, maximum=100_000.0) if rate_given else 0.0,
         initial_load=t.float("initial_load", minimum=0.0, maximum=1.0, default=0.0),
-        estimate_factor=t.pair("estimate_factor", float, minimum=1.0, default=(1.2, 3.0)),
-        mix=tuple(_job_class(m) for m in t.tables("mix", min_count=0 if preset else 1)),
+        estimate_factor=t.pair("estimate_factor", float, minimum=1.0, maximum=100.0, default=(1.2, 3.0)),
+        mix=tuple(_job_class(m) for m in t.tables("mix", min_count=0 if preset else 1, max_count=64)),
         preset=preset,
         daily_rhythm=t.float("daily_rhythm", minimum=0.0, maximum=1.0, default=0.4 if preset else 0.0),
     )
@@ -358,10 +397,16 @@ def _workload(t: _Table) -> WorkloadSpec:
     return w
 
 
+def _policy_names() -> tuple[str, ...]:
+    from twin.scheduler import POLICIES  # imported here: the scheduler needs the scenario's types
+
+    return tuple(POLICIES)
+
+
 def _scheduler(t: _Table) -> SchedulerSpec:
     s = SchedulerSpec(
-        policy=t.str("policy", choices=POLICIES, default="topology"),
-        backfill_depth=t.int("backfill_depth", minimum=1, default=64),
+        policy=t.str("policy", choices=_policy_names(), default="topology"),
+        backfill_depth=t.int("backfill_depth", minimum=1, maximum=10_000, default=64),
     )
     t.done()
     return s
@@ -369,9 +414,9 @@ def _scheduler(t: _Table) -> SchedulerSpec:
 
 def _power(t: _Table) -> PowerSpec:
     p = PowerSpec(
-        pue=t.float("pue", minimum=1.0, default=1.3),
-        switch_watts=t.float("switch_watts", minimum=0.0, default=700.0),
-        storage_watts=t.float("storage_watts", minimum=0.0, default=20000.0),
+        pue=t.float("pue", minimum=1.0, maximum=5.0, default=1.3),
+        switch_watts=t.float("switch_watts", minimum=0.0, maximum=100_000.0, default=700.0),
+        storage_watts=t.float("storage_watts", minimum=0.0, maximum=10_000_000.0, default=20000.0),
     )
     t.done()
     return p
@@ -380,14 +425,19 @@ def _power(t: _Table) -> PowerSpec:
 def _clock(t: _Table, key: str) -> float:
     """Seconds from a number of seconds or an "HH:MM" / "D+HH:MM" time since the start."""
     value = t.maybe(key)
-    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-        return float(value)
-    if isinstance(value, str):
-        m = re.fullmatch(r"(?:(\d+)\+)?(\d{1,3}):(\d{2})", value.strip())
+    seconds = -1.0
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        seconds = float(value)
+    elif isinstance(value, str):
+        m = re.fullmatch(r"(?:(\d{1,4})\+)?(\d{1,4}):(\d{2})", value.strip())
         if m and int(m.group(3)) < 60:
-            return int(m.group(1) or 0) * 86400 + int(m.group(2)) * 3600 + int(m.group(3)) * 60.0
-    t.fail(key, f'seconds, or a time since the start like "02:00" or "1+06:30", got {value!r}')
-    return 0.0
+            seconds = int(m.group(1) or 0) * 86400 + int(m.group(2)) * 3600 + int(m.group(3)) * 60.0
+    if not 0 <= seconds <= MAX_SECONDS:
+        t.fail(
+            key,
+            f'seconds, or a time since the start like "02:00" or "1+06:30", up to {MAX_HOURS:,.0f} h, got {value!r}',
+        )
+    return seconds
 
 
 def _fault_event(t: _Table) -> FaultEvent:
@@ -398,9 +448,9 @@ def _fault_event(t: _Table) -> FaultEvent:
         at_s=_clock(t, "at"),
         target=t.str("target"),
         action=action,
-        minutes=t.float("minutes", minimum=0.0, default=0.0),
+        minutes=t.float("minutes", minimum=0.0, maximum=MAX_MINUTES, default=0.0),
         factor=t.float("factor", minimum=0.0, maximum=1.0, default=0.5 if action == "degrade" else 0.0),
-        gpu=t.int("gpu", minimum=0) if t.maybe("gpu") is not None else -1,
+        gpu=t.int("gpu", minimum=0, maximum=63) if t.maybe("gpu") is not None else -1,
         where=f"line {line}: {field}" if line else field,
     )
     t.done()
@@ -413,15 +463,17 @@ def _faults(t: _Table) -> FaultSpec:
     defaults = RandomFaults()
     values: dict[str, float] = {}
     for k in kinds:
-        values[f"{k}_mtbf_hours"] = r.float(f"{k}_mtbf_hours", minimum=0.0, default=0.0)
-        values[f"{k}_repair_minutes"] = r.float(
-            f"{k}_repair_minutes", positive=True, default=getattr(defaults, f"{k}_repair_minutes")
-        )
+        for key in (f"{k}_mtbf_hours", f"{k}_repair_minutes"):
+            value = r.float(key, minimum=0.0, maximum=MAX_MTBF_HOURS, default=getattr(defaults, key))
+            problem = fault_setting_problem(key, value)
+            if problem:
+                r.fail(key, problem)
+            values[key] = value
     r.done()
     spec = FaultSpec(
-        events=tuple(_fault_event(e) for e in t.tables("event")),
+        events=tuple(_fault_event(e) for e in t.tables("event", max_count=10_000)),
         random=RandomFaults(**values),
-        max_retries=t.int("max_retries", minimum=0, default=3),
+        max_retries=t.int("max_retries", minimum=0, maximum=100, default=3),
     )
     t.done()
     return spec
@@ -429,9 +481,9 @@ def _faults(t: _Table) -> FaultSpec:
 
 def _simulation(t: _Table) -> SimulationSpec:
     s = SimulationSpec(
-        seed=t.int("seed", minimum=0, default=0),
-        step_s=t.float("step_s", positive=True, default=10.0),
-        hours=t.float("hours", positive=True, default=24.0),
+        seed=t.int("seed", minimum=0, maximum=MAX_SEED, default=0),
+        step_s=t.float("step_s", minimum=1.0, maximum=3600.0, default=10.0),
+        hours=t.float("hours", positive=True, maximum=MAX_HOURS, default=24.0),
     )
     t.done()
     return s
@@ -487,17 +539,91 @@ def _check_wiring(s: Scenario, root: _Table) -> None:
             mix.fail("gpus", f"multi-node sizes in whole nodes (multiples of {node.gpus}), got {lo}")
 
 
+@dataclass(frozen=True)
+class SiteSize:
+    """What a site will hold, from the numbers alone (equal to what ``build_fabric`` builds)."""
+
+    servers: int
+    gpus: int
+    switches: int
+    cables: int  # graph edges: host, fabric, storage and gateway cables (parallel ones merged)
+
+
+def site_size(s: Scenario) -> SiteSize:
+    """Count servers, GPUs, switches and cables without building anything, so an oversized site can be
+    refused before memory is allocated, and ``validate`` can describe any site at once."""
+    topo, node = s.topology, s.node
+    servers = s.nodes
+    if topo.kind == "fat-tree":
+        half = topo.k // 2
+        cores, aggs, edges = half * half, topo.k * half, topo.k * half
+        switches = cores + aggs + edges
+        fabric = edges * half + aggs * half
+        host = servers
+        targets = {"core": cores, "spine": aggs, "leaf": edges}
+        gateway = cores
+    else:
+        rails = node.nics if topo.kind == "rail-optimized" else 1
+        leaves = topo.racks if topo.kind == "leaf-spine" else (servers // topo.nodes_per_unit) * rails
+        spines = topo.spines * rails
+        switches = leaves + spines
+        host = servers * rails
+        fabric = leaves * min(s.leaf_uplinks, topo.spines)
+        targets = {"spine": spines, "leaf": leaves, "core": 0}
+        gateway = spines
+    storage = sum(min(st.ports, targets.get(st.attach) or 0) for st in s.storage)
+    return SiteSize(servers, servers * node.gpus, switches, host + fabric + gateway + storage)
+
+
+def _check_size(s: Scenario, root: _Table) -> None:
+    """Refuse a site larger than the stated maxima, naming the field that sizes it."""
+    size = site_size(s)
+    over = [
+        (what, value, limit)
+        for what, value, limit in (
+            ("GPUs", size.gpus, MAX_GPUS),
+            ("servers", size.servers, MAX_SERVERS),
+            ("switches", size.switches, MAX_SWITCHES),
+            ("cables", size.cables, MAX_CABLES),
+        )
+        if value > limit
+    ]
+    if over:
+        what, value, limit = over[0]
+        field = "k" if s.topology.kind == "fat-tree" else "racks"
+        root.table("topology").fail(
+            field,
+            f"a site of at most {MAX_GPUS:,} GPUs, {MAX_SERVERS:,} servers, {MAX_SWITCHES:,} switches and "
+            f"{MAX_CABLES:,} cables; this one has {value:,} {what} (more than {limit:,})",
+        )
+
+
 # --- a small validating reader -------------------------------------------------------------------
 
 _MISSING = object()
 
 
 class _Locator:
-    """Finds the line of a dotted field in the TOML text, so errors can say where to look."""
+    """Finds the line of a dotted field in the TOML text, so errors can say where to look. The table
+    headers are indexed once, so each look-up reads only its own table's lines."""
 
     def __init__(self, source: str, text: str | None) -> None:
         self.source = source
         self.lines = text.splitlines() if text else []
+        self._heads: list[tuple[int, str]] = []  # (line index, header name)
+        for i, raw in enumerate(self.lines):
+            m = re.match(r"^\s*\[\[?\s*([\w.-]+)\s*\]\]?", raw)
+            if m:
+                self._heads.append((i, m.group(1)))
+        self._by_name: dict[str, list[int]] = {}
+        for k, (_, name) in enumerate(self._heads):
+            self._by_name.setdefault(name, []).append(k)
+
+    def _section(self, k: int) -> range:
+        """Lines after header k up to the next header (k = -1: the lines before the first header)."""
+        first = self._heads[k][0] + 1 if k >= 0 else 0
+        last = self._heads[k + 1][0] if k + 1 < len(self._heads) else len(self.lines)
+        return range(first, last)
 
     def line_of(self, path: str) -> int | None:
         if not self.lines:
@@ -506,18 +632,18 @@ class _Locator:
         if not parts:
             return None
         *heads, (key, _) = parts
-        header = ".".join(name for name, _ in heads)
-        wanted = heads[-1][1] if heads else None
-        seen = -1
-        in_table = not heads
-        for number, raw in enumerate(self.lines, 1):
-            line = raw.strip()
-            m = re.match(r"^\[\[?\s*([\w.-]+)\s*\]\]?", line)
-            if m:
-                seen += m.group(1) == header
-                in_table = m.group(1) == header and (wanted is None or seen == wanted)
-            elif in_table and re.match(rf"^{re.escape(key)}\s*=", line):
-                return number
+        if heads:
+            header = ".".join(name for name, _ in heads)
+            wanted = heads[-1][1]
+            found = self._by_name.get(header, [])
+            sections = found if wanted is None else found[wanted : wanted + 1]
+        else:
+            sections = [-1]
+        pattern = re.compile(rf"^{re.escape(key)}\s*=")
+        for k in sections:
+            for i in self._section(k):
+                if pattern.match(self.lines[i].strip()):
+                    return i + 1
         return None
 
 
@@ -562,19 +688,22 @@ class _Table:
             self.fail(key, f"one of {', '.join(choices)}, got {value!r}")
         return value
 
-    def int(self, key: str, minimum: int | None = None, default: Any = _MISSING) -> int:
+    def int(self, key: str, minimum: int, maximum: int, default: Any = _MISSING) -> int:
         value = self._get(key, default)
         if isinstance(value, bool) or not isinstance(value, int):
             self.fail(key, f"a whole number, got {_kind(value)}")
-        if minimum is not None and value < minimum:
+        if value < minimum:
             self.fail(key, f"a whole number of at least {minimum}, got {value}")
+        if value > maximum:
+            self.fail(key, f"a whole number of at most {maximum:,}, got {value:,}")
         return value
 
     def float(
         self,
         key: str,
+        *,
+        maximum: float,
         minimum: float | None = None,
-        maximum: float | None = None,
         positive: bool = False,
         default: Any = _MISSING,
     ) -> float:
@@ -585,11 +714,11 @@ class _Table:
             self.fail(key, f"a positive number, got {value:g}")
         if minimum is not None and value < minimum:
             self.fail(key, f"a number of at least {minimum:g}, got {value:g}")
-        if maximum is not None and value > maximum:
-            self.fail(key, f"a number of at most {maximum:g}, got {value:g}")
+        if value > maximum:
+            self.fail(key, f"a number of at most {maximum:,g}, got {value:g}")
         return float(value)
 
-    def pair(self, key: str, typ: type, minimum: float, default: Any = _MISSING) -> tuple[Any, Any]:
+    def pair(self, key: str, typ: type, minimum: float, maximum: float, default: Any = _MISSING) -> tuple[Any, Any]:
         """A [low, high] range; a single number means low == high."""
         value = self._get(key, default)
         if isinstance(value, int | float) and not isinstance(value, bool):
@@ -599,7 +728,9 @@ class _Table:
         name = "whole numbers" if typ is int else "numbers"
         ok = isinstance(value, list) and len(value) == 2
         ok = ok and all(
-            not isinstance(v, bool) and (isinstance(v, int) if typ is int else isinstance(v, int | float))
+            not isinstance(v, bool)
+            and (isinstance(v, int) if typ is int else isinstance(v, int | float))
+            and math.isfinite(v)
             for v in value
         )
         if not ok:
@@ -607,6 +738,8 @@ class _Table:
         lo, hi = typ(value[0]), typ(value[1])
         if lo < minimum:
             self.fail(key, f"values of at least {minimum:g}, got {lo:g}")
+        if hi > maximum:
+            self.fail(key, f"values of at most {maximum:,g}, got {hi:g}")
         if hi < lo:
             self.fail(key, f"low <= high, got [{lo:g}, {hi:g}]")
         return lo, hi
@@ -615,12 +748,14 @@ class _Table:
         value = self._get(key, {} if optional else _MISSING)
         return _Table(value, self._field(key), self.locator)
 
-    def tables(self, key: str, min_count: int = 0) -> list[_Table]:
+    def tables(self, key: str, min_count: int = 0, max_count: int = 1000) -> list[_Table]:
         value = self._get(key, [] if min_count == 0 else _MISSING)
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
             self.fail(key, f"an array of tables ([[{self._field(key)}]]), got {_kind(value)}")
         if len(value) < min_count:
             self.fail(key, f"at least {min_count} [[{self._field(key)}]] table(s)")
+        if len(value) > max_count:
+            self.fail(key, f"at most {max_count:,} [[{self._field(key)}]] tables, got {len(value):,}")
         return [_Table(v, f"{self._field(key)}[{i}]", self.locator) for i, v in enumerate(value)]
 
     def done(self) -> None:

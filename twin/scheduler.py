@@ -201,10 +201,27 @@ class Policy:
     name: str
     queue: QueuePolicy
     place: Placement
+    label: str = ""  # what a visitor reads
+    blurb: str = ""
 
 
 POLICIES: dict[str, Policy] = {
-    "fifo": Policy("fifo", fifo, place_first_fit),
-    "backfill": Policy("backfill", easy_backfill, place_first_fit),
-    "topology": Policy("topology", easy_backfill, place_topology_aware),
+    p.name: p
+    for p in (
+        Policy("fifo", fifo, place_first_fit, "FIFO", "first come, first served: the queue waits for its head"),
+        Policy(
+            "backfill",
+            easy_backfill,
+            place_first_fit,
+            "EASY backfill",
+            "small jobs jump ahead when they cannot delay the head",
+        ),
+        Policy(
+            "topology",
+            easy_backfill,
+            place_topology_aware,
+            "Topology-aware",
+            "EASY backfill, and each job packed under as few leaves as possible",
+        ),
+    )
 }

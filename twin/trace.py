@@ -1,8 +1,11 @@
 """Job traces: a job log in the Helios ``cluster_log.csv`` format (or any CSV, through a column mapping)
 read as a stream of jobs, one row at a time, so a trace of millions of rows never sits in memory.
 
-Bad rows (a missing field, an end before the start, negative GPUs, a time that does not parse) are
-counted by reason with their line numbers; reading goes on unless ``strict``.
+Bad rows (a missing field, an end before the start, negative GPUs, a time that does not parse, a value
+that is not finite or out of range, a line longer than ``MAX_LINE_CHARS``) are counted by reason with
+their line numbers; reading goes on unless ``strict``. A file that cannot be read at all (not a regular
+file, no header, a truncated or corrupt ``.gz``) is one error naming the file and, where known, the line.
+A UTF-8 byte-order mark before the header is accepted.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import csv
 import gzip
 import heapq
 import io
+import math
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,6 +24,8 @@ from pathlib import Path
 from typing import BinaryIO, TextIO
 
 from twin.errors import ScenarioError
+from twin.outputs import open_input
+from twin.scenario import MAX_GPUS, MAX_SECONDS
 
 FIELDS = ("id", "gpus", "state", "submit", "start", "end", "duration")
 HELIOS_COLUMNS = {
@@ -42,6 +49,12 @@ OUTCOME_OF_STATE = {
 }
 TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d")
 REORDER_WINDOW = 10_000  # rows held to put slightly out-of-order submit times back in order
+MAX_LINE_CHARS = 65_536  # a longer line is a bad row (read past in pieces, never held whole)
+MIN_TIME, MAX_TIME = 0.0, 4_102_444_800.0  # epoch seconds: 1970-01-01 to 2100-01-01
+MAX_JOB_S = MAX_SECONDS  # a job's run time: at most a leap year
+MAX_SPAN_S = MAX_SECONDS  # a replay covers at most a leap year from its first job
+_OVERSIZED = "\ufffetwin-oversized-line"  # stands in for a line too long to read
+READ_ERRORS = (OSError, EOFError, zlib.error, UnicodeDecodeError)  # gzip.BadGzipFile is an OSError
 
 
 class TraceError(ScenarioError):
@@ -109,8 +122,17 @@ def parse_columns(text: str) -> dict[str, str]:
 
 
 def parse_time(text: str) -> float:
-    """Seconds since the epoch from a timestamp (UTC) or a plain number of seconds."""
+    """Seconds since the epoch from a timestamp (UTC) or a plain number of seconds; ValueError unless it
+    is finite and from 1970 to 2100 (``MIN_TIME`` to ``MAX_TIME``)."""
     text = text.strip()
+    value = _parse_time(text)
+    if not MIN_TIME <= value <= MAX_TIME:  # also NaN and infinities
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise ValueError(f"not a time from 1970 to 2100: {shown!r}")
+    return value
+
+
+def _parse_time(text: str) -> float:
     try:
         return float(text)
     except ValueError:
@@ -118,14 +140,15 @@ def parse_time(text: str) -> float:
     try:  # the common case, in C: 2020-05-01 00:00:00
         when = datetime.fromisoformat(text)
         return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
-    except ValueError:
+    except (ValueError, OverflowError, OSError):
         pass
     for fmt in TIME_FORMATS:
         try:
             return datetime.strptime(text, fmt).replace(tzinfo=UTC).timestamp()
-        except ValueError:
+        except (ValueError, OverflowError, OSError):
             continue
-    raise ValueError(f"not a time: {text!r}")
+    shown = text if len(text) <= 40 else text[:37] + "..."
+    raise ValueError(f"not a time: {shown!r}")
 
 
 def format_time(t: float) -> str:
@@ -134,15 +157,57 @@ def format_time(t: float) -> str:
 
 def open_text(path: Path) -> tuple[TextIO, BinaryIO]:
     """A CSV file, plain or gzipped, as text; and the file on disk, whose position tells progress.
-    A file that cannot be opened is a ScenarioError naming it."""
-    try:
-        raw = path.open("rb")
-    except FileNotFoundError:
-        raise ScenarioError(str(path), "", "file not found") from None
-    except OSError as err:
-        raise ScenarioError(str(path), "", f"cannot be read ({err.strerror or err})") from None
+    Only a regular file is opened (a FIFO or a device is a ScenarioError naming it). A BOM is skipped;
+    bytes that are not UTF-8 become U+FFFD, so they make a bad row, not an unreadable file."""
+    raw = open_input(path)
     inner = gzip.GzipFile(fileobj=raw, mode="rb") if path.suffix == ".gz" else raw
-    return io.TextIOWrapper(inner, encoding="utf-8", newline=""), raw
+    return io.TextIOWrapper(inner, encoding="utf-8-sig", errors="replace", newline=""), raw
+
+
+def _bounded_lines(f: TextIO) -> Iterator[str]:
+    """The file's lines, each at most MAX_LINE_CHARS; a longer one is read past in pieces and stands as
+    ``_OVERSIZED`` (so it becomes one bad row with its line number, and memory stays bounded)."""
+    while True:
+        line = f.readline(MAX_LINE_CHARS)
+        if not line:
+            return
+        if len(line) >= MAX_LINE_CHARS and not line.endswith(("\n", "\r")):
+            while True:
+                rest = f.readline(MAX_LINE_CHARS)
+                if not rest or rest.endswith(("\n", "\r")):
+                    break
+            yield _OVERSIZED + "\n"
+            continue
+        yield line
+
+
+def csv_rows(path: Path, f: TextIO, error: type[ScenarioError] = ScenarioError) -> Iterator[tuple[int, list[str], str]]:
+    """``(line, row, problem)`` for every row of an open CSV file: ``problem`` is "" for a row that could
+    be read, else why not (the row is then empty). A file that stops being readable (a truncated or
+    corrupt ``.gz``, a read error) raises ``error`` naming the file and the line where it happened."""
+    reader = csv.reader(_bounded_lines(f))
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as err:
+            yield reader.line_num, [], f"unreadable CSV: {err}"
+            continue
+        except READ_ERRORS as err:
+            what = "a truncated or corrupt compressed file" if path.suffix == ".gz" else "a read error"
+            raise error(
+                str(path), f"line {reader.line_num + 1}", f"expected readable CSV, got {what} ({_describe(err)})"
+            ) from None
+        if len(row) == 1 and row[0] == _OVERSIZED:
+            yield reader.line_num, [], f"oversized line: longer than {MAX_LINE_CHARS:,} characters"
+        else:
+            yield reader.line_num, row, ""
+
+
+def _describe(err: BaseException) -> str:
+    text = str(err).strip()
+    return f"{err.__class__.__name__}: {text}" if text else err.__class__.__name__
 
 
 def read_trace(
@@ -152,73 +217,102 @@ def read_trace(
     strict: bool = False,
     start: float | None = None,
     end: float | None = None,
+    max_gpus: int = MAX_GPUS,
 ) -> Iterator[TraceJob]:
-    """GPU jobs of a trace in submit order (within a reorder window), one at a time."""
+    """GPU jobs of a trace in submit order (within a reorder window), one at a time. A job asking for more
+    than ``max_gpus`` (the site's GPUs) is a bad row; ``strict`` stops at the first bad row."""
     columns = columns or HELIOS_COLUMNS
     stats = stats if stats is not None else TraceStats()
     f, raw = open_text(path)
     with f, raw:
-        try:
-            reader = csv.reader(f)
-            header = next(reader, None)
-        except (UnicodeDecodeError, OSError, csv.Error) as err:
-            raise TraceError(str(path), "line 1", f"expected a CSV header row ({err.__class__.__name__})") from None
-        if header is None:
-            raise TraceError(str(path), "line 1", "expected a CSV header row, got an empty file")
+        rows = csv_rows(path, f, TraceError)
+        _, header, problem = next(rows, (1, [], "an empty file"))
+        if problem or not header:
+            raise TraceError(str(path), "line 1", f"expected a CSV header row, got {problem or 'an empty line'}")
         index = {name.strip(): i for i, name in enumerate(header)}
         need = ["gpus", "submit"]
         need += ["duration"] if columns["duration"] in index else ["start", "end"]
         missing = [columns[k] for k in need if columns[k] not in index]
         if missing:
+            found = ", ".join(header)
+            found = found if len(found) <= 200 else found[:197] + "..."
             raise TraceError(
                 str(path),
                 "line 1",
-                f"expected columns {', '.join(missing)} (map others with --columns), found {', '.join(header)}",
+                f"expected columns {', '.join(missing)} (map others with --columns), found {found}",
             )
         col = {k: index.get(v) for k, v in columns.items()}
         pending: list[tuple[float, int, TraceJob]] = []
-        released = float("-inf")
-        line = 1
-        try:
-            for row in reader:
-                line += 1
-                stats.rows += 1
-                if not line % 4096:
-                    stats.bytes_read = raw.tell()
-                job = _job(row, line, col, stats)
-                if job is None:
-                    if strict and stats.bad_rows:
-                        raise TraceError(
-                            str(path), f"line {line}", f"a good row with --strict, got {stats.examples[0][1]}"
-                        )
-                    continue
-                if (start is not None and job.submit < start) or (end is not None and job.submit >= end):
-                    stats.outside += 1
-                    continue
-                heapq.heappush(pending, (job.submit, job.line, job))
-                if len(pending) > REORDER_WINDOW:
-                    released = yield from _release(heapq.heappop(pending)[2], released, stats, strict, path)
-        except (UnicodeDecodeError, csv.Error, OSError, EOFError) as err:
-            raise TraceError(
-                str(path), f"line {line + 1}", f"expected readable CSV ({err.__class__.__name__}: {err})"
-            ) from None
+        order = _Order()
+        for line, row, problem in rows:
+            stats.rows += 1
+            if not stats.rows % 4096:
+                stats.bytes_read = raw.tell()
+            if problem:
+                stats.problem(line, problem)
+                job = None
+            else:
+                job = _job(row, line, col, stats, max_gpus)
+            if job is None:
+                if strict and stats.bad_rows:
+                    raise TraceError(
+                        str(path), f"line {line}", f"expected a good row with --strict, got {stats.examples[0][1]}"
+                    )
+                continue
+            if (start is not None and job.submit < start) or (end is not None and job.submit >= end):
+                stats.outside += 1
+                continue
+            heapq.heappush(pending, (job.submit, job.line, job))
+            if len(pending) > REORDER_WINDOW:
+                yield from _release(heapq.heappop(pending)[2], order, stats, strict, path)
         stats.bytes_read = raw.tell()
         while pending:
-            released = yield from _release(heapq.heappop(pending)[2], released, stats, strict, path)
+            yield from _release(heapq.heappop(pending)[2], order, stats, strict, path)
 
 
-def _release(job: TraceJob, released: float, stats: TraceStats, strict: bool, path: Path) -> Iterator[TraceJob]:
-    if job.submit < released:
-        stats.problem(job.line, f"out of order: submitted before a job {REORDER_WINDOW:,} rows earlier")
+@dataclass
+class _Order:
+    """What has been released: the last submit time (rows must not go back) and the first (a replay
+    spans at most MAX_SPAN_S)."""
+
+    last: float = float("-inf")
+    first: float | None = None
+
+
+def _release(job: TraceJob, order: _Order, stats: TraceStats, strict: bool, path: Path) -> Iterator[TraceJob]:
+    problem = ""
+    if job.submit < order.last:
+        problem = f"out of order: submitted before a job {REORDER_WINDOW:,} rows earlier"
+        expected = f"rows in submit order (within {REORDER_WINDOW:,} rows)"
+    elif order.first is not None and job.submit - order.first > MAX_SPAN_S:
+        problem = f"too late: submitted more than {MAX_SPAN_S / 86400:,.0f} days after the first job"
+        expected = f"a trace spanning at most {MAX_SPAN_S / 86400:,.0f} days (use --from/--to)"
+    if problem:
+        stats.problem(job.line, problem)
         if strict:
-            raise TraceError(str(path), f"line {job.line}", "expected rows in submit order (within 10,000 rows)")
-        return released
+            raise TraceError(str(path), f"line {job.line}", f"expected {expected}")
+        return
+    if order.first is None:
+        order.first = job.submit
+    order.last = job.submit
     stats.jobs += 1
     yield job
-    return job.submit
 
 
-def _job(row: list[str], line: int, col: dict[str, int | None], stats: TraceStats) -> TraceJob | None:
+def _number(text: str) -> float | None:
+    """A finite number, or None."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _short(text: str) -> str:
+    return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
+def _job(row: list[str], line: int, col: dict[str, int | None], stats: TraceStats, max_gpus: int) -> TraceJob | None:
     def get(key: str) -> str:
         i = col.get(key)
         return row[i].strip() if i is not None and i < len(row) else ""
@@ -227,14 +321,17 @@ def _job(row: list[str], line: int, col: dict[str, int | None], stats: TraceStat
     if not gpus_text or not submit_text:
         stats.problem(line, f"missing field: {'gpus' if not gpus_text else 'submit'}")
         return None
-    try:
-        gpus = int(float(gpus_text))
-    except ValueError:
-        stats.problem(line, f"bad GPU count: {gpus_text!r}")
+    value = _number(gpus_text)
+    if value is None:
+        stats.problem(line, f"bad GPU count: {_short(gpus_text)}")
         return None
-    if gpus < 0:
-        stats.problem(line, f"negative GPUs: {gpus}")
+    if value < 0:
+        stats.problem(line, f"negative GPUs: {value:g}")
         return None
+    if value > max_gpus:
+        stats.problem(line, f"more GPUs than the site: {value:,.0f} > {max_gpus:,}")
+        return None
+    gpus = int(value)
     try:
         submit = parse_time(submit_text)
         start_text, end_text = get("start"), get("end")
@@ -251,10 +348,9 @@ def _job(row: list[str], line: int, col: dict[str, int | None], stats: TraceStat
         return None
     duration_text = get("duration")
     if duration_text:
-        try:
-            runtime = float(duration_text)
-        except ValueError:
-            stats.problem(line, f"bad duration: {duration_text!r}")
+        runtime = _number(duration_text)
+        if runtime is None:
+            stats.problem(line, f"bad duration: {_short(duration_text)}")
             return None
         if runtime < 0:
             stats.problem(line, f"negative duration: {runtime:g}")
@@ -263,6 +359,9 @@ def _job(row: list[str], line: int, col: dict[str, int | None], stats: TraceStat
         runtime = ended - started
     else:
         stats.problem(line, "missing field: duration (or start and end)")
+        return None
+    if runtime > MAX_JOB_S:
+        stats.problem(line, f"duration over a year: {runtime:,.0f} s > {MAX_JOB_S:,.0f} s")
         return None
     if gpus == 0:
         stats.cpu_jobs += 1
@@ -273,7 +372,7 @@ def _job(row: list[str], line: int, col: dict[str, int | None], stats: TraceStat
     state = get("state").upper()
     return TraceJob(
         line=line,
-        job_id=get("id") or str(line),
+        job_id=get("id")[:200] or str(line),
         gpus=gpus,
         submit=submit,
         runtime_s=runtime,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from twin.presets import LONG_SIGMA, PresetSampler, rhythm
+from twin.presets import PresetSampler, rhythm
 from twin.scenario import JobClass, WorkloadSpec
 
 TRAINING_KINDS = ("pretrain", "finetune", "research")
@@ -128,10 +128,7 @@ class WorkloadGenerator:
         """A Helios-like research job: size, run time and outcome from the preset; modest traffic."""
         rng, preset = self.rng, self.preset
         assert preset is not None
-        gpus = preset.gpus(rng)
-        duration = preset.duration(rng)
-        if warm:  # the running population: long jobs, length-biased (see draw)
-            duration = preset.runtime.long_median_s * float(np.exp(LONG_SIGMA**2 + LONG_SIGMA * rng.standard_normal()))
+        gpus, duration, outcome = preset.draw(rng, running=warm)  # warm: the running population (see draw)
         lo, hi = self.spec.estimate_factor
         params = float(np.exp(rng.uniform(np.log(0.025), np.log(0.35))))  # ResNet- to BERT-large-sized
         job = JobSpec(
@@ -147,7 +144,7 @@ class WorkloadGenerator:
             checkpoint_s=1800.0,
             serve_mbs_per_gpu=0.0,
             warm_progress_s=float(rng.uniform(0.0, 1.0)) * duration if warm else 0.0,
-            outcome=preset.outcome(rng),
+            outcome=outcome,
         )
         self.next_id += 1
         return job

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import pygame
 
-from twin.render.hud import Hud, HudState
+from twin.render.hud import Hud, HudModel, HudState
 from twin.render.inspector import describe_job, describe_segment, describe_vertex
+from twin.render.layout import Layout
 from twin.render.loop import DEFAULT_SPEED, Controller, FrameLoop, Pane, Stepper, never, save_screenshot
 from twin.render.scene import SiteView
 from twin.render.text import Text
@@ -41,7 +42,9 @@ class Frame:
     """Everything on screen for one source: the site picture and the HUD, drawn onto a surface.
     Shared by the window, the split view, the show and headless stills, so all show exactly the same."""
 
-    def __init__(self, source: Source, size: tuple[int, int], layout: str = "hall", scale: float | None = None) -> None:
+    def __init__(
+        self, source: Source, size: tuple[int, int], layout: str | Layout = "hall", scale: float | None = None
+    ) -> None:
         self.source = source
         self._scale = scale  # fixed text scale (a half of a split screen), else from the size
         self.text = Text(scale or text_scale(size))
@@ -99,9 +102,7 @@ class Frame:
             source = self.source
             keys = SERIES_KEYS + tuple(k for k in ("sim_gpu_allocation",) if k in source.series.fields)
             series = {k: source.series.column(k, SPARK_SAMPLES) for k in keys}
-            self.hud.draw(
-                surface, self.state, source.series.latest(), series, self.snap.jobs, source.now, self.snap.alerts
-            )
+            self.hud.draw(surface, HudModel(self.state, self.snap, source.series.latest(), series, source.now))
         elif self.state.show_help:  # help is there whether or not the HUD is
             self.hud.draw_help(surface)
         t2 = time.perf_counter()

@@ -32,6 +32,14 @@ class Camera:
             (screen[1] - vy - vh / 2) / self.zoom + self.center[1],
         )
 
+    def source_rect(self, old: Camera) -> tuple[float, float, float, float]:
+        """Where, in a picture drawn with camera ``old``, lies what this camera shows in its viewport
+        (x0, y0, x1, y1 in ``old``'s screen pixels): a glide reuses that picture, scaled and moved."""
+        vx, vy, vw, vh = self.viewport
+        corners = np.array([self.to_world((vx, vy)), self.to_world((vx + vw, vy + vh))])
+        (x0, y0), (x1, y1) = old.to_screen(corners)
+        return float(x0), float(y0), float(x1), float(y1)
+
     def zoom_at(self, screen: tuple[float, float], factor: float) -> Camera:
         """Zoom by ``factor`` keeping the world point under ``screen`` where it is."""
         wx, wy = self.to_world(screen)

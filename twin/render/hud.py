@@ -1,5 +1,10 @@
 """The heads-up display: what a visitor reads from three metres. Sizes are for a 1080-pixel-high screen
-and scale with the window; text surfaces come from a cache, so a frame re-renders only what changed."""
+and scale with the window; text surfaces come from a cache, so a frame re-renders only what changed.
+
+Everything the HUD shows in a frame arrives as one ``HudModel``. The right-hand panel is a stack of
+small section objects (``SIDE_PANEL``), each drawing itself below the last; a new figure on the panel is
+one new class in that list. Overlays (title, legend, alerts, inspector, notice, help) are drawn around.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +15,12 @@ from datetime import UTC, datetime
 import numpy as np
 import pygame
 
+from twin.names import JOB_KIND_WORDS
 from twin.render import style, theme
 from twin.render.text import Text
-from twin.snapshot import JobView
+from twin.snapshot import JobView, Snapshot
 
 PANEL_W = 440  # right-hand panel width at 1080p
-KIND_LABEL = {
-    "pretrain": "pre-training",
-    "finetune": "fine-tuning",
-    "research": "research",
-    "eval": "evaluation",
-    "inference": "inference",
-}
 HELP = (
     ("wheel", "zoom about the cursor"),
     ("drag", "pan"),
@@ -55,6 +54,17 @@ class HudState:
     selected_job: int | None = None
     hottest: str = ""  # name of the most loaded link
     epoch: float | None = None  # calendar time at simulated 0 (recorded telemetry): the clock shows dates
+
+
+@dataclass(frozen=True)
+class HudModel:
+    """One frame of the HUD: the view's state, the latest snapshot, the latest metrics and the series."""
+
+    state: HudState
+    snap: Snapshot
+    metrics: dict[str, float]
+    series: dict[str, np.ndarray]
+    now: float
 
 
 def fmt_date(epoch: float) -> str:
@@ -97,25 +107,21 @@ class Hud:
         top, bottom = round(112 * s), round(64 * s)
         return (round(12 * s), top, w - round((PANEL_W + 36) * s), h - top - bottom)
 
-    def draw(
-        self,
-        surf: pygame.Surface,
-        st: HudState,
-        metrics: dict[str, float],
-        series: dict[str, np.ndarray],
-        jobs: tuple[JobView, ...],
-        now: float,
-        alerts: tuple[tuple[float, str, bool], ...] = (),
-    ) -> None:
+    def draw(self, surf: pygame.Surface, model: HudModel) -> None:
         s = self.text.scale
         w, h = surf.get_size()
-        self._title(surf, st, now, s)
+        st = model.state
+        self._title(surf, model, s)
         panel = pygame.Rect(w - round((PANEL_W + 20) * s), round(20 * s), round(PANEL_W * s), h - round(40 * s))
         self._panel(surf, panel)
-        y = self._figures(surf, panel, st, metrics, series, s)
-        self._jobs(surf, panel, y, jobs, st, s)
-        self._legend(surf, s, h, panel.x - round(40 * s))
-        self._alerts(surf, alerts, now, s, h, panel.x)
+        pad = round(20 * s)
+        y = panel.y + pad
+        for section in SIDE_PANEL:
+            y = section.draw(
+                self, surf, pygame.Rect(panel.x + pad, y, panel.w - 2 * pad, panel.bottom - pad - y), model
+            )
+        self._legend(surf, s, h, panel.x - round(40 * s), bool(model.snap.no_data.any()))
+        self._alerts(surf, model.snap.alerts, model.now, s, h, panel.x)
         if st.inspector:
             self._inspector(surf, st.inspector, s, panel.x)
         if st.notice:
@@ -140,7 +146,8 @@ class Hud:
             pygame.draw.rect(box, (*theme.PANEL_EDGE, 255), box.get_rect(), width=1, border_radius=radius)
         surf.blit(box, rect.topleft)
 
-    def _title(self, surf: pygame.Surface, st: HudState, now: float, s: float) -> None:
+    def _title(self, surf: pygame.Surface, model: HudModel, s: float) -> None:
+        st, now, snap = model.state, model.now, model.snap
         x, y = round(24 * s), round(18 * s)
         title = self.text.render(st.site, 30, theme.TEXT, "bold")
         surf.blit(title, (x, y))
@@ -150,7 +157,11 @@ class Hud:
         clock = self.text.render(when, 22, theme.TEXT, "semibold")
         cy = y + title.get_height() + blurb.get_height() + round(8 * s)
         surf.blit(clock, (x, cy))
-        if st.paused:
+        if snap.data_age_s is not None:  # live data: how old it is, not how fast a clock runs
+            age = snap.data_age_s
+            speed = f"LIVE   data {fmt_duration(age)} old"
+            color = theme.GOOD if age < 30 and not snap.banner else theme.WARN
+        elif st.paused:
             speed, color = "paused", theme.WARN
         elif st.effective_speed < st.speed * 0.9:
             speed, color = f"{fmt_speed(st.speed)}  (running at {fmt_speed(st.effective_speed)})", theme.WARN
@@ -158,112 +169,31 @@ class Hud:
             speed, color = fmt_speed(st.speed), theme.ACCENT
         label = self.text.render(speed, 18, color, "semibold")
         surf.blit(label, (x + clock.get_width() + round(18 * s), cy + (clock.get_height() - label.get_height()) // 2))
+        if snap.notice:
+            note = self.text.render(snap.notice, 15, theme.TEXT_FAINT)
+            surf.blit(note, (x, cy + clock.get_height() + round(4 * s)))
+        if snap.banner:
+            self._banner(surf, snap.banner, s)
 
-    def _figures(
-        self,
-        surf: pygame.Surface,
-        panel: pygame.Rect,
-        st: HudState,
-        m: dict[str, float],
-        series: dict[str, np.ndarray],
-        s: float,
-    ) -> int:
-        pad = round(20 * s)
-        x, y, inner = panel.x + pad, panel.y + pad, panel.w - 2 * pad
-        surf.blit(self.text.render("COMPUTE IN USE", 13, theme.TEXT_DIM, "semibold"), (x, y))
-        y += round(20 * s)
-        pflops = m.get("pflops", 0.0)
-        if not math.isfinite(pflops):  # recorded telemetry with a gap here
-            pflops = 0.0
-        big = self.text.render(_fmt(m, "pflops", "{:,.0f}"), 46, theme.TEXT, "bold")
-        surf.blit(big, (x, y))
-        unit = self.text.render(f"/ {st.peak_pflops:,.0f} PFLOPS", 18, theme.TEXT_DIM, "semibold")
-        surf.blit(unit, (x + big.get_width() + round(10 * s), y + big.get_height() - unit.get_height() - round(8 * s)))
-        y += big.get_height() + round(6 * s)
-        frac = pflops / st.peak_pflops if st.peak_pflops else 0.0
-        self._bar(surf, pygame.Rect(x, y, inner, round(12 * s)), frac, theme.ACCENT)
-        y += round(20 * s)
-        self._sparkline(
-            surf, pygame.Rect(x, y, inner, round(44 * s)), series.get("pflops"), st.peak_pflops, theme.ACCENT
+    def _banner(self, surf: pygame.Surface, text: str, s: float) -> None:
+        """A problem with the data itself, across the top of the picture until it clears."""
+        label = self.text.render(text, 20, theme.TEXT, "semibold")
+        view = self.viewport(surf.get_size(), True)
+        box = label.get_rect(midtop=(view[0] + view[2] // 2, view[1] + round(8 * s))).inflate(
+            round(40 * s), round(18 * s)
         )
-        y += round(56 * s)
-        rows = (
-            ("GPUs allocated", _fmt(m, "gpu_allocation", "{:.1%}"), "gpu_allocation", 1.0, theme.GOOD),
-            ("Facility power", _fmt(m, "facility_mw", "{:.2f} MW"), "facility_mw", None, theme.WARN),
-            ("Hottest link", _fmt(m, "max_link_util", "{:.0%}"), "max_link_util", 1.0, theme.HOT),
-        )
-        half = (inner - round(12 * s)) // 2
-        for label, value, key, top, color in rows:
-            surf.blit(self.text.render(label, 14, theme.TEXT_DIM), (x, y))
-            val = self.text.render(value, 24, theme.TEXT, "semibold")
-            surf.blit(val, (x, y + round(18 * s)))
-            if key == "max_link_util" and st.hottest:
-                name = self.text.render(st.hottest, 11, theme.TEXT_FAINT)
-                if name.get_width() < half:
-                    surf.blit(name, (x + val.get_width() + round(8 * s), y + round(30 * s)))
-            spark = pygame.Rect(x + half + round(12 * s), y + round(6 * s), half, round(38 * s))
-            self._sparkline(surf, spark, series.get(key), top, color)
-            twin = series.get(f"sim_{key}")
-            if twin is not None and np.isfinite(twin).any():  # a simulated twin beside a recording
-                self._trace_line(surf, spark, twin, theme.TEXT)
-                tag = self.text.render("simulated", 11, theme.TEXT)
-                surf.blit(tag, (spark.right - tag.get_width(), spark.y - tag.get_height()))
-            y += round(56 * s)
-        jobs = (
-            ("running", _fmt(m, "jobs_running", "{:,.0f}")),
-            ("queued", _fmt(m, "jobs_queued", "{:,.0f}")),
-            ("done", _fmt(m, "jobs_done", "{:,.0f}")),
-            ("mean wait", fmt_duration(m["mean_wait_s"]) if math.isfinite(m.get("mean_wait_s", 0.0)) else "-"),
-        )
-        col = inner // 4
-        for i, (label, value) in enumerate(jobs):
-            surf.blit(self.text.render(value, 24, theme.TEXT, "semibold"), (x + i * col, y))
-            surf.blit(self.text.render(label, 13, theme.TEXT_DIM), (x + i * col, y + round(30 * s)))
-        return y + round(64 * s)
+        self._panel(surf, box, 245)
+        pygame.draw.rect(surf, theme.HOT, box, width=max(2, round(2 * s)), border_radius=max(4, round(10 * s)))
+        surf.blit(label, label.get_rect(center=box.center))
 
-    def _jobs(
-        self, surf: pygame.Surface, panel: pygame.Rect, y: int, jobs: tuple[JobView, ...], st: HudState, s: float
-    ) -> None:
-        pad = round(20 * s)
-        x, inner = panel.x + pad, panel.w - 2 * pad
-        surf.blit(self.text.render("BIGGEST JOBS", 13, theme.TEXT_DIM, "semibold"), (x, y))
-        y += round(24 * s)
-        self.job_rows = []
-        row_h = round(50 * s)
-        space = panel.bottom - pad - y
-        for job in sorted(jobs, key=lambda j: (-j.gpus, j.id))[: max(0, space // row_h)]:
-            color = tuple(int(c) for c in style.job_colors(np.array([job.id]))[0])
-            row = pygame.Rect(x - round(6 * s), y - round(4 * s), inner + round(12 * s), row_h - round(4 * s))
-            if st.selected_job == job.id:
-                pygame.draw.rect(surf, theme.PANEL_EDGE, row, border_radius=round(6 * s))
-            self.job_rows.append((row, job.id))
-            pygame.draw.rect(
-                surf, color, pygame.Rect(x, y + round(3 * s), round(12 * s), round(12 * s)), border_radius=round(3 * s)
-            )
-            head = f"{KIND_LABEL[job.kind]} #{job.id}" if job.kind in KIND_LABEL else job.kind
-            surf.blit(self.text.render(head, 16, theme.TEXT, "semibold"), (x + round(20 * s), y))
-            size = f"  {job.params_b:,.0f}B" if job.params_b > 0 else ""
-            detail = f"{job.gpus:,} GPUs{size}  {job.phase}"
-            if job.speed < 0.995 and job.phase != "checkpoint":
-                detail += f"  {job.speed:.0%} speed"
-            right = self.text.render(detail, 13, theme.TEXT_DIM)
-            surf.blit(right, (x + inner - right.get_width(), y + round(3 * s)))
-            self._bar(
-                surf,
-                pygame.Rect(x + round(20 * s), y + round(26 * s), inner - round(20 * s), round(7 * s)),
-                job.progress,
-                color,
-            )
-            y += row_h
-
-    def _bar(self, surf: pygame.Surface, rect: pygame.Rect, frac: float, color: tuple[int, int, int]) -> None:
+    def bar(self, surf: pygame.Surface, rect: pygame.Rect, frac: float, color: tuple[int, int, int]) -> None:
         radius = rect.h // 2
         pygame.draw.rect(surf, theme.BG_GLOW, rect, border_radius=radius)
         filled = rect.copy()
         filled.w = max(rect.h, round(rect.w * min(max(frac, 0.0), 1.0)))
         pygame.draw.rect(surf, color, filled, border_radius=radius)
 
-    def _sparkline(
+    def sparkline(
         self,
         surf: pygame.Surface,
         rect: pygame.Rect,
@@ -292,7 +222,7 @@ class Hud:
             pygame.draw.polygon(surf, shade, fill)
             pygame.draw.lines(surf, color, False, points, max(1, round(2 * self.text.scale)))
 
-    def _trace_line(self, surf: pygame.Surface, rect: pygame.Rect, values: np.ndarray, color) -> None:
+    def trace_line(self, surf: pygame.Surface, rect: pygame.Rect, values: np.ndarray, color) -> None:
         """A thin line over a 0..1 sparkline, gaps left as gaps."""
         xs = rect.x + np.linspace(0, rect.w - 1, len(values))
         ys = rect.bottom - 2 - np.clip(values, 0.0, 1.0) * (rect.h - 4)
@@ -327,15 +257,15 @@ class Hud:
             surf.blit(label, (box.x + round(26 * s), box.centery - label.get_height() // 2))
             y += round(30 * s)
 
-    def _legend(self, surf: pygame.Surface, s: float, h: int, room: int) -> None:
+    def _legend(self, surf: pygame.Surface, s: float, h: int, room: int, no_data: bool = False) -> None:
         """The colour key along the bottom, drawn once per scale and shrunk if the room is narrow."""
-        key = (s, room)
+        key = (s, room, no_data)
         if self._legend_key != key or self._legend_surf is None:
             self._legend_key = key
-            self._legend_surf = self._draw_legend(s, room)
+            self._legend_surf = self._draw_legend(s, room, no_data)
         surf.blit(self._legend_surf, (round(24 * s), h - round(44 * s)))
 
-    def _draw_legend(self, s: float, room: int) -> pygame.Surface:
+    def _draw_legend(self, s: float, room: int, no_data: bool) -> pygame.Surface:
         strip = pygame.Surface((round(1400 * s), round(24 * s)), pygame.SRCALPHA)
         x, y = 0, 0
         for color, label in zip(theme.TRAFFIC, theme.TRAFFIC_LABELS, strict=True):
@@ -347,6 +277,11 @@ class Hud:
         text = self.text.render("idle server", 15, theme.TEXT_DIM)
         strip.blit(text, (x + round(30 * s), y + round(10 * s) - text.get_height() // 2))
         x += text.get_width() + round(64 * s)
+        if no_data:  # live data missing for some servers
+            pygame.draw.rect(strip, theme.NO_DATA, pygame.Rect(x, y + round(3 * s), round(22 * s), round(14 * s)))
+            text = self.text.render("no data", 15, theme.TEXT_DIM)
+            strip.blit(text, (x + round(30 * s), y + round(10 * s) - text.get_height() // 2))
+            x += text.get_width() + round(64 * s)
         ramp = style.link_colors(np.linspace(0, 1, 6), np.zeros(6), 0.0)
         for i, c in enumerate(ramp):
             pygame.draw.rect(
@@ -398,6 +333,132 @@ class Hud:
             surf.blit(k, (box.x + round(30 * s), y))
             surf.blit(v, (box.x + round(60 * s) + key_w, y))
             y += max(k.get_height(), v.get_height()) + round(8 * s)
+
+
+class Compute:
+    """PFLOPS in use against the peak: the headline figure, a bar and its last hour."""
+
+    def draw(self, hud: Hud, surf: pygame.Surface, box: pygame.Rect, model: HudModel) -> int:
+        text, s, m, st = hud.text, hud.text.scale, model.metrics, model.state
+        x, y, inner = box.x, box.y, box.w
+        surf.blit(text.render("COMPUTE IN USE", 13, theme.TEXT_DIM, "semibold"), (x, y))
+        y += round(20 * s)
+        pflops = m.get("pflops", 0.0)
+        if not math.isfinite(pflops):  # recorded telemetry with a gap here
+            pflops = 0.0
+        big = text.render(_fmt(m, "pflops", "{:,.0f}"), 46, theme.TEXT, "bold")
+        surf.blit(big, (x, y))
+        unit = text.render(f"/ {st.peak_pflops:,.0f} PFLOPS", 18, theme.TEXT_DIM, "semibold")
+        surf.blit(unit, (x + big.get_width() + round(10 * s), y + big.get_height() - unit.get_height() - round(8 * s)))
+        y += big.get_height() + round(6 * s)
+        frac = pflops / st.peak_pflops if st.peak_pflops else 0.0
+        hud.bar(surf, pygame.Rect(x, y, inner, round(12 * s)), frac, theme.ACCENT)
+        y += round(20 * s)
+        spark = pygame.Rect(x, y, inner, round(44 * s))
+        hud.sparkline(surf, spark, model.series.get("pflops"), st.peak_pflops, theme.ACCENT)
+        return y + round(56 * s)
+
+
+class Figures:
+    """A figure per row, its value on the left and its sparkline on the right."""
+
+    ROWS = (  # label, series key, format, sparkline top (None: scale to the data), colour
+        ("GPUs allocated", "gpu_allocation", "{:.1%}", 1.0, theme.GOOD),
+        ("Facility power", "facility_mw", "{:.2f} MW", None, theme.WARN),
+        ("Hottest link", "max_link_util", "{:.0%}", 1.0, theme.HOT),
+    )
+
+    def draw(self, hud: Hud, surf: pygame.Surface, box: pygame.Rect, model: HudModel) -> int:
+        text, s, st = hud.text, hud.text.scale, model.state
+        x, y, inner = box.x, box.y, box.w
+        half = (inner - round(12 * s)) // 2
+        for label, key, fmt, top, color in self.ROWS:
+            surf.blit(text.render(label, 14, theme.TEXT_DIM), (x, y))
+            val = text.render(_fmt(model.metrics, key, fmt), 24, theme.TEXT, "semibold")
+            surf.blit(val, (x, y + round(18 * s)))
+            if key == "max_link_util" and st.hottest:
+                name = text.render(st.hottest, 11, theme.TEXT_FAINT)
+                if name.get_width() < half:
+                    surf.blit(name, (x + val.get_width() + round(8 * s), y + round(30 * s)))
+            spark = pygame.Rect(x + half + round(12 * s), y + round(6 * s), half, round(38 * s))
+            hud.sparkline(surf, spark, model.series.get(key), top, color)
+            twin = model.series.get(f"sim_{key}")
+            if twin is not None and np.isfinite(twin).any():  # a simulated twin beside a recording
+                hud.trace_line(surf, spark, twin, theme.TEXT)
+                tag = text.render("simulated", 11, theme.TEXT)
+                surf.blit(tag, (spark.right - tag.get_width(), spark.y - tag.get_height()))
+            y += round(56 * s)
+        return y
+
+
+class JobCounts:
+    """Jobs running, queued and done, and the mean wait, in four columns."""
+
+    def draw(self, hud: Hud, surf: pygame.Surface, box: pygame.Rect, model: HudModel) -> int:
+        text, s, m = hud.text, hud.text.scale, model.metrics
+        wait = m.get("mean_wait_s", 0.0)
+        counts = (
+            ("running", _fmt(m, "jobs_running", "{:,.0f}")),
+            ("queued", _fmt(m, "jobs_queued", "{:,.0f}")),
+            ("done", _fmt(m, "jobs_done", "{:,.0f}")),
+            ("mean wait", fmt_duration(wait) if math.isfinite(wait) else "-"),
+        )
+        col = box.w // 4
+        for i, (label, value) in enumerate(counts):
+            surf.blit(text.render(value, 24, theme.TEXT, "semibold"), (box.x + i * col, box.y))
+            surf.blit(text.render(label, 13, theme.TEXT_DIM), (box.x + i * col, box.y + round(30 * s)))
+        return box.y + round(64 * s)
+
+
+class BiggestJobs:
+    """The largest running jobs, each clickable: colour, name, size, phase and progress."""
+
+    def draw(self, hud: Hud, surf: pygame.Surface, box: pygame.Rect, model: HudModel) -> int:
+        text, s, st = hud.text, hud.text.scale, model.state
+        x, y, inner = box.x, box.y, box.w
+        surf.blit(text.render("BIGGEST JOBS", 13, theme.TEXT_DIM, "semibold"), (x, y))
+        y += round(24 * s)
+        hud.job_rows = []
+        row_h = round(50 * s)
+        space = box.bottom - y
+        for job in model.snap.biggest_jobs(max(0, space // row_h)):
+            color = tuple(int(c) for c in style.job_colors(np.array([job.id]))[0])
+            row = pygame.Rect(x - round(6 * s), y - round(4 * s), inner + round(12 * s), row_h - round(4 * s))
+            if st.selected_job == job.id:
+                pygame.draw.rect(surf, theme.PANEL_EDGE, row, border_radius=round(6 * s))
+            hud.job_rows.append((row, job.id))
+            swatch = pygame.Rect(x, y + round(3 * s), round(12 * s), round(12 * s))
+            pygame.draw.rect(surf, color, swatch, border_radius=round(3 * s))
+            head = text.render(job_title(job), 16, theme.TEXT, "semibold")
+            surf.blit(head, (x + round(20 * s), y))
+            room = inner - round(20 * s) - head.get_width() - round(12 * s)
+            right = next(
+                (r for r in (text.render(d, 13, theme.TEXT_DIM) for d in job_details(job)) if r.get_width() <= room),
+                None,
+            )
+            if right is not None:  # the longest detail that fits beside the name; none if none does
+                surf.blit(right, (x + inner - right.get_width(), y + round(3 * s)))
+            bar = pygame.Rect(x + round(20 * s), y + round(26 * s), inner - round(20 * s), round(7 * s))
+            hud.bar(surf, bar, job.progress, color)
+            y += row_h
+        return y
+
+
+SIDE_PANEL = (Compute(), Figures(), JobCounts(), BiggestJobs())  # top to bottom
+
+
+def job_title(job: JobView) -> str:
+    return f"{JOB_KIND_WORDS[job.kind]} #{job.id}" if job.kind in JOB_KIND_WORDS else job.kind
+
+
+def job_details(job: JobView) -> tuple[str, ...]:
+    """What the job list says beside a job's name, longest first: the view shows the longest that fits."""
+    size = f"  {job.params_b:,.0f}B" if job.params_b > 0 else ""
+    gpus = f"{job.gpus:,} GPUs"
+    full = f"{gpus}{size}  {job.phase}"
+    if job.speed < 0.995 and job.phase != "checkpoint":
+        full += f"  {job.speed:.0%} speed"
+    return tuple(dict.fromkeys((full, f"{gpus}  {job.phase}", f"{gpus}{size}", gpus)))
 
 
 def _fmt(m: dict[str, float], key: str, fmt: str) -> str:

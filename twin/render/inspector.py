@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from twin.flows import TRAFFIC_KINDS
-from twin.render.hud import KIND_LABEL, fmt_duration
+from twin.names import job_kind_word
+from twin.render.hud import fmt_duration
 from twin.render.layout import Layout
 from twin.snapshot import JobView, Snapshot
 from twin.topology import GBIT, LINK_KINDS, NODE, STORAGE, VERTEX_KINDS, Fabric
@@ -36,7 +37,7 @@ def describe_job(job: JobView, fab: Fabric, snap: Snapshot) -> Info:
         f"traffic: {', '.join(kinds) if kinds else 'none on the fabric'}",
         f"waited {fmt_duration(job.start_s - job.arrival_s)}, running {fmt_duration(snap.time_s - job.start_s)}",
     )
-    return f"{KIND_LABEL.get(job.kind, job.kind)} job #{job.id}", lines
+    return f"{job_kind_word(job.kind)} job #{job.id}", lines
 
 
 def describe_vertex(gid: int, fab: Fabric, snap: Snapshot) -> Info:
@@ -56,11 +57,7 @@ def describe_vertex(gid: int, fab: Fabric, snap: Snapshot) -> Info:
             f"sends {_gbps(sent)}, receives {_gbps(received)}",
         ]
         views = {j.id: j for j in snap.jobs}
-        lines += [
-            f"{KIND_LABEL.get(views[j].kind, views[j].kind)} #{j}: {int((owners == j).sum())} GPUs"
-            for j in jobs
-            if j in views
-        ]
+        lines += [f"{job_kind_word(views[j].kind)} #{j}: {int((owners == j).sum())} GPUs" for j in jobs if j in views]
         if len(snap.down) and snap.down[gid]:
             lines.insert(0, "FAILED: out of service until repaired")
         return f"server {name}", tuple(lines)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 
+from twin import names
 from twin.topology import (
     CORE,
     FABRIC,
@@ -332,7 +333,7 @@ def graph_layout(fab: Fabric, seed: int = 7) -> Layout:
     )
 
 
-LAYOUTS = {"hall": hall_layout, "graph": graph_layout}
+LAYOUTS = dict(zip(names.LAYOUTS, (hall_layout, graph_layout), strict=True))
 
 
 def _grid_columns(n: int, cell_w: float, cell_h: float, aspect: float) -> int:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pygame
 
+from twin.outputs import commit, discard, temp_path
 from twin.render.app import Frame
 from twin.source import Source
 
@@ -41,7 +42,7 @@ def record(
         import imageio_ffmpeg
 
         assert out is not None
-        tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
+        tmp = temp_path(out)  # renamed over out when complete; removed if the run fails or is stopped
         writer = imageio_ffmpeg.write_frames(
             str(tmp), size, fps=fps, codec="libx264", pix_fmt_out="yuv420p", quality=7, macro_block_size=2
         )
@@ -49,6 +50,7 @@ def record(
     else:
         png_dir.mkdir(parents=True, exist_ok=True)
     step = speed / fps
+    done = False
     try:
         for i in range(frames):
             wall = i / fps
@@ -62,9 +64,16 @@ def record(
                 pygame.image.save(surface, str(png_dir / f"frame-{i:06d}.png"))
             if progress is not None:
                 progress(i + 1)
+        done = True
     finally:
         if writer is not None:
-            writer.close()
+            try:
+                writer.close()
+            except Exception:
+                if done:
+                    raise
+        if tmp is not None and not done:
+            discard(tmp)
     if tmp is not None and out is not None:
-        tmp.replace(out)
+        commit(tmp, out)
     return frames

@@ -44,10 +44,15 @@ def fill_outside(surface: pygame.Surface, rect: pygame.Rect, color: tuple[int, i
 
 
 class SiteView:
-    def __init__(self, fabric: Fabric, text: Text, layout: str = "hall") -> None:
+    def __init__(self, fabric: Fabric, text: Text, layout: str | Layout = "hall") -> None:
+        """``layout``: a layout's name, or a layout already computed (the show computes the next scene's
+        while the current one plays)."""
         self.fabric = fabric
         self.text = text
         self._layouts: dict[str, Layout] = {}
+        if isinstance(layout, Layout):
+            self._layouts[layout.name] = layout
+            layout = layout.name
         self.layout = self._get_layout(layout)
         self.camera: Camera | None = None
         self.fitted = True
@@ -65,6 +70,8 @@ class SiteView:
         self._dead_segments = np.zeros(0, np.int64)
         self._inside = np.zeros(0, bool)
         self._highlight_layer: pygame.Surface | None = None
+        self._veil_surf: pygame.Surface | None = None
+        self._live_cam: Camera | None = None  # the camera the live layer was last drawn with
         self._static: pygame.Surface | None = None  # kept and redrawn in place: new surfaces cost ~10 ms
         self._live: pygame.Surface | None = None
         self._static_ok = False
@@ -180,6 +187,23 @@ class SiteView:
     def draw(self, surface: pygame.Surface) -> None:
         assert self.camera is not None
         t0 = pygame.time.get_ticks()
+        view = pygame.Rect(self.camera.viewport)
+        fill_outside(surface, view, theme.BG)
+        surface.set_clip(view)
+        if not (self._moving and self._glide(surface, view)):
+            self._draw_crisp(surface, view)
+        self._draw_pulses(surface)
+        self._draw_highlight(surface)
+        self._draw_particles(surface)
+        self._draw_faults(surface)
+        if self.snapshot is not None and self.snapshot.banner:  # the data is not current: dim what is shown
+            surface.blit(self._veil(view.size), view.topleft)
+        surface.set_clip(None)
+        self._moving = False
+        self.timings["site_ms"] = float(pygame.time.get_ticks() - t0)
+
+    def _draw_crisp(self, surface: pygame.Surface, view: pygame.Rect) -> None:
+        """The picture at the current camera: static layer, links and cells, each redrawn only if stale."""
         if self._static is None or self._static.get_size() != surface.get_size():
             self._static = surface.copy()
             self._live = surface.copy()
@@ -201,18 +225,39 @@ class SiteView:
             self._drawn_rgb = None
             self._links_dirty = False
         self._draw_cells(self._live)
-        # The picture stays inside its viewport: zoomed in, nothing runs under the title or the panel.
-        view = pygame.Rect(self.camera.viewport)
-        fill_outside(surface, view, theme.BG)
-        surface.set_clip(view)
+        self._live_cam = self.camera
         surface.blit(self._live, view.topleft, view)
-        self._draw_pulses(surface)
-        self._draw_highlight(surface)
-        self._draw_particles(surface)
-        self._draw_faults(surface)
-        surface.set_clip(None)
-        self._moving = False
-        self.timings["site_ms"] = float(pygame.time.get_ticks() - t0)
+
+    def _glide(self, surface: pygame.Surface, view: pygame.Rect) -> bool:
+        """While the camera moves, show the last crisp picture scaled and moved to the new camera (a few
+        milliseconds, where redrawing everything costs tens). Returns False when that picture is too far
+        from the new view (zoomed more than 2x, or covering under 80% of it): then a crisp frame is drawn,
+        and the glide goes on from it."""
+        old, cam, live = self._live_cam, self.camera, self._live
+        if old is None or live is None or old.viewport != cam.viewport or live.get_size() != surface.get_size():
+            return False
+        if not 0.5 <= cam.zoom / old.zoom <= 2.0:
+            return False
+        x0, y0, x1, y1 = cam.source_rect(old)
+        ox, oy, ow, oh = old.viewport
+        cx0, cy0, cx1, cy1 = max(x0, ox), max(y0, oy), min(x1, ox + ow), min(y1, oy + oh)
+        if cx1 - cx0 < 1 or cy1 - cy0 < 1:
+            return False
+        fx, fy = view.w / (x1 - x0), view.h / (y1 - y0)  # new pixels per old pixel
+        dest = pygame.Rect(
+            round(view.x + (cx0 - x0) * fx),
+            round(view.y + (cy0 - y0) * fy),
+            round((cx1 - cx0) * fx),
+            round((cy1 - cy0) * fy),
+        )
+        if dest.w * dest.h < 0.8 * view.w * view.h:
+            return False
+        src = pygame.Rect(round(cx0), round(cy0), round(cx1 - cx0), round(cy1 - cy0)).clip(live.get_rect())
+        if dest.size != view.size or dest.topleft != view.topleft:
+            surface.fill(theme.BG, view)
+        surface.blit(pygame.transform.scale(live.subsurface(src), dest.size), dest.topleft)
+        self._static_ok = False  # the crisp picture is redrawn once the camera rests
+        return True
 
     def _visible(self, rects: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Screen rects (x, y, w, h) and a mask of those that fall inside the viewport."""
@@ -323,7 +368,7 @@ class SiteView:
         if snap is None:
             return
         flash = np.clip(1.0 - (self.wall - self.flash_at) / FLASH_S, 0.0, 1.0)
-        rgb = style.node_colors(snap.node_job, snap.node_util, flash * 0.6)
+        rgb = style.node_colors(snap.node_job, snap.node_util, flash * 0.6, snap.no_data)
         if self.layout.cell_w * self.camera.zoom < 3 and len(self.layout.racks):
             self._draw_racks(surf, rgb)
             return
@@ -385,8 +430,8 @@ class SiteView:
         mark = np.zeros(self.fabric.n_links, float)
         mark[links] = 1.0
         ones = np.ones(self.fabric.n_links)
-        hit = style._sum_runs(mark[seg.fwd], seg.fwd_ptr) + style._sum_runs(mark[seg.rev], seg.rev_ptr)
-        total = style._sum_runs(ones[seg.fwd], seg.fwd_ptr) + style._sum_runs(ones[seg.rev], seg.rev_ptr)
+        hit = style.sum_runs(mark[seg.fwd], seg.fwd_ptr) + style.sum_runs(mark[seg.rev], seg.rev_ptr)
+        total = style.sum_runs(ones[seg.fwd], seg.fwd_ptr) + style.sum_runs(ones[seg.rev], seg.rev_ptr)
         return np.flatnonzero((total > 0) & (hit >= total))
 
     def segments_of_links(self, links: np.ndarray) -> np.ndarray:
@@ -394,7 +439,7 @@ class SiteView:
         seg = self.layout.segments
         mark = np.zeros(self.fabric.n_links, float)
         mark[links] = 1.0
-        hit = (style._sum_runs(mark[seg.fwd], seg.fwd_ptr) > 0) | (style._sum_runs(mark[seg.rev], seg.rev_ptr) > 0)
+        hit = (style.sum_runs(mark[seg.fwd], seg.fwd_ptr) > 0) | (style.sum_runs(mark[seg.rev], seg.rev_ptr) > 0)
         return np.flatnonzero(hit)
 
     def _draw_pulses(self, surf: pygame.Surface) -> None:
@@ -431,6 +476,12 @@ class SiteView:
             layer.set_colorkey((0, 0, 0), pygame.RLEACCEL)
             self._highlight_layer = layer
         surf.blit(self._highlight_layer, (0, 0))
+
+    def _veil(self, size: tuple[int, int]) -> pygame.Surface:
+        if self._veil_surf is None or self._veil_surf.get_size() != size:
+            self._veil_surf = pygame.Surface(size, pygame.SRCALPHA)
+            self._veil_surf.fill((*theme.BG, 150))
+        return self._veil_surf
 
     def _draw_faults(self, surf: pygame.Surface) -> None:
         """Failed components flash red; dead cables are drawn red (recovery simply takes it away)."""

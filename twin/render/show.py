@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -25,6 +26,7 @@ from twin.playlist import Scene, Show
 from twin.render import theme
 from twin.render.app import Frame, text_scale
 from twin.render.camera import Camera
+from twin.render.layout import LAYOUTS, Layout
 from twin.render.loop import Controller, FrameLoop, Pane, never
 from twin.render.scene import fill_outside
 from twin.render.text import Text
@@ -36,6 +38,8 @@ GLIDE_SHARE = 0.35  # of each camera move spent gliding to its target
 DRIFT_PX = 8  # anti burn-in drift amplitude at 1080p
 DRIFT_PERIODS_S = (660.0, 420.0)
 INTERMISSION_S = 30.0  # when no scene can be played, wait this long before trying again
+PRELOAD_AT = 0.3  # share of a scene played when the next one starts being built, off the frame loop
+WARM_STEPS = 3  # frames of the title card spent drawing the new scene off screen, a part at a time
 
 
 def show_logger(path: Path) -> logging.Logger:
@@ -76,11 +80,14 @@ class Move:
 class SceneRun:
     """One scene being played: its simulation, its picture, its captions and its camera script."""
 
-    def __init__(self, scene: Scene, size: tuple[int, int], source: Source | None = None) -> None:
-        """``source``: what to show instead of simulating the scene's scenario (any source will do)."""
+    def __init__(
+        self, scene: Scene, size: tuple[int, int], source: Source | None = None, layout: Layout | None = None
+    ) -> None:
+        """``source``: what to show instead of simulating the scene's scenario (any source will do);
+        ``layout``: the scene's layout if it is already computed (see ``SceneLoader``)."""
         self.scene = scene
         self.source = source or Simulation(load_scenario(scene.scenario), seed=scene.seed)
-        self.frame = Frame(self.source, size, scene.layout)
+        self.frame = Frame(self.source, size, layout or scene.layout)
         self.frame.state.speed = self.frame.state.effective_speed = scene.speed
         self.frame.refresh(0.0, force=True)
         assert self.frame.snap is not None
@@ -90,6 +97,18 @@ class SceneRun:
         self.moves = [Move(name, i * share, share) for i, name in enumerate(scene.camera)]
         self.t = 0.0  # scene time, seconds since the title card ended
         self.caption = None
+        self.warmed = 0  # warm-up steps done (caches filled before the scene is first shown)
+
+    def warm(self, offscreen: pygame.Surface, wall: float) -> None:
+        """One step of drawing the scene off screen while its title card shows, so the first frame it is
+        seen costs no more than any other: the snapshot, then the site picture, then the HUD."""
+        if self.warmed == 0:
+            self.frame.refresh(wall, force=True)
+        elif self.warmed == 1:
+            self.frame.site.draw(offscreen)
+        else:
+            self.frame.draw(offscreen, wall)
+        self.warmed += 1
 
     def resize(self, size: tuple[int, int]) -> None:
         self.frame.resize(size)
@@ -141,6 +160,42 @@ class SceneRun:
         return fit
 
 
+class SceneLoader:
+    """Builds the next scene's simulation and layout on a worker thread while the current scene plays,
+    so changing scenes never stalls a frame (building Lingang takes over a second). Only pure work is
+    done there: nothing touches pygame off the main thread."""
+
+    def __init__(self) -> None:
+        self.index = -1
+        self._thread: threading.Thread | None = None
+        self._result: tuple[Simulation, Layout] | BaseException | None = None
+
+    def start(self, index: int, scene: Scene) -> None:
+        if self._thread is not None and self.index == index:
+            return
+        self.index, self._result = index, None
+
+        def build() -> None:
+            try:
+                sim = Simulation(load_scenario(scene.scenario), seed=scene.seed)
+                self._result = (sim, LAYOUTS[scene.layout](sim.fabric))
+            except Exception as err:  # handed to the show, which logs it and skips the scene
+                self._result = err
+
+        self._thread = threading.Thread(target=build, name=f"scene {index + 1}", daemon=True)
+        self._thread.start()
+
+    def take(self, index: int) -> tuple[Simulation, Layout] | None:
+        """The built scene if it is ``index`` (waiting for it to finish); None if another was built."""
+        if self._thread is None or self.index != index:
+            return None
+        self._thread.join()
+        result, self._thread, self._result = self._result, None, None
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+
 class Exhibit:
     """The show's state machine, driven by ``step(dt)`` and ``handle(event)`` so tests can run it."""
 
@@ -160,6 +215,7 @@ class Exhibit:
         self.scenes_played = 0
         self._logo: pygame.Surface | None = None
         self._surfaces: dict[tuple, pygame.Surface] = {}
+        self.loader = SceneLoader()
         self._next_scene()
 
     # --- flow ---------------------------------------------------------------------------------------
@@ -171,7 +227,11 @@ class Exhibit:
             self.index = (self.index + 1) % len(self.show.scenes)
             scene = self.show.scenes[self.index]
             try:
-                self.run = SceneRun(scene, self.size)
+                built = self.loader.take(self.index)  # built during the last scene, if it was
+                if built is not None:
+                    self.run = SceneRun(scene, self.size, source=built[0], layout=built[1])
+                else:
+                    self.run = SceneRun(scene, self.size)
             except Exception as err:  # a scenario that fails to load is skipped, with a log line
                 self.failures += 1
                 self.log.error("scene %d (%s) skipped: %s", self.index + 1, scene.scenario, err)
@@ -215,6 +275,9 @@ class Exhibit:
         except Exception:
             self._fail("simulating")
             return
+        if self.phase == "scene" and run.t >= PRELOAD_AT * run.scene.seconds:
+            following = (self.index + 1) % len(sh.scenes)
+            self.loader.start(following, sh.scenes[following])
         if self.phase == "scene" and run.t >= run.scene.seconds:
             self.phase, self.phase_t = "fade", 0.0
         elif self.phase == "fade" and self.phase_t >= sh.fade_s:
@@ -267,6 +330,8 @@ class Exhibit:
         drew_site = False
         if run is not None and self.phase in ("scene", "fade", "title"):
             try:
+                if self.phase == "title" and run.warmed < WARM_STEPS:
+                    run.warm(self._offscreen(canvas.get_size()), self.clock)
                 run.frame.refresh(self.clock)
                 if self.phase != "title" or self.phase_t > sh.title_card_s:
                     exploring = "exploring: the show resumes after a quiet minute"
@@ -312,6 +377,9 @@ class Exhibit:
             return veil
 
         return self._cached(("veil", size), make)
+
+    def _offscreen(self, size: tuple[int, int]) -> pygame.Surface:
+        return self._cached(("offscreen", size), lambda: self._veil(size).copy())
 
     def _fonts(self) -> Text:
         return self.run.frame.text if self.run is not None else Text(self.scale)

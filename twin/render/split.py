@@ -13,13 +13,8 @@ from twin.render import theme
 from twin.render.app import Frame, text_scale
 from twin.render.loop import DEFAULT_SPEED, Controller, FrameLoop, Pane, Stepper, never, save_screenshot
 from twin.scenario import Scenario
+from twin.scheduler import POLICIES
 from twin.simulation import Simulation
-
-POLICY_LABEL = {
-    "fifo": ("FIFO", "first come, first served: the queue waits for its head"),
-    "backfill": ("EASY backfill", "small jobs jump ahead when they cannot delay the head"),
-    "topology": ("Topology-aware", "EASY backfill, and each job packed under as few leaves as possible"),
-}
 
 
 class Pair:
@@ -45,9 +40,8 @@ def split_frames(pair: Pair, size: tuple[int, int], layout: str = "hall") -> lis
     frames = []
     for sim, policy, rect in zip(pair.sims, pair.policies, halves(size), strict=True):
         frame = Frame(sim, rect.size, layout, scale=scale)
-        name, blurb = POLICY_LABEL.get(policy, (policy, ""))
-        frame.state.site = f"{name}"
-        frame.state.blurb = f"{sim.scenario.site.name}: {blurb}"
+        frame.state.site = POLICIES[policy].label
+        frame.state.blurb = f"{sim.scenario.site.name}: {POLICIES[policy].blurb}"
         frames.append(frame)
     return frames
 

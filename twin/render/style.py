@@ -33,9 +33,12 @@ def _hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
     return (np.stack([r, g, b], -1) * 255).round().astype(np.uint8)
 
 
-def node_colors(node_job: np.ndarray, node_util: np.ndarray, flash: np.ndarray | None = None) -> np.ndarray:
+def node_colors(
+    node_job: np.ndarray, node_util: np.ndarray, flash: np.ndarray | None = None, no_data: np.ndarray | None = None
+) -> np.ndarray:
     """Server cell colours: idle servers dim, busy ones in their job's colour, brighter when working
-    hard; ``flash`` (0..1) blends towards white for servers that just got a job."""
+    hard; ``flash`` (0..1) blends towards white for servers that just got a job; servers with ``no_data``
+    are grey, so missing data never reads as an idle server."""
     out = np.empty((len(node_job), 3), np.float64)
     busy = node_job >= 0
     out[~busy] = theme.NODE_IDLE
@@ -46,6 +49,8 @@ def node_colors(node_job: np.ndarray, node_util: np.ndarray, flash: np.ndarray |
     if flash is not None:
         f = np.clip(flash, 0, 1)[:, None]
         out = out * (1 - f) + 255.0 * f
+    if no_data is not None and len(no_data) == len(out):
+        out[no_data] = theme.NO_DATA
     return out.round().astype(np.uint8)
 
 
@@ -56,8 +61,8 @@ def segment_loads(seg: Segments, link_load: np.ndarray, link_cap: np.ndarray) ->
         member_util = np.where(link_cap > 0, link_load / link_cap, 0.0)
     out = {}
     for name, ptr, members in (("fwd", seg.fwd_ptr, seg.fwd), ("rev", seg.rev_ptr, seg.rev)):
-        load = _sum_runs(link_load[members], ptr)
-        cap = _sum_runs(link_cap[members], ptr)
+        load = sum_runs(link_load[members], ptr)
+        cap = sum_runs(link_cap[members], ptr)
         with np.errstate(divide="ignore", invalid="ignore"):
             out[f"{name}_util"] = np.where(cap > 0, load / cap, 0.0)
         out[f"{name}_load"] = load
@@ -67,7 +72,7 @@ def segment_loads(seg: Segments, link_load: np.ndarray, link_cap: np.ndarray) ->
     return out
 
 
-def _sum_runs(values: np.ndarray, ptr: np.ndarray) -> np.ndarray:
+def sum_runs(values: np.ndarray, ptr: np.ndarray) -> np.ndarray:
     csum = np.concatenate(([0.0], np.cumsum(values)))
     return csum[ptr[1:]] - csum[ptr[:-1]]
 

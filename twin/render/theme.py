@@ -18,6 +18,7 @@ WARN = (255, 184, 76)
 HOT = (255, 86, 96)
 
 NODE_IDLE = (30, 40, 66)
+NO_DATA = (58, 60, 68)  # a server nothing is known about (live data missing): grey, not idle blue
 SWITCH = {"leaf": (64, 82, 128), "spine": (84, 106, 168), "core": (104, 126, 196)}
 STORAGE = (116, 96, 176)
 GATEWAY = (60, 130, 150)

@@ -1,0 +1,161 @@
+"""Wiring that adds up: every switch port counted, over-subscribed switches refused, and the per-tier site
+description checked against the fabric that is really built."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, SCENARIOS, site
+from twin.cli import main
+from twin.errors import ScenarioError
+from twin.power import it_watts
+from twin.scenario import load_scenario, scenario_from_dict
+from twin.site import describe
+from twin.topology import CORE, LEAF, NODE, SPINE, build_fabric
+
+TIER_KIND = {"leaf": LEAF, "spine": SPINE, "core": CORE}
+
+
+def built_ports(scenario) -> tuple[dict[int, int], dict[str, int]]:
+    """Ports used per switch and physical cables per kind, counted on the built graph. A merged edge of k
+    cables has ``ports`` k; a server's NICs share one edge on leaf-spine and fat-tree sites."""
+    fab = build_fabric(scenario)
+    nics = scenario.node.nics if scenario.topology.kind != "rail-optimized" else 1
+    used: dict[int, int] = {}
+    cables: dict[str, int] = {}
+    for u, v, d in fab.graph.edges(data=True):
+        count = d["ports"] * (nics if NODE in (fab.kind[u], fab.kind[v]) else 1)
+        for end in (u, v):
+            used[end] = used.get(end, 0) + count
+        cables[d["kind"]] = cables.get(d["kind"], 0) + count
+    return {g: used.get(g, 0) for g in fab.switch_gids.tolist()}, cables
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
+def test_description_counts_what_is_built(path: Path) -> None:
+    scenario = load_scenario(path)
+    d = describe(scenario)
+    used, cables = built_ports(scenario)
+    fab = build_fabric(scenario)
+    for tier in d.tiers:
+        gids = np.flatnonzero(fab.kind == TIER_KIND[tier.name])
+        mine = [used[int(g)] for g in gids]
+        assert tier.switches == len(gids), tier.name
+        assert tier.ports_used == sum(mine), tier.name
+        assert tier.busiest == max(mine) <= tier.radix, tier.name
+    by_kind = {"compute": cables.get("host", 0) + cables.get("fabric", 0), "storage": cables.get("storage", 0)}
+    assert d.cables_in("compute") == by_kind["compute"]
+    assert d.cables_in("storage") == by_kind["storage"]
+    assert d.cables_in("gateway") == cables.get("gateway", 0)
+    switches = sum(t.switches for t in d.tiers)
+    assert d.it_kw_full_load * 1000 == pytest.approx(it_watts(scenario, scenario.gpus, switches))
+
+
+def test_lingang_has_24000_compute_cables() -> None:
+    d = describe(load_scenario(ROOT / "scenarios" / "lingang.toml"))
+    counts = {c.name: c.count for c in d.cables}
+    assert counts["server-to-leaf"] == 12_000 and counts["leaf-to-spine"] == 12_000
+    assert d.cables_in("compute") == 24_000
+    assert d.cables_in("storage") == 8 * 32
+    leaf, spine = d.tiers
+    assert (leaf.switches, leaf.ports_used, leaf.ports) == (600, 24_000, 24_000)
+    # A spine of a rail: 75 leaves x 10 uplinks, the gateway, and 256 storage ports over 16 spines.
+    assert spine.switches == 16 and spine.busiest == 750 + 1 + 16
+    assert d.oversubscription == pytest.approx(1.0)
+    assert d.bisection_gbps == pytest.approx(12_000 * 200 / 2)
+
+
+def test_oversubscription_and_bisection_of_a_2_to_1_site() -> None:
+    # 2 racks x 2 servers x 100 Gb/s = 400 Gb/s of servers; each leaf has 1 uplink of 100 Gb/s at 2:1.
+    d = describe(scenario_from_dict(site(**{"topology.oversubscription": 2.0})))
+    assert d.oversubscription == pytest.approx(2.0)
+    assert d.bisection_gbps == pytest.approx(2 * 100 / 2)
+
+
+def test_fat_tree_counts() -> None:
+    data = site(**{"topology": {"kind": "fat-tree", "k": 4, "port_gbps": 100, "spine_radix": 8}})
+    data["storage"][0].update(attach="core", ports=2)
+    d = describe(scenario_from_dict(data))
+    edge, agg, core = d.tiers
+    assert (edge.switches, agg.switches, core.switches) == (8, 8, 4)
+    assert edge.busiest == 4 and agg.busiest == 4
+    assert core.busiest == 4 + 1 + 1  # a port per pod, the gateway, one storage port
+    counts = {c.name: c.count for c in d.cables}
+    assert counts == {
+        "server-to-leaf": 16,
+        "leaf-to-spine": 16,
+        "spine-to-core": 16,
+        "storage-to-core": 2,
+        "gateway-to-core": 4,
+    }
+    assert d.oversubscription == pytest.approx(1.0)
+
+
+def test_a_switch_with_too_few_ports_is_refused_with_its_tier_and_count() -> None:
+    # 100 storage ports on 2 leaves: 50 each, plus 2 servers and 2 uplinks, on 16-port leaves.
+    data = site()
+    data["storage"][0].update(attach="leaf", ports=100)
+    with pytest.raises(ScenarioError, match=r"topology\.leaf_radix: expected at least 54 ports on a leaf switch"):
+        scenario_from_dict(data)
+    # Leaves fill the one spine's 16 ports; the gateway and both storage ports need 3 more.
+    data = site(**{"topology.nodes_per_rack": 8, "topology.leaf_radix": 32, "topology.spines": 1})
+    with pytest.raises(ScenarioError, match=r"spine_radix: expected at least 19 ports on a spine switch"):
+        scenario_from_dict(data)
+
+
+def test_fat_tree_cores_need_ports_for_the_gateway_and_storage() -> None:
+    # A k-ary fat-tree uses every port of every switch; the gateway and storage need more on the cores.
+    data = site(**{"topology": {"kind": "fat-tree", "k": 4, "port_gbps": 100}})
+    data["storage"][0].update(attach="core", ports=4)
+    with pytest.raises(ScenarioError, match=r"at least 6 ports on a core switch.*got 4-port core"):
+        scenario_from_dict(data)
+
+
+def test_cli_rejects_an_over_subscribed_file_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = (ROOT / "scenarios" / "fat-tree-campus.toml").read_text()
+    bad = tmp_path / "ft.toml"
+    bad.write_text(text.replace("spine_radix = 16", "spine_radix = 8"))
+    assert main(["validate", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert str(bad) in err and "spine_radix" in err and "at least 10 ports on a core switch" in err
+
+
+def test_validate_describes_every_tier(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(ROOT / "scenarios" / "lingang.toml")]) == 0
+    out = capsys.readouterr().out
+    assert "24,000 cables (12,000 server-to-leaf, 12,000 leaf-to-spine)" in out
+    assert "leaf" in out and "24,000 of 24,000 used" in out and "12,272 of 12,800 used" in out
+    assert "storage: 256 cables" in out and "bisection bandwidth 1,200.0 Tb/s" in out
+    assert "oversubscription 1:1" in out and "IT power at full load" in out
+
+
+@pytest.mark.parametrize("attach", ["spine", "leaf"])
+def test_uneven_uplinks_and_storage_are_counted_where_they_are_plugged(attach: str) -> None:
+    # 4 uplinks per rail leaf over 3 spines (2, 1, 1), and 5 storage ports spread over the tier.
+    data = site(
+        **{
+            "topology": {
+                "kind": "rail-optimized",
+                "racks": 4,
+                "nodes_per_rack": 2,
+                "nodes_per_unit": 4,
+                "spines": 3,
+                "leaf_radix": 16,
+                "spine_radix": 16,
+                "port_gbps": 100,
+            },
+            "node.nics": 2,
+        }
+    )
+    data["storage"][0].update(attach=attach, ports=5)
+    scenario = scenario_from_dict(data)
+    d = describe(scenario)
+    used, _ = built_ports(scenario)
+    fab = build_fabric(scenario)
+    for tier in d.tiers:
+        mine = [used[int(g)] for g in np.flatnonzero(fab.kind == TIER_KIND[tier.name])]
+        assert (tier.ports_used, tier.busiest) == (sum(mine), max(mine)), tier.name
