@@ -1,15 +1,17 @@
 """Trace streaming and replay at scale: a generated Helios-format trace of a million rows is read in
 bounded memory, and a slice of it is replayed on Helios Earth, with RSS sampled along the way.
 
-    .venv/bin/python bench/replay.py                    # 1,000,000 rows read, 30,000 replayed
+    .venv/bin/python bench/replay.py                    # 1,000,000 rows read, 40,000 (~20,000 GPU jobs) replayed
     .venv/bin/python bench/replay.py --rows 3000000
 
-Prints rows per second and RSS at the start, middle and end of each phase, then one JSON line last.
+Prints rows per second, replayed GPU jobs per second (FIFO unless ``--policy`` says otherwise, the
+network included) and RSS at the start, middle and end of each phase, then one JSON line last.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -61,7 +63,8 @@ def write_trace(path: Path, rows: int, seed: int = 1) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--replay-rows", type=int, default=30_000)
+    ap.add_argument("--replay-rows", type=int, default=40_000)
+    ap.add_argument("--policy", default="fifo", help="the scheduling policy of the replay")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "trace.csv"
@@ -88,7 +91,9 @@ def main() -> None:
                 if i > args.replay_rows:
                     break
                 dst.write(line)
-        replay = Replay(load_scenario(ROOT / "scenarios" / "helios-earth.toml"), small)
+        site = load_scenario(ROOT / "scenarios" / "helios-earth.toml")
+        site = dataclasses.replace(site, scheduler=dataclasses.replace(site.scheduler, policy=args.policy))
+        replay = Replay(site, small)
         t0 = time.perf_counter()
         samples = [rss_mb()]
         while not replay.done:
@@ -98,7 +103,8 @@ def main() -> None:
         block = replay.report_block()
         print(
             f"replay: {block['jobs_replayed']:,} GPU jobs over {replay.sim.now / 86400:.1f} simulated days in "
-            f"{replay_s:.1f} s; RSS first/median/last {samples[1]:.0f}/{np.median(samples):.0f}/{samples[-1]:.0f} MB; "
+            f"{replay_s:.1f} s ({block['jobs_replayed'] / replay_s:,.0f} jobs/s, {args.policy}); "
+            f"RSS first/median/last {samples[1]:.0f}/{np.median(samples):.0f}/{samples[-1]:.0f} MB; "
             f"wait mean ours {block['mean_wait_s']:.0f} s, recorded {block['recorded_mean_wait_s']:.0f} s"
         )
         print(
@@ -109,7 +115,9 @@ def main() -> None:
                     "read_rss_mb": [round(r, 1) for r in rss],
                     "replay_jobs": block["jobs_replayed"],
                     "replay_days": round(replay.sim.now / 86400, 2),
-                    "replay_s": round(replay_s, 1),
+                    "replay_s": round(replay_s, 2),
+                    "replay_jobs_per_s": round(block["jobs_replayed"] / replay_s),
+                    "policy": args.policy,
                     "replay_rss_mb_first_last": [round(samples[1], 1), round(samples[-1], 1)],
                 }
             )

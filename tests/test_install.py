@@ -104,8 +104,7 @@ def test_the_view_draws_with_the_packaged_fonts(installed: tuple[Path, Path], tm
     python = twin.parent / "python"
     probe = "import twin.render.text as t, twin.resources as r; print(t.ASSETS == r.ASSETS)"
     same = subprocess.run([str(python), "-c", probe], cwd=tmp_path, capture_output=True, text=True)
-    if same.stdout.strip() != "True":
-        pytest.xfail("twin/render/text.py still defines its own ASSETS; it must use twin.resources.ASSETS")
+    assert same.stdout.strip() == "True", "the view's fonts come from the one place assets are found"
     shot = _run(twin, "shot", "small-lab", "--size", "320x240", "--out", "s.png", cwd=tmp_path)
     assert shot.returncode == 0, shot.stderr
     assert (tmp_path / "s.png").stat().st_size > 1000

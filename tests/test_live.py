@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from datetime import datetime
 from pathlib import Path
 
@@ -357,6 +358,12 @@ def test_a_site_built_from_the_hosts_with_a_map(stack, tmp_path: Path, capsys) -
     assert report["servers"]["gpu-b"]["gpu_busy"] == [busy["node-0001", g] for g in range(8)]
     assert report["servers"]["node-0003"]["gpu_busy"][2] == 0.0
     assert any(name.startswith("gpu-a--leaf-") for name in report["links"])
+
+
+def test_without_report_it_opens_the_view_on_the_cluster(stack, capsys) -> None:
+    assert main(["live", "--prometheus", stack.prom.url, "--quit-after", "1.5", "--size", "640x480"]) == 0
+    assert "site built from the 4 hosts found" in capsys.readouterr().err
+    assert not [t for t in threading.enumerate() if t.name.startswith("live-")], "the poller stopped with the window"
 
 
 def test_an_unreachable_prometheus_is_one_line_and_exit_2(tmp_path: Path, capsys) -> None:

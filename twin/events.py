@@ -15,7 +15,7 @@ from typing import Any
 JOB_MILESTONE = 0  # a job finishes or changes phase: frees GPUs before new work is placed
 ARRIVAL = 1
 FAULT = 2  # failures and repairs, after the jobs and arrivals of the same instant
-SAMPLE = 9  # metrics are read after everything else at that instant
+# Metric samples come after everything else at their instant (the simulation takes them outside the heap).
 
 Handler = Callable[[Any], None]
 

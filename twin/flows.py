@@ -142,7 +142,9 @@ def group_speeds(
         starts = np.flatnonzero(np.r_[True, flow_group[1:] != flow_group[:-1]])
         speed[flow_group[starts]] = np.minimum(np.minimum.reduceat(ratio, starts), 1.0)
     slow = speed < 1.0
-    if not slow.any():
+    # Nothing given back (every flow already at its group's speed): step 1's full links still hold every
+    # slow group back, so step 3 has nothing to share.
+    if not slow.any() or bool((ratio[demand > 0] <= speed[flow_group[demand > 0]] * (1 + 1e-12)).all()):
         return speed
     g_var, g_link, g_load = group_entries
     used = np.bincount(g_link, weights=g_load * speed[g_var], minlength=len(capacity))

@@ -2,9 +2,12 @@
 
 :class:`LiveSource` is a source for the view (``scenario``, ``fabric``, ``series``, ``now``, ``version``,
 ``advance(dt)``, ``snapshot()``, see ``twin.source``). A background thread polls Prometheus every
-``poll`` seconds with one query per metric family (the DCGM gauges batched by regex), turns the answers
-into an immutable :class:`LiveState` (:func:`interpret`, a pure function tested on hand-made answers)
-and swaps it in under a lock; the frame loop never waits on the network. When Prometheus cannot be
+``poll`` seconds with one query per metric family, run side by side (which families exist comes from
+Prometheus's list of metric names, so no query reads series for nothing), turns the answers into an
+immutable :class:`LiveState` (:func:`interpret`, a pure function tested on hand-made answers) and swaps
+it in under a lock; the frame loop never waits on the network. Queries aggregate on the Prometheus side
+(busy per GPU, power per host, only nonzero XIDs and hot GPUs), which keeps a 12,000-GPU site's answers
+small. When Prometheus cannot be
 reached the last data stays on screen with a banner saying since when, the thread retries with
 exponential backoff, and it recovers by itself.
 
@@ -20,8 +23,9 @@ What is read, from the exporters a GPU cluster runs:
 - a Slurm exporter: ``slurm_node_job`` (jobs per server), ``slurm_queue_pending`` / ``_running`` (or
   ``slurm_partition_job_state_total`` by state).
 
-A server whose target is down (``up == 0``) or that has no series is "no data", never zeros. Families
-not found at all are listed in ``missing``.
+A server whose target is down (``up == 0``) or that has no sample in the last three scrape intervals
+(``last_over_time``: this also catches exporters gone without staleness markers, as across a Prometheus
+restart) is "no data", never zeros. Families not found at all are listed in ``missing``.
 """
 
 from __future__ import annotations
@@ -561,8 +565,8 @@ class LiveSource:
         if self._thread is not None:
             self._thread.join(timeout=self.client.timeout * 2 + 1)
             self._thread = None
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._pool is not None:  # the poller is gone, so no query is running: the workers end at once
+            self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
     def __enter__(self) -> LiveSource:
@@ -746,9 +750,9 @@ class LiveSource:
             return self._state, self._conn
 
     def wait_for_data(self, timeout: float, check: Callable[[], None] | None = None) -> LiveState:
-        """Block until a poll has brought data (rates included once they can be computed); PromError with
-        the reason if none came within ``timeout`` seconds. ``check`` is called while waiting (it may raise
-        to give up, e.g. on a stop signal)."""
+        """Block until a poll has brought data, rates included once they can be computed (at the deadline,
+        data without some rates will do); PromError with the reason if no data came within ``timeout``
+        seconds. ``check`` is called while waiting (it may raise to give up, e.g. on a stop signal)."""
         deadline = time.monotonic() + timeout
         while True:
             if check is not None:
@@ -757,6 +761,8 @@ class LiveSource:
             if st is not None and not st.warming and not st.no_data.all():
                 return st
             if time.monotonic() >= deadline:
+                if st is not None and not st.no_data.all():
+                    return st  # counters that never gave a rate (an exporter long gone): report the rest
                 if conn.error:
                     raise PromError(conn.error, unreachable=True)
                 if st is None:
@@ -867,7 +873,7 @@ class LiveSource:
             if idle:
                 phase = f"{idle} of {gpus} GPUs allocated but idle"
                 alerts.append((now, f"job {name}: {idle} allocated GPUs idle", False))
-            jobs.append(JobView(job, f"job {name}", gpus, 0.0, phase, 0.0, 1.0, nodes, 0.0, 0.0))
+            jobs.append(JobView(job, f"job {name}", gpus, 0.0, phase, float("nan"), 1.0, nodes, 0.0, 0.0))
         return jobs, alerts
 
     def idle_allocated(self) -> list[tuple[str, int, str]]:

@@ -34,7 +34,11 @@ class TimeSeries:
         self._count = 0
 
     def append(self, row: dict[str, float]) -> None:
-        self._data[self._next] = [row[f] for f in self.fields]
+        self.append_values([row[f] for f in self.fields])
+
+    def append_values(self, values: tuple[float, ...] | list[float]) -> None:
+        """A row given in field order (the simulation's fast path: no dict per sample)."""
+        self._data[self._next] = values
         self._next = (self._next + 1) % len(self._data)
         self._count = min(self._count + 1, len(self._data))
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from twin.names import LAYOUTS
 from twin.resources import ASSETS
-from twin.scenario import MAX_GPUS, MAX_SEED, _Locator, _Table, read_toml
+from twin.scenario import MAX_GPUS, MAX_SEED, Locator, Table, read_toml
 
 MAX_SPEED = 10_000.0  # simulated seconds per second, as the live view's fastest setting
 MAX_SCENE_S = 86_400.0  # a scene may last up to a day
@@ -82,7 +82,7 @@ def load_playlist(path: str | Path) -> Show:
 
 
 def playlist_from_dict(data: dict[str, Any], base: Path, source: str = "<playlist>", text: str | None = None) -> Show:
-    root = _Table(data, "", _Locator(source, text))
+    root = Table(data, "", Locator(source, text))
     show = root.table("show", optional=True)
     logo_name = show.str("logo", default="")
     logo = None
@@ -117,7 +117,7 @@ def show_inputs(show: Show) -> list[Path]:
     return files + ([show.logo] if show.logo is not None else [])
 
 
-def _color(t: _Table, key: str) -> tuple[int, int, int]:
+def _color(t: Table, key: str) -> tuple[int, int, int]:
     value = t.maybe(key) or [86, 204, 255]
     ok = isinstance(value, list) and len(value) == 3
     ok = ok and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in value)
@@ -126,7 +126,7 @@ def _color(t: _Table, key: str) -> tuple[int, int, int]:
     return (value[0], value[1], value[2])
 
 
-def _scene(t: _Table, base: Path) -> Scene:
+def _scene(t: Table, base: Path) -> Scene:
     name = t.str("scenario")
     camera = t.maybe("camera") or list(CAMERA_MOVES)
     if isinstance(camera, str):
@@ -149,7 +149,7 @@ def _scene(t: _Table, base: Path) -> Scene:
     return scene
 
 
-def _caption(t: _Table) -> Caption:
+def _caption(t: Table) -> Caption:
     on = t.str("on", choices=TRIGGERS)
     text = t.str("text")
     try:

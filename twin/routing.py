@@ -16,6 +16,7 @@ from twin.topology import Fabric
 
 Route = tuple[np.ndarray, np.ndarray]  # (link ids, fractions)
 _EMPTY: Route = (np.empty(0, np.int32), np.empty(0, np.float64))
+ROUTES_KEPT = 200_000  # cached routes, at most
 
 
 class Router:
@@ -26,15 +27,28 @@ class Router:
         self.alive = np.ones(fabric.n_links, bool) if alive is None else alive
         self._dist: dict[tuple[int, ...], dict[int, int]] = {}
         self._core: dict[tuple[tuple[int, ...], tuple[int, ...]], dict[int, float]] = {}
+        self._routes: dict[tuple[int, int, int | None], Route] = {}
 
     def invalidate(self, alive: np.ndarray) -> None:
         """Links changed (failed or repaired): forget every cached distance and route."""
         self.alive = alive
         self._dist.clear()
         self._core.clear()
+        self._routes.clear()
 
     def route(self, src: int, dst: int, rail: int | None = None) -> Route:
-        """Links and fractions from vertex ``src`` to vertex ``dst``; empty if there is no path."""
+        """Links and fractions from vertex ``src`` to vertex ``dst``; empty if there is no path. The arrays
+        are shared with the cache: read them, never write to them."""
+        key = (src, dst, rail)
+        found = self._routes.get(key)
+        if found is None:
+            found = self._routes[key] = self._route(src, dst, rail)
+            if len(self._routes) > ROUTES_KEPT:  # a bounded cache: the oldest half goes
+                for old in list(self._routes)[: ROUTES_KEPT // 2]:
+                    del self._routes[old]
+        return found
+
+    def _route(self, src: int, dst: int, rail: int | None) -> Route:
         fab = self.fabric
         ups = [(sw, up) for sw, up, _ in fab.endpoints(src, rail) if self.alive[up]]
         downs = [(sw, down) for sw, _, down in fab.endpoints(dst, rail) if self.alive[down]]

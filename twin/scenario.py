@@ -271,7 +271,7 @@ def load_scenario(path: str | Path) -> Scenario:
 
 def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>", text: str | None = None) -> Scenario:
     """Validate an already-parsed scenario (tests build small sites this way)."""
-    root = _Table(data, "", _Locator(source, text))
+    root = Table(data, "", Locator(source, text))
     scenario = Scenario(
         source=source,
         site=_site(root.table("site")),
@@ -294,13 +294,13 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>", text: s
     return scenario
 
 
-def _site(t: _Table) -> Site:
+def _site(t: Table) -> Site:
     s = Site(name=t.str("name"), blurb=t.str("blurb", default=""))
     t.done()
     return s
 
 
-def _topology(t: _Table) -> TopologySpec:
+def _topology(t: Table) -> TopologySpec:
     kind = t.str("kind", choices=TOPOLOGY_KINDS)
     fat = kind == "fat-tree"
     k = t.int("k", minimum=2, maximum=128) if fat else t.int("k", minimum=0, maximum=128, default=0)
@@ -324,7 +324,7 @@ def _topology(t: _Table) -> TopologySpec:
     return spec
 
 
-def _node(t: _Table) -> NodeSpec:
+def _node(t: Table) -> NodeSpec:
     s = NodeSpec(
         gpus=t.int("gpus", minimum=1, maximum=64),
         nics=t.int("nics", minimum=1, maximum=64),
@@ -335,7 +335,7 @@ def _node(t: _Table) -> NodeSpec:
     return s
 
 
-def _gpu(t: _Table) -> GpuModel:
+def _gpu(t: Table) -> GpuModel:
     g = GpuModel(
         model=t.str("model"),
         peak_tflops=t.float("peak_tflops", positive=True, maximum=100_000.0),
@@ -348,7 +348,7 @@ def _gpu(t: _Table) -> GpuModel:
     return g
 
 
-def _storage(t: _Table) -> StorageSpec:
+def _storage(t: Table) -> StorageSpec:
     s = StorageSpec(
         name=t.str("name"),
         capacity_pb=t.float("capacity_pb", positive=True, maximum=100_000.0),
@@ -361,7 +361,7 @@ def _storage(t: _Table) -> StorageSpec:
     return s
 
 
-def _job_class(t: _Table) -> JobClass:
+def _job_class(t: Table) -> JobClass:
     kind = t.str("kind", choices=JOB_KINDS)
     gpus = t.pair("gpus", int, minimum=1, maximum=MAX_GPUS)
     jc = JobClass(
@@ -380,7 +380,7 @@ def _job_class(t: _Table) -> JobClass:
     return jc
 
 
-def _workload(t: _Table) -> WorkloadSpec:
+def _workload(t: Table) -> WorkloadSpec:
     arrival = t.str("arrival", choices=ARRIVALS, default="poisson")
     preset = t.str("preset", choices=PRESETS) if t.maybe("preset") is not None else ""
     rate_given = t.maybe("jobs_per_hour") is not None or not (preset or arrival == "none")
@@ -403,7 +403,7 @@ def _policy_names() -> tuple[str, ...]:
     return tuple(POLICIES)
 
 
-def _scheduler(t: _Table) -> SchedulerSpec:
+def _scheduler(t: Table) -> SchedulerSpec:
     s = SchedulerSpec(
         policy=t.str("policy", choices=_policy_names(), default="topology"),
         backfill_depth=t.int("backfill_depth", minimum=1, maximum=10_000, default=64),
@@ -412,7 +412,7 @@ def _scheduler(t: _Table) -> SchedulerSpec:
     return s
 
 
-def _power(t: _Table) -> PowerSpec:
+def _power(t: Table) -> PowerSpec:
     p = PowerSpec(
         pue=t.float("pue", minimum=1.0, maximum=5.0, default=1.3),
         switch_watts=t.float("switch_watts", minimum=0.0, maximum=100_000.0, default=700.0),
@@ -422,7 +422,7 @@ def _power(t: _Table) -> PowerSpec:
     return p
 
 
-def _clock(t: _Table, key: str) -> float:
+def _clock(t: Table, key: str) -> float:
     """Seconds from a number of seconds or an "HH:MM" / "D+HH:MM" time since the start."""
     value = t.maybe(key)
     seconds = -1.0
@@ -440,7 +440,7 @@ def _clock(t: _Table, key: str) -> float:
     return seconds
 
 
-def _fault_event(t: _Table) -> FaultEvent:
+def _fault_event(t: Table) -> FaultEvent:
     action = t.str("action", choices=("fail", "degrade"), default="fail")
     field = t._field("target")
     line = t.locator.line_of(field)
@@ -457,7 +457,7 @@ def _fault_event(t: _Table) -> FaultEvent:
     return e
 
 
-def _faults(t: _Table) -> FaultSpec:
+def _faults(t: Table) -> FaultSpec:
     r = t.table("random", optional=True)
     kinds = ("gpu", "node", "link", "switch", "storage")
     defaults = RandomFaults()
@@ -479,7 +479,7 @@ def _faults(t: _Table) -> FaultSpec:
     return spec
 
 
-def _simulation(t: _Table) -> SimulationSpec:
+def _simulation(t: Table) -> SimulationSpec:
     s = SimulationSpec(
         seed=t.int("seed", minimum=0, maximum=MAX_SEED, default=0),
         step_s=t.float("step_s", minimum=1.0, maximum=3600.0, default=10.0),
@@ -489,7 +489,7 @@ def _simulation(t: _Table) -> SimulationSpec:
     return s
 
 
-def _check_wiring(s: Scenario, root: _Table) -> None:
+def _check_wiring(s: Scenario, root: Table) -> None:
     """Can the servers be cabled to the switches as described? Port counts must add up."""
     topo, node = s.topology, s.node
     top = root.table("topology")
@@ -575,7 +575,7 @@ def site_size(s: Scenario) -> SiteSize:
     return SiteSize(servers, servers * node.gpus, switches, host + fabric + gateway + storage)
 
 
-def _check_size(s: Scenario, root: _Table) -> None:
+def _check_size(s: Scenario, root: Table) -> None:
     """Refuse a site larger than the stated maxima, naming the field that sizes it."""
     size = site_size(s)
     over = [
@@ -603,7 +603,7 @@ def _check_size(s: Scenario, root: _Table) -> None:
 _MISSING = object()
 
 
-class _Locator:
+class Locator:
     """Finds the line of a dotted field in the TOML text, so errors can say where to look. The table
     headers are indexed once, so each look-up reads only its own table's lines."""
 
@@ -647,10 +647,10 @@ class _Locator:
         return None
 
 
-class _Table:
+class Table:
     """One TOML table being read; tracks which keys were used so unknown ones are reported."""
 
-    def __init__(self, data: Any, path: str, locator: _Locator) -> None:
+    def __init__(self, data: Any, path: str, locator: Locator) -> None:
         self.path = path
         self.locator = locator
         if not isinstance(data, dict):
@@ -744,11 +744,11 @@ class _Table:
             self.fail(key, f"low <= high, got [{lo:g}, {hi:g}]")
         return lo, hi
 
-    def table(self, key: str, optional: bool = False) -> _Table:
+    def table(self, key: str, optional: bool = False) -> Table:
         value = self._get(key, {} if optional else _MISSING)
-        return _Table(value, self._field(key), self.locator)
+        return Table(value, self._field(key), self.locator)
 
-    def tables(self, key: str, min_count: int = 0, max_count: int = 1000) -> list[_Table]:
+    def tables(self, key: str, min_count: int = 0, max_count: int = 1000) -> list[Table]:
         value = self._get(key, [] if min_count == 0 else _MISSING)
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
             self.fail(key, f"an array of tables ([[{self._field(key)}]]), got {_kind(value)}")
@@ -756,7 +756,7 @@ class _Table:
             self.fail(key, f"at least {min_count} [[{self._field(key)}]] table(s)")
         if len(value) > max_count:
             self.fail(key, f"at most {max_count:,} [[{self._field(key)}]] tables, got {len(value):,}")
-        return [_Table(v, f"{self._field(key)}[{i}]", self.locator) for i, v in enumerate(value)]
+        return [Table(v, f"{self._field(key)}[{i}]", self.locator) for i, v in enumerate(value)]
 
     def done(self) -> None:
         unknown = sorted(set(self.data) - self.used)

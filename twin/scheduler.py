@@ -26,6 +26,8 @@ class Allocation:
         self.domain = fabric.node_domain
         self.pod = fabric.node_pod
         self.held: dict[int, np.ndarray] = {}  # job id -> flat GPU indices
+        self.version = 0  # grows with every change of ``free`` (whoever makes it calls ``changed()``)
+        self._fragmentation = (-1, 0.0)
 
     @property
     def n_nodes(self) -> int:
@@ -42,23 +44,29 @@ class Allocation:
         flat[gpus] = job_id
         np.subtract.at(self.free, gpus // self.gpus_per_node, 1)
         self.held[job_id] = gpus
+        self.version += 1
 
     def release(self, job_id: int) -> np.ndarray:
         gpus = self.held.pop(job_id)
         self.owner.reshape(-1)[gpus] = -1
         np.add.at(self.free, gpus // self.gpus_per_node, 1)
+        self.version += 1
         return gpus
+
+    def changed(self) -> None:
+        """``owner`` and ``free`` were changed from outside (GPUs held out for faults)."""
+        self.version += 1
 
     def nodes_of(self, job_id: int) -> np.ndarray:
         return np.unique(self.held[job_id] // self.gpus_per_node)
 
     def fragmentation(self) -> float:
         """Share of free GPUs stranded on partly used nodes, where no multi-node job can use them."""
-        total = self.free.sum()
-        if total == 0:
-            return 0.0
-        partial = self.free[(self.free > 0) & (self.free < self.gpus_per_node)].sum()
-        return float(partial / total)
+        if self._fragmentation[0] != self.version:
+            total = self.free.sum()
+            partial = self.free[(self.free > 0) & (self.free < self.gpus_per_node)].sum()
+            self._fragmentation = (self.version, float(partial / total) if total else 0.0)
+        return self._fragmentation[1]
 
 
 Placement = Callable[[Allocation, int], "np.ndarray | None"]

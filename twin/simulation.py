@@ -15,12 +15,13 @@ the statistics (``stats``).
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
 
 from twin.alerts import alert_text
-from twin.events import ARRIVAL, FAULT, JOB_MILESTONE, SAMPLE, EventQueue
+from twin.events import ARRIVAL, FAULT, JOB_MILESTONE, EventQueue
 from twin.faults import Component, FaultEffect, FaultState, RandomFaultProcess, check_faults
 from twin.flows import CHECKPOINT, DATA, FlowTable
 from twin.jobs import Job
@@ -39,6 +40,29 @@ __all__ = ["BLOCKED", "Job", "Sample", "Simulation", "Totals", "WorkloadStats"]
 
 SNAPSHOT_EVENTS = 64  # log entries a snapshot carries: more than happen between two frames
 BLOCKED = -2  # owner of a GPU that is failed or cut off: not free, not any job's
+
+
+class RunningJobs(Sequence[Running]):
+    """The running jobs as a queue policy sees them, listed only if the policy looks (FIFO never does)."""
+
+    def __init__(self, sim: Simulation) -> None:
+        self._sim = sim
+        self._items: list[Running] | None = None
+
+    def _list(self) -> list[Running]:
+        if self._items is None:
+            now = self._sim.now
+            self._items = [Running(j.gpus, max(j.start_s + j.spec.estimate_s, now)) for j in self._sim.running.values()]
+        return self._items
+
+    def __len__(self) -> int:
+        return len(self._sim.running)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return self._list()[i]
+
+    def __iter__(self):
+        return iter(self._list())
 
 
 class Simulation:
@@ -63,10 +87,14 @@ class Simulation:
         self.policy = POLICIES[policy] if isinstance(policy, str) else policy
         self.workload = WorkloadGenerator(scenario.workload, fab.n_gpus, fab.gpus_per_node, workload_rng)
         self.n_switches = int(np.isin(fab.kind, SWITCH_KINDS).sum())
-        self.physical = fab.link_kind != VIRTUAL
-        self.fabric_links = fab.link_kind == FABRIC
+        self.physical = np.flatnonzero(fab.link_kind != VIRTUAL)
+        self.fabric_links = np.flatnonzero(fab.link_kind == FABRIC)
         self.peak_tflops = scenario.gpu.peak_tflops
         self.step_s = scenario.simulation.step_s
+        self.backfill_depth = scenario.scheduler.backfill_depth
+        # Facility power is linear in the busy GPU count: its two coefficients, worked out once.
+        self._watts_idle = facility_watts(scenario, 0.0, self.n_switches)
+        self._watts_per_busy = facility_watts(scenario, 1.0, self.n_switches) - self._watts_idle
         # Mutable state: all of it created here, before anything runs.
         self.events = EventQueue()
         self.now = 0.0
@@ -101,7 +129,7 @@ class Simulation:
             self.events.push(self.workload.next_arrival_gap(0.0), ARRIVAL, self._on_arrival)
         self._settle()
         self._sample()
-        self.events.push(self.step_s, SAMPLE, self._on_sample)
+        self._next_sample = self.step_s
 
     # --- driving the clock -----------------------------------------------------------------------
 
@@ -110,13 +138,28 @@ class Simulation:
         self.run(self.now + dt)
 
     def run(self, until: float) -> None:
-        """Handle every event up to and including ``until``, then stop the clock there."""
-        while self.events.peek_time() <= until:
+        """Handle every event up to and including ``until``, then stop the clock there.
+
+        Metric samples are taken every ``step_s`` without going through the heap (there are far more of
+        them than of anything else): one that falls between events sees a state nothing changes, and one
+        at the same instant as events comes after them and before the scheduler runs, as the lowest
+        priority event of that instant would."""
+        while True:
             t = self.events.peek_time()
+            if self._next_sample < t and self._next_sample <= until:
+                self._integrate_to(self._next_sample)
+                self._sample()
+                self._next_sample = self.now + self.step_s
+                continue
+            if t > until:
+                break
             self._integrate_to(t)
             while self.events.peek_time() == t:
                 _, handler, payload = self.events.pop()
                 handler(payload)
+            if self._next_sample == t:
+                self._sample()
+                self._next_sample = t + self.step_s
             self._settle()
         self._integrate_to(max(until, self.now))
 
@@ -133,7 +176,7 @@ class Simulation:
         tot = self.totals
         tot.gpu_alloc_s += self._allocated * dt
         tot.busy_gpu_s += self._busy * dt
-        tot.energy_j += facility_watts(self.scenario, self._busy, self.n_switches) * dt
+        tot.energy_j += self._watts(self._busy) * dt
         tot.fabric_util_s += self._links.mean_fabric * dt
         tot.fabric_bytes += self._links.fabric_load * dt
         tot.traffic_bytes += self.flows.kind_rate * dt
@@ -150,10 +193,6 @@ class Simulation:
         job = self.running.get(job_id)
         if job is not None and job.generation == generation:  # an older plan for this job is stale
             self._milestone(job)
-
-    def _on_sample(self, _: None) -> None:
-        self._sample()
-        self.events.push(self.now + self.step_s, SAMPLE, self._on_sample)
 
     def _on_scripted_fault(self, i: int) -> None:
         event = self.scenario.faults.events[i]
@@ -345,6 +384,7 @@ class Simulation:
         owner[blocked & ~self._unusable] = -1
         owner[self._unusable & (owner == -1)] = BLOCKED
         self.alloc.free[:] = (owner == -1).sum(axis=1)
+        self.alloc.changed()
 
     # --- traffic -------------------------------------------------------------------------------------
 
@@ -364,15 +404,12 @@ class Simulation:
     def _settle(self) -> None:
         if self._need_schedule:
             self._need_schedule = False
-            running = [
-                Running(j.gpus, j.start_s + j.spec.estimate_s if j.start_s + j.spec.estimate_s > self.now else self.now)
-                for j in self.running.values()
-            ]
-            started = self.policy.queue(
-                self.queue, self.alloc, running, self.now, self.policy.place, self.scenario.scheduler.backfill_depth
-            )
-            for spec, gpus in started:
-                self._start(spec, gpus)
+            if self.queue:
+                started = self.policy.queue(
+                    self.queue, self.alloc, RunningJobs(self), self.now, self.policy.place, self.backfill_depth
+                )
+                for spec, gpus in started:
+                    self._start(spec, gpus)
         solved = self.flows.dirty
         if solved or self.flows.version != self._stats_version:
             speeds = self.flows.solve()  # a no-op when the flows changed by the fast path alone
@@ -410,9 +447,12 @@ class Simulation:
     def pflops_in_use(self) -> float:
         return self._busy * self.peak_tflops / 1000.0
 
+    def _watts(self, busy: float) -> float:
+        return self._watts_idle + self._watts_per_busy * busy
+
     @property
     def facility_mw(self) -> float:
-        return facility_watts(self.scenario, self._busy, self.n_switches) / 1e6
+        return self._watts(self._busy) / 1e6
 
     def mean_wait_s(self) -> float:
         return self.totals.waits.mean
@@ -420,24 +460,24 @@ class Simulation:
     def _sample(self) -> None:
         rates = self.flows.kind_rate
         n = max(self.fabric.n_gpus, 1)
-        self.series.append(
-            {
-                "time_s": self.now,
-                "pflops": self.pflops_in_use,
-                "gpu_allocation": self._allocated / n,
-                "gpu_utilization": self._busy / n,
-                "jobs_running": len(self.running),
-                "jobs_queued": len(self.queue),
-                "jobs_done": self.totals.ended,
-                "mean_wait_s": self.mean_wait_s(),
-                "facility_mw": self.facility_mw,
-                "mean_link_util": self._links.mean_fabric,
-                "p99_link_util": self._links.p99,
-                "max_link_util": self._links.max,
-                "storage_read_gbs": rates[DATA] / 1e9,
-                "storage_write_gbs": rates[CHECKPOINT] / 1e9,
-                "fragmentation": self.alloc.fragmentation(),
-            }
+        self.series.append_values(  # in SERIES_FIELDS order
+            (
+                self.now,
+                self.pflops_in_use,
+                self._allocated / n,
+                self._busy / n,
+                len(self.running),
+                len(self.queue),
+                self.totals.ended,
+                self.mean_wait_s(),
+                self.facility_mw,
+                self._links.mean_fabric,
+                self._links.p99,
+                self._links.max,
+                rates[DATA] / 1e9,
+                rates[CHECKPOINT] / 1e9,
+                self.alloc.fragmentation(),
+            )
         )
 
     def job_view(self, job: Job) -> JobView:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -97,26 +98,32 @@ class LinkStats:
 
     util: np.ndarray  # load / capacity per directed link
     mean_fabric: float  # mean over switch-to-switch links
-    p99: float  # over physical links
     max: float  # over physical links
     fabric_load: float  # bytes/s on switch-to-switch links
+    physical: np.ndarray  # indices of the physical links (for the p99, worked out only when asked)
+
+    @cached_property
+    def p99(self) -> float:
+        phys = self.util[self.physical]
+        if not len(phys):
+            return 0.0
+        k = int(0.99 * (len(phys) - 1))
+        return float(np.partition(phys, k)[k])
 
     @staticmethod
     def empty(n_links: int) -> LinkStats:
-        return LinkStats(np.zeros(n_links), 0.0, 0.0, 0.0, 0.0)
+        return LinkStats(np.zeros(n_links), 0.0, 0.0, 0.0, np.zeros(0, np.int64))
 
 
 def link_stats(load: np.ndarray, cap: np.ndarray, physical: np.ndarray, fabric: np.ndarray) -> LinkStats:
-    """Utilisation of every link and the figures the HUD and report quote (a pure function)."""
+    """Utilisation of every link and the figures the HUD and report quote (a pure function);
+    ``physical`` and ``fabric`` are index arrays of the physical and the switch-to-switch links."""
     with np.errstate(divide="ignore", invalid="ignore"):
         util = np.where(cap > 0, load / cap, 0.0)
-    phys = util[physical]
-    k = int(0.99 * (len(phys) - 1))
-    p99 = float(np.partition(phys, k)[k]) if len(phys) else 0.0
     return LinkStats(
         util=util,
-        mean_fabric=float(util[fabric].mean()) if fabric.any() else 0.0,
-        p99=p99,
-        max=float(phys.max()) if len(phys) else 0.0,
+        mean_fabric=float(util[fabric].sum() / len(fabric)) if len(fabric) else 0.0,
+        max=float(util[physical].max()) if len(physical) else 0.0,
         fabric_load=float(load[fabric].sum()),
+        physical=physical,
     )

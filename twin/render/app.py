@@ -20,9 +20,10 @@ import pygame
 from twin.render.hud import Hud, HudModel, HudState
 from twin.render.inspector import describe_job, describe_segment, describe_vertex
 from twin.render.layout import Layout
-from twin.render.loop import DEFAULT_SPEED, Controller, FrameLoop, Pane, Stepper, never, save_screenshot
+from twin.render.loop import DEFAULT_SPEED, Controller, FrameLoop, Pane, Stepper, save_screenshot
 from twin.render.scene import SiteView
 from twin.render.text import Text
+from twin.signals import stop_requested as signalled
 from twin.snapshot import Snapshot
 from twin.source import Seekable, Source
 from twin.topology import NODE
@@ -177,7 +178,7 @@ class App:
         fullscreen: bool = False,
         speed: float = DEFAULT_SPEED,
         quit_after: float | None = None,
-        stop_requested: Callable[[], bool] = never,
+        stop_requested: Callable[[], bool] = signalled,
     ) -> None:
         pygame.display.init()
         pygame.font.init()

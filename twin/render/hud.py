@@ -120,8 +120,9 @@ class Hud:
             y = section.draw(
                 self, surf, pygame.Rect(panel.x + pad, y, panel.w - 2 * pad, panel.bottom - pad - y), model
             )
-        self._legend(surf, s, h, panel.x - round(40 * s), bool(model.snap.no_data.any()))
-        self._alerts(surf, model.snap.alerts, model.now, s, h, panel.x)
+        live = model.snap.data_age_s is not None
+        self._legend(surf, s, h, panel.x - round(40 * s), bool(model.snap.no_data.any()), live)
+        self._alerts(surf, model.snap.alerts, model.now, s, h, panel.x, st.epoch)
         if st.inspector:
             self._inspector(surf, st.inspector, s, panel.x)
         if st.notice:
@@ -240,6 +241,7 @@ class Hud:
         s: float,
         h: int,
         right: int,
+        epoch: float | None = None,
     ) -> None:
         """The fault ticker: the latest news, newest at the bottom, fading after a simulated hour."""
         recent = [a for a in alerts if now - a[0] < 3600.0][-3:]
@@ -248,7 +250,8 @@ class Hud:
         x = round(24 * s)
         y = h - round(52 * s) - len(recent) * round(30 * s)
         for when, text, bad in recent:
-            line = f"{fmt_clock(when)[-8:-3]}  {text}"
+            stamp = fmt_clock(when)[-8:-3] if epoch is None else fmt_date(epoch + when)[-5:]
+            line = f"{stamp}  {text}"
             label = self.text.render(line, 17, theme.TEXT, "semibold")
             box = pygame.Rect(x, y, min(label.get_width() + round(40 * s), right - x - round(12 * s)), round(26 * s))
             self._panel(surf, box, 235)
@@ -257,18 +260,23 @@ class Hud:
             surf.blit(label, (box.x + round(26 * s), box.centery - label.get_height() // 2))
             y += round(30 * s)
 
-    def _legend(self, surf: pygame.Surface, s: float, h: int, room: int, no_data: bool = False) -> None:
+    def _legend(
+        self, surf: pygame.Surface, s: float, h: int, room: int, no_data: bool = False, live: bool = False
+    ) -> None:
         """The colour key along the bottom, drawn once per scale and shrunk if the room is narrow."""
-        key = (s, room, no_data)
+        key = (s, room, no_data, live)
         if self._legend_key != key or self._legend_surf is None:
             self._legend_key = key
-            self._legend_surf = self._draw_legend(s, room, no_data)
+            self._legend_surf = self._draw_legend(s, room, no_data, live)
         surf.blit(self._legend_surf, (round(24 * s), h - round(44 * s)))
 
-    def _draw_legend(self, s: float, room: int, no_data: bool) -> pygame.Surface:
+    def _draw_legend(self, s: float, room: int, no_data: bool, live: bool) -> pygame.Surface:
         strip = pygame.Surface((round(1400 * s), round(24 * s)), pygame.SRCALPHA)
         x, y = 0, 0
-        for color, label in zip(theme.TRAFFIC, theme.TRAFFIC_LABELS, strict=True):
+        kinds = (
+            ((theme.MEASURED, "measured traffic"),) if live else zip(theme.TRAFFIC, theme.TRAFFIC_LABELS, strict=True)
+        )
+        for color, label in kinds:
             pygame.draw.circle(strip, color, (x + round(6 * s), y + round(10 * s)), round(6 * s))
             text = self.text.render(label, 15, theme.TEXT_DIM)
             strip.blit(text, (x + round(18 * s), y + round(10 * s) - text.get_height() // 2))
@@ -438,8 +446,9 @@ class BiggestJobs:
             )
             if right is not None:  # the longest detail that fits beside the name; none if none does
                 surf.blit(right, (x + inner - right.get_width(), y + round(3 * s)))
-            bar = pygame.Rect(x + round(20 * s), y + round(26 * s), inner - round(20 * s), round(7 * s))
-            hud.bar(surf, bar, job.progress, color)
+            if math.isfinite(job.progress):  # a live job's progress is not known: no bar rather than 0%
+                bar = pygame.Rect(x + round(20 * s), y + round(26 * s), inner - round(20 * s), round(7 * s))
+                hud.bar(surf, bar, job.progress, color)
             y += row_h
         return y
 

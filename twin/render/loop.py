@@ -18,14 +18,12 @@ from typing import Protocol
 import numpy as np
 import pygame
 
+from twin.signals import stop_requested as signalled
+
 SPEEDS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1200, 3000, 6000, 10000)
 DEFAULT_SPEED = 120
 SIM_BUDGET_S = 0.008  # wall time a frame may spend advancing the source
 FRAME_TIMES_KEPT = 3600  # the last minute of frame times at 60 fps
-
-
-def never() -> bool:
-    return False
 
 
 class Screen(Protocol):
@@ -43,7 +41,8 @@ class Screen(Protocol):
 class FrameLoop:
     """Events, update, draw, present; at most 60 frames a second. Frame times are kept, bounded."""
 
-    def __init__(self, quit_after: float | None = None, stop_requested: Callable[[], bool] = never) -> None:
+    def __init__(self, quit_after: float | None = None, stop_requested: Callable[[], bool] = signalled) -> None:
+        """``stop_requested``: polled once a frame (by default: has a stop signal come, see twin.signals)."""
         self.quit_after = quit_after
         self.stop_requested = stop_requested
         self.frame_times: deque[float] = deque(maxlen=FRAME_TIMES_KEPT)

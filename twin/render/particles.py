@@ -45,7 +45,8 @@ def positions(
     """Screen positions (P, 2) and traffic kinds (P,) of the particles going from a to b.
 
     ``mix`` is (S, kinds) shares of the traffic; particle k of n on a segment takes the kind whose
-    cumulative share first exceeds (k + 0.5) / n, so colours follow the mix. ``offset_px`` shifts the
+    cumulative share first exceeds (k + 0.5) / n, so colours follow the mix; a segment whose traffic is
+    of no known kind (measured, not simulated) gives kind ``kinds``. ``offset_px`` shifts the
     lane sideways so that the two directions of a link run side by side.
     """
     busy = np.flatnonzero(n)
@@ -65,11 +66,12 @@ def positions(
     xy += normal * offset_px
     cum = np.cumsum(mix, axis=1)
     total = cum[:, -1:]
-    total[total == 0] = 1.0
+    unknown = total[:, 0] == 0  # measured traffic of no known kind (live data): the extra colour
+    total[unknown] = 1.0
     cum = cum / total
     q = (k + 0.5) / nn
-    kind = (cum[seg] < q[:, None]).sum(axis=1)
-    return xy, np.minimum(kind, mix.shape[1] - 1)
+    kind = np.minimum((cum[seg] < q[:, None]).sum(axis=1), mix.shape[1] - 1)
+    return xy, np.where(unknown[seg], mix.shape[1], kind)
 
 
 def stamp(pixels: np.ndarray, xy: np.ndarray, colors: np.ndarray, radius: int, clip: tuple[int, int, int, int]) -> None:

@@ -518,7 +518,7 @@ class SiteView:
         # one in five of them, in fine dots, so that the job colours stay readable.
         idx = np.arange(len(shown))
         shimmer = ~drawn & inside & (length >= 6) & ((idx * 2654435761) % 5 == 0)
-        colors = np.array([surf.map_rgb(c) for c in theme.TRAFFIC], np.int64)
+        colors = np.array([surf.map_rgb(c) for c in (*theme.TRAFFIC, theme.MEASURED)], np.int64)
         radius = 1 if self.text.scale < 0.8 else 2 if self.text.scale < 1.6 else 3
         lane = max(1.5, 2.0 * self.text.scale)
         px = pygame.surfarray.pixels2d(surf)

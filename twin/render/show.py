@@ -27,10 +27,12 @@ from twin.render import theme
 from twin.render.app import Frame, text_scale
 from twin.render.camera import Camera
 from twin.render.layout import LAYOUTS, Layout
-from twin.render.loop import Controller, FrameLoop, Pane, never
+from twin.render.loop import Controller, FrameLoop, Pane
 from twin.render.scene import fill_outside
 from twin.render.text import Text
 from twin.scenario import load_scenario
+from twin.signals import stop_requested as signalled
+from twin.signals import stop_signal
 from twin.simulation import Simulation
 from twin.source import Source
 
@@ -549,7 +551,7 @@ def run_exhibit(
     size: tuple[int, int],
     display: int,
     quit_after: float | None = None,
-    stop_requested: Callable[[], bool] = never,
+    stop_requested: Callable[[], bool] = signalled,
 ) -> int:
     """The show's window loop. Returns when the quit chord is pressed, the process is asked to stop
     (``stop_requested``: SIGTERM from a service manager), or after ``quit_after`` seconds."""
@@ -566,7 +568,7 @@ def run_exhibit(
     log.info("show started: %s, %d scenes, %dx%d", show.source, len(show.scenes), *screen.get_size())
     FrameLoop(quit_after, stop_requested).run(ExhibitWindow(exhibit, screen, windowed))
     if stop_requested():
-        log.info("asked to stop")
+        log.info("show stopped by %s", stop_signal() or "request")
     log.info("show ended after %.0f s, %d scenes played", time.perf_counter() - start, exhibit.scenes_played)
     pygame.display.quit()
     return 0

@@ -11,9 +11,10 @@ import pygame
 
 from twin.render import theme
 from twin.render.app import Frame, text_scale
-from twin.render.loop import DEFAULT_SPEED, Controller, FrameLoop, Pane, Stepper, never, save_screenshot
+from twin.render.loop import DEFAULT_SPEED, Controller, FrameLoop, Pane, Stepper, save_screenshot
 from twin.scenario import Scenario
 from twin.scheduler import POLICIES
+from twin.signals import stop_requested as signalled
 from twin.simulation import Simulation
 
 
@@ -65,7 +66,7 @@ class SplitApp:
         fullscreen: bool = False,
         speed: float = DEFAULT_SPEED,
         quit_after: float | None = None,
-        stop_requested: Callable[[], bool] = never,
+        stop_requested: Callable[[], bool] = signalled,
     ) -> None:
         pygame.display.init()
         pygame.font.init()

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from pathlib import Path
 
 import pygame
 
 from twin.render import theme
-
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
+from twin.resources import ASSETS
 
 
 class Text:

@@ -29,5 +29,6 @@ BUS = (46, 60, 100)
 # Traffic kinds, in twin.flows.TRAFFIC_KINDS order.
 TRAFFIC = ((86, 214, 255), (120, 234, 140), (255, 190, 84), (214, 140, 255))
 TRAFFIC_LABELS = ("gradient all-reduce", "training data", "checkpoint", "inference")
+MEASURED = (214, 224, 244)  # traffic measured on a live cluster, of no known kind
 
 FONT_FILES = {"regular": "Inter-Regular.otf", "semibold": "Inter-SemiBold.otf", "bold": "Inter-Bold.otf"}
