@@ -3,15 +3,18 @@ switch ports), scraped by a real Prometheus, read by a LiveSource polling as fas
 
     .venv/bin/python bench/live.py [--cycles 30] [--scrape 5]
 
-Prints the scrape time of the served site, the poll time per cycle (all queries, median and p99) and
-the frame-side cost of a snapshot, then one JSON line last. Needs ``prometheus`` on PATH. Everything it
-starts listens on 127.0.0.1 and is stopped by its PID at the end.
+Prints the scrape time of the served site, the poll time per cycle (all queries, median and p99),
+the frame-side cost of a snapshot, and the frame times of the view (headless, 1920x1080) drawing
+the live source while it polls beside the same view drawing the simulated site; one JSON line last.
+Needs ``prometheus`` on PATH. Everything it starts listens on 127.0.0.1 and is stopped by its PID at
+the end.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import signal
 import socket
@@ -31,6 +34,7 @@ import numpy as np  # noqa: E402
 
 from twin.live import LiveSource  # noqa: E402
 from twin.scenario import load_scenario  # noqa: E402
+from twin.simulation import Simulation  # noqa: E402
 
 
 def free_port() -> int:
@@ -66,12 +70,35 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait(10)
 
 
+def frame_times(source, frames: int) -> np.ndarray:
+    """Milliseconds per frame of the view on ``source``, headless at 1920x1080 (the window's own loop:
+    advance 1/60 s, refresh the snapshot when the source changed, draw, present)."""
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    import pygame
+
+    from twin.render.app import App
+
+    app = App(source, size=(1920, 1080), speed=1)
+    times = []
+    for i in range(frames + 30):  # the first 30 fill the caches
+        t = time.perf_counter()
+        pygame.event.pump()
+        app.update(1 / 60, i / 60)
+        app.draw(i / 60)
+        pygame.display.flip()
+        if i >= 30:
+            times.append((time.perf_counter() - t) * 1000)
+    pygame.display.quit()
+    return np.array(times)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scenario", default=str(ROOT / "scenarios" / "lingang.toml"))
     ap.add_argument("--cycles", type=int, default=30, help="poll cycles to time")
     ap.add_argument("--scrape", type=int, default=5, help="Prometheus scrape interval, seconds")
     ap.add_argument("--at", type=float, default=3600.0, help="simulated seconds served (held still)")
+    ap.add_argument("--frames", type=int, default=300, help="frames of the view timed for each source")
     args = ap.parse_args()
     binary = shutil.which("prometheus")
     if binary is None:
@@ -141,6 +168,15 @@ def main() -> None:
             report = source.report()
         finally:
             source.stop()
+        # The view as `live` runs it: polling at the scrape interval, in a process of its own.
+        viewed = LiveSource(url, load_scenario(args.scenario), timeout=30.0).start(process=True)
+        try:
+            viewed.wait_for_data(20 * args.scrape + 60)
+            live_frames = frame_times(viewed, args.frames)
+        finally:
+            viewed.stop()
+        still_frames = frame_times(viewed, args.frames)  # the same data, nothing polling beside the view
+        sim_frames = frame_times(Simulation(load_scenario(args.scenario)), args.frames)
         ok = sum(1 for s in report["servers"].values() if s["state"] == "ok")
         print(
             f"poll cycle ({args.cycles} cycles, one query per family): median {np.median(polls):.0f} ms, "
@@ -148,6 +184,16 @@ def main() -> None:
         )
         print(f"snapshot for the view: median {statistics.median(snaps):.1f} ms")
         print(f"report: {ok:,} of {len(report['servers']):,} servers with data, {len(report['links']):,} cables")
+        lp99, sp99 = (float(np.percentile(f, 99)) for f in (live_frames, sim_frames))
+        print(
+            f"frames at 1920x1080, headless: live median {np.median(live_frames):.1f} ms p99 {lp99:.1f} ms; "
+            f"simulated median {np.median(sim_frames):.1f} ms p99 {sp99:.1f} ms "
+            f"(live / simulated p99 {lp99 / sp99:.2f})"
+        )
+        print(
+            f"  the live view with its poller stopped (the same data): median {np.median(still_frames):.1f} ms "
+            f"p99 {np.percentile(still_frames, 99):.1f} ms"
+        )
         print(
             json.dumps(
                 {
@@ -160,6 +206,13 @@ def main() -> None:
                     "poll_ms_p99": round(float(np.percentile(polls, 99)), 1),
                     "snapshot_ms_median": round(statistics.median(snaps), 2),
                     "servers_with_data": ok,
+                    "live_frame_ms_median": round(float(np.median(live_frames)), 2),
+                    "live_frame_ms_p99": round(lp99, 2),
+                    "sim_frame_ms_median": round(float(np.median(sim_frames)), 2),
+                    "sim_frame_ms_p99": round(sp99, 2),
+                    "live_to_sim_frame_p99": round(lp99 / sp99, 3),
+                    "live_still_frame_ms_median": round(float(np.median(still_frames)), 2),
+                    "live_still_frame_ms_p99": round(float(np.percentile(still_frames, 99)), 2),
                     "cables": len(report["links"]),
                 }
             )

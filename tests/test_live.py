@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -428,3 +429,20 @@ def banner_of(snap) -> str:
     if hasattr(snap, "banner"):
         return snap.banner
     return next((a[1] for a in snap.alerts if a[1].startswith("Prometheus unreachable")), "")
+
+
+def test_polling_in_a_process_of_its_own_brings_the_same_data(stack) -> None:
+    """The window polls in a separate process (parsing never holds the view's interpreter); what reaches
+    the view is what the in-process poller reads."""
+    here = LiveSource(stack.prom.url, load_scenario(stack.scenario)).start()
+    there = LiveSource(stack.prom.url, load_scenario(stack.scenario)).start(process=True)
+    try:
+        a, b = here.wait_for_data(30), there.wait_for_data(60)
+        assert there._process is not None and there._process[0].pid != os.getpid()
+        assert np.array_equal(a.gpu_owner, b.gpu_owner)
+        assert np.allclose(a.gpu_busy, b.gpu_busy, equal_nan=True)
+        assert there.report()["servers"] == here.report()["servers"]
+    finally:
+        there.stop()
+        here.stop()
+    assert there._process is None

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ from twin.errors import ScenarioError
 from twin.presets import HELIOS, MAX_JOB_GPUS, OUTCOMES, PRESETS, PresetSampler, fit_jobs, rhythm
 from twin.report import build_report
 from twin.scenario import load_scenario, scenario_from_dict
-from twin.simulation import Simulation, WorkloadStats
+from twin.simulation import Simulation
 from twin.workload import JobSpec, WorkloadGenerator
 
 SUMMARY = ROOT.parent / "shared" / "data" / "helios" / "helios_cluster_summary.csv"
@@ -186,23 +185,9 @@ def test_each_helios_cluster_has_a_scenario(preset: str) -> None:
     assert sim.totals.cancelled + sim.totals.failed > 0
 
 
-if hasattr(WorkloadStats(), "gpu_s"):
-    Recording = WorkloadStats
-else:  # until the simulation's stats record GPU time by outcome themselves
-
-    @dataclass
-    class Recording(WorkloadStats):  # type: ignore[no-redef]
-        gpu_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0.0))
-
-        def add(self, gpus: int, runtime_s: float, outcome: str) -> None:
-            super().add(gpus, runtime_s, outcome)
-            self.gpu_s[outcome] += gpus * runtime_s
-
-
 @pytest.fixture(scope="module")
 def earth_week() -> dict:
     sim = Simulation(load_scenario(EARTH))
-    sim.totals.workload = Recording()
     queued = np.zeros(24)
     for hour in range(7 * 24):
         sim.run((hour + 1) * 3600.0)
@@ -251,7 +236,6 @@ def test_the_report_counts_gpu_time_by_outcome() -> None:
         **{"workload": {"arrival": "none", "mix": [{"kind": "eval", "share": 1, "gpus": [1, 1], "median_hours": 1}]}}
     )
     sim = Simulation(scenario_from_dict(data))
-    sim.totals.workload = Recording()
     for i, (gpus, run_s, outcome) in enumerate(
         ((8, 1000.0, "completed"), (16, 500.0, "cancelled"), (1, 2000.0, "failed"))
     ):

@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT, SCENARIOS
 from twin.cli import main
 from twin.render import style
-from twin.render.app import App, Frame, render_still
+from twin.render.app import App, Frame, render_still, text_scale
 from twin.render.camera import Camera
 from twin.render.layout import graph_layout, hall_layout
 from twin.render.scene import pick
@@ -283,3 +283,37 @@ def test_missing_data_is_grey_and_a_dead_feed_is_announced_and_dimmed() -> None:
     assert (down[sx, sy].astype(int) < fine[sx, sy].astype(int)).all(), "the last data is dimmed while the feed is down"
     hot = (np.abs(down.astype(int) - np.array(theme.HOT)).max(axis=2) <= 2).sum()
     assert hot > 200 and (np.abs(fine.astype(int) - np.array(theme.HOT)).max(axis=2) <= 2).sum() < hot / 4
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (1920, 1080), (3840, 2160), (790, 900)], ids=str)
+def test_the_job_list_never_runs_a_name_into_its_details(size: tuple[int, int]) -> None:
+    """Long ids and huge jobs ('pre-training #208' beside '4,096 GPUs ...' once ran together): at every
+    supported size, each row's name and details stay apart, and the biggest detail that fits is shown."""
+    import dataclasses
+
+    from twin.render.hud import Hud, HudModel, HudState, job_details
+    from twin.render.text import Text
+    from twin.snapshot import JobView
+
+    sim = Simulation(load_scenario(SMALL))
+    snap = sim.snapshot()
+    jobs = tuple(
+        JobView(jid, kind, gpus, params, "compute", 0.5, 0.62, np.array([0]), 0.0, 0.0)
+        for jid, kind, gpus, params in (
+            (2084, "pretrain", 4096, 101.0),
+            (987654, "finetune", 100_000, 1750.0),
+            (7, "inference", 8, 0.0),
+            (123456789, "research", 12, 3.0),
+        )
+    )
+    text = Text(text_scale(size) * (0.8 if size[0] < 1000 else 1.0))
+    hud = Hud(text)
+    surface = pygame.Surface(size)
+    state = HudState("Site", "blurb", 1000.0)
+    hud.draw(surface, HudModel(state, dataclasses.replace(snap, jobs=jobs), {}, {}, 0.0))
+    assert len(hud.job_labels) == len(jobs)
+    for (head, detail), job in zip(hud.job_labels, sorted(jobs, key=lambda j: (-j.gpus, j.id)), strict=True):
+        assert detail is not None, "at least the GPU count fits"
+        assert head.right + 6 <= detail.left, (size, job.id)
+    widest = job_details(jobs[2])[0]
+    assert widest.startswith("8 GPUs") and "compute" in widest

@@ -709,7 +709,7 @@ def _live(args: argparse.Namespace) -> int:
     if args.report is None:
         from twin.render.app import App
 
-        source.start()
+        source.start(process=True)  # polling in a process of its own: the frames never wait for it
         try:
             return _run_window(
                 lambda: App(source, size=args.size, speed=1, quit_after=args.quit_after),

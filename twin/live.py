@@ -30,9 +30,12 @@ restart) is "no data", never zeros. Families not found at all are listed in ``mi
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+import multiprocessing
 import re
+import signal
 import threading
 import time
 import zlib
@@ -42,6 +45,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 import numpy as np
@@ -450,6 +454,34 @@ class Connection:
     since: float | None = None  # Unix time of the first failure in a row
 
 
+def _poll_process(
+    url: str,
+    scenario: Scenario,
+    mapping: Mapping,
+    poll: float | None,
+    timeout: float,
+    max_backoff: float,
+    history: bool,
+    servers: list[str | None] | None,
+    queue: Any,
+    stop: Any,
+) -> None:
+    """The polling process: the same poll loop, its news put on ``queue`` until ``stop`` is set."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the view's process decides when to stop
+    source = LiveSource(url, scenario, mapping, poll, timeout, max_backoff, history, servers=servers)
+    source._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="live-query")
+
+    def put(message: tuple) -> None:
+        with contextlib.suppress(Exception):  # a full queue means the view is behind: this news can go
+            queue.put(message, timeout=1.0)
+
+    source._emit = put
+    watcher = threading.Thread(target=lambda: (stop.wait(), source._stop.set()), daemon=True)
+    watcher.start()
+    source._run()
+    source._pool.shutdown(wait=False, cancel_futures=True)
+
+
 class LiveSource:
     """A live cluster as a source for the view and for ``--report``. ``start()`` begins polling."""
 
@@ -465,12 +497,15 @@ class LiveSource:
         max_backoff: float = 30.0,
         history: bool = True,
         client: PromClient | None = None,
+        servers: list[str | None] | None = None,
     ) -> None:
+        """``servers``: the hosts' names of a site built from them (given to the polling process, which
+        must not discover the site again)."""
         self.url = url.rstrip("/")
+        self.timeout = timeout
         self.client = client or PromClient(self.url, timeout=timeout)
         self.mapping = mapping or Mapping()
         self.notice = ""
-        servers: list[str | None] | None = None
         if scenario is None:
             scenario, servers, self.notice = discover_site(self.client, self.mapping)
         self.scenario = scenario
@@ -481,6 +516,7 @@ class LiveSource:
                     gid = int(self.fabric.node_gid[n])
                     self.fabric.names[gid] = name
                     self.fabric.graph.nodes[gid]["name"] = name
+        self.servers = servers
         self.index = SiteIndex(self.fabric, self.mapping, servers)
         self._check_mapping()
         self.series = TimeSeries(capacity=8192, fields=SERIES_FIELDS)
@@ -498,6 +534,9 @@ class LiveSource:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None  # the queries of a poll run side by side
+        self._process: Any = None  # the polling process, when the poller runs in one
+        self._emit: Callable[[tuple], None] = self._receive  # where the poller's news goes
+        self._snap_cache: tuple[LiveState | None, Connection, Snapshot] | None = None
         self.poll_times: deque[float] = deque(maxlen=10_000)  # wall seconds per successful poll
         self.n_switches = int(np.isin(self.fabric.kind, SWITCH_KINDS).sum())
         self._fabric_links = self.fabric.link_kind == FABRIC
@@ -552,22 +591,66 @@ class LiveSource:
 
     # --- polling ----------------------------------------------------------------------------------------
 
-    def start(self) -> LiveSource:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="live-query")
-        if self._thread is None:
+    def start(self, process: bool = False) -> LiveSource:
+        """Begin polling: on a thread of this process, or (``process``) in a process of its own, so that
+        reading and parsing tens of thousands of series never holds the view's interpreter (its frames
+        would wait); only the finished state, a few arrays, comes back."""
+        if self._thread is not None:
+            return self
+        if process:
+            ctx = multiprocessing.get_context("spawn")  # nothing of the window's process (SDL) is inherited
+            queue, stop = ctx.Queue(maxsize=8), ctx.Event()
+            args = (self.url, self.scenario, self.mapping, self._poll_fixed, self.timeout, self.max_backoff)
+            self._process = (
+                ctx.Process(
+                    target=_poll_process,
+                    args=(*args, self._history, self.servers, queue, stop),
+                    name="twin-live-poll",
+                    daemon=True,
+                ),
+                queue,
+                stop,
+            )
+            self._process[0].start()
+            self._thread = threading.Thread(target=self._pump, name="live-pump", daemon=True)
+        else:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="live-query")
             self._thread = threading.Thread(target=self._run, name="live-poll", daemon=True)
-            self._thread.start()
+        self._thread.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
+        if self._process is not None:
+            proc, queue, stop = self._process
+            stop.set()
+            proc.join(timeout=self.client.timeout * 2 + 1)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(timeout=2)
+            queue.close()
+            queue.cancel_join_thread()
+            self._process = None
         if self._thread is not None:
             self._thread.join(timeout=self.client.timeout * 2 + 1)
             self._thread = None
         if self._pool is not None:  # the poller is gone, so no query is running: the workers end at once
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+    def _pump(self) -> None:
+        """In the view's process: hand on what the polling process sends, until stopped."""
+        assert self._process is not None
+        queue = self._process[1]
+        while not self._stop.is_set():
+            try:
+                message = queue.get(timeout=0.2)
+            except Empty:
+                continue
+            except (EOFError, OSError):
+                return
+            self._receive(message)
 
     def __enter__(self) -> LiveSource:
         return self.start()
@@ -576,6 +659,7 @@ class LiveSource:
         self.stop()
 
     def _run(self) -> None:
+        """The poll loop: poll, pass the state on, wait; back off while Prometheus cannot be reached."""
         first = min(1.0, self.poll_s)
         backoff = first
         while not self._stop.is_set():
@@ -583,21 +667,35 @@ class LiveSource:
             try:
                 if self.scrape_s is None:
                     self.scrape_s = self._scrape_interval()
+                    self._emit(("scrape", self.scrape_s))
                 if self._history:
-                    self._fill_history()
+                    self._emit(("rows", self._history_rows()))
                     self._history = False
                 state = self.poll_once()
-                self.poll_times.append(time.monotonic() - began)
-                self.accept(state)
+                self._emit(("state", state, time.monotonic() - began))
                 backoff = first
                 wait = max(0.0, self.poll_s - (time.monotonic() - began))
             except PromError as err:
-                with self._lock:
-                    if self._conn.error != str(err):
-                        self._version += 1
-                    self._conn = Connection(str(err), self._conn.since or time.time())
+                self._emit(("error", str(err)))
                 wait, backoff = backoff, min(backoff * 2, self.max_backoff)
             self._stop.wait(wait)
+
+    def _receive(self, message: tuple) -> None:
+        """What the poller found (here or in its own process): a state, an error, history, the scrape."""
+        kind = message[0]
+        if kind == "state":
+            self.poll_times.append(message[2])
+            self.accept(message[1])
+        elif kind == "error":
+            with self._lock:
+                if self._conn.error != message[1]:
+                    self._version += 1
+                self._conn = Connection(message[1], self._conn.since or time.time())
+        elif kind == "rows":
+            with self._lock:
+                self._rows.extend(message[1])
+        elif kind == "scrape":
+            self.scrape_s = message[1]
 
     def _scrape_interval(self) -> float:
         """The server's shortest scrape interval; the usual 15 s if its configuration cannot be read."""
@@ -696,7 +794,7 @@ class LiveSource:
         rest = facility_watts(sc, 0.0, self.n_switches) / sc.power.pue - sc.gpus * sc.gpu.idle_watts
         return (float(np.nansum(st.node_power)) + rest) * sc.power.pue / 1e6
 
-    def _fill_history(self) -> None:
+    def _history_rows(self) -> list[dict[str, float]]:
         """The last hour of the sparkline figures from query_range (what can be had of it)."""
         end = time.time()
         step = max(self.scrape_s or DEFAULT_SCRAPE_S, HISTORY_S / 720)
@@ -740,8 +838,7 @@ class LiveSource:
                 max_link_util=get["max_link"],
             )
             rows.append(row)
-        with self._lock:
-            self._rows.extend(rows)
+        return rows
 
     # --- what is read ------------------------------------------------------------------------------------
 
@@ -782,9 +879,24 @@ class LiveSource:
         return f"Prometheus unreachable for {_age(time.time() - since)} (since {clock}); {held}"
 
     def snapshot(self) -> Snapshot:
-        """The latest state as the view draws it (no network)."""
+        """The latest state as the view draws it (no network). Between polls only the clock, the data's
+        age and the banner move, so the arrays of the last snapshot are reused."""
         self._drain()
         st, conn = self.current()
+        cached = self._snap_cache
+        if cached is not None and cached[0] is st and st is not None and cached[1] == conn:
+            return dataclasses.replace(
+                cached[2],
+                time_s=self.now,
+                metrics=self.series.latest(),
+                data_age_s=time.time() - st.polled_at,
+                banner=self.banner(conn, st),
+            )
+        snap = self._snapshot(st, conn)
+        self._snap_cache = (st, conn, snap)
+        return snap
+
+    def _snapshot(self, st: LiveState | None, conn: Connection) -> Snapshot:
         fab = self.fabric
         n_nodes, gpn = fab.n_nodes, fab.gpus_per_node
         now = self.now

@@ -9,7 +9,10 @@ left over are data parallel (DP) replicas.
 A step: every GPU computes its share of ``6 x parameters`` FLOPs per token at ``mfu`` of its peak, then
 the exposed part of the data-parallel all-reduce of its shard's gradients (``GRAD_BYTES_PER_PARAM`` x
 P / (TP x PP) bytes, a ring over the DP group on the GPU's own rail: each GPU sends 2(n-1)/n of it) and
-the activations its pipeline stage sends to the next. Sources: Narayanan et al., "Efficient
+the activations its pipeline stage sends to the next. When TP is smaller than a server, the replicas
+inside a server reduce over NVLink first and each rail carries 1/(GPUs per server) of the stage's
+gradients across servers (NCCL's hierarchical all-reduce): the same formula with n the servers of a
+stage and P / (GPUs per server x PP). Sources: Narayanan et al., "Efficient
 Large-Scale Language Model Training on GPU Clusters Using Megatron-LM" (SC'21) for the layout and the
 FLOPs; Rajbhandari et al., "ZeRO" (SC'20) for the 16 bytes per parameter; NCCL's ring all-reduce.
 """
@@ -25,6 +28,10 @@ GRAD_BYTES_PER_PARAM = 2  # gradients are all-reduced in fp16/bf16
 ACT_BYTES = 2  # activations sent between pipeline stages in fp16/bf16
 FLOPS_PER_TOKEN_PER_PARAM = 6  # forward and backward, no activation recomputation
 LAYER_ASPECT = 128  # hidden size / layers of GPT-style models, so params = 12 x layers x hidden^2
+# Model FLOPs utilisation while computing, by job kind: large A100 training runs reach 35-55% (Megatron-LM
+# reports 52% at 1T parameters on 3,072 A100s); fine-tuning, research and evaluation jobs are smaller and
+# less tuned; serving is memory-bound. A scenario may set its own (``[workload.mfu]``).
+MFU = {"pretrain": 0.45, "finetune": 0.35, "research": 0.30, "eval": 0.25, "inference": 0.15}
 
 
 @dataclass(frozen=True)
@@ -91,13 +98,17 @@ def step_plan(
     mfu: float,
     nic_bytes_per_s: float,
     overlap: float = 0.0,
+    gpus_per_node: int = 8,
 ) -> StepPlan:
-    """A step of the job: compute at ``mfu``, then the exposed share (1 - ``overlap``) of its traffic."""
+    """A step of the job: compute at ``mfu``, then the exposed share (1 - ``overlap``) of its traffic.
+    Bytes are what each GPU's NIC sends across servers per step."""
     compute_s = FLOPS_PER_TOKEN_PER_PARAM * params * tokens_per_step / (layout.gpus * peak_tflops * 1e12 * mfu)
-    dp = layout.dp
-    dp_bytes = 2 * (dp - 1) / dp * GRAD_BYTES_PER_PARAM * params / layout.model_parallel if dp > 1 else 0.0
+    per_server = max(1, min(gpus_per_node, layout.gpus))
+    ring = max(1, layout.gpus // per_server // layout.pp)  # servers in one stage's data-parallel ring
+    shard = params / (max(layout.tp, per_server) * layout.pp)  # parameters whose gradients a NIC carries
+    dp_bytes = 2 * (ring - 1) / ring * GRAD_BYTES_PER_PARAM * shard if ring > 1 else 0.0
     pp_bytes = 0.0
     if layout.pp > 1:  # forward activations and backward gradients of the replica's tokens, split over TP
-        pp_bytes = 2 * (tokens_per_step / dp) * hidden_size(params) * ACT_BYTES / layout.tp
+        pp_bytes = 2 * (tokens_per_step / layout.dp) * hidden_size(params) * ACT_BYTES / layout.tp
     comm_s = (1 - overlap) * (dp_bytes + pp_bytes) / nic_bytes_per_s if nic_bytes_per_s > 0 else 0.0
     return StepPlan(layout, compute_s, dp_bytes, pp_bytes, comm_s, mfu)

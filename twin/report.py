@@ -66,7 +66,7 @@ def workload_block(w: WorkloadStats, preset: str = "") -> dict[str, Any]:
         "complete_rate": w.outcomes.get("completed", 0) / n,
         "cancel_rate": w.outcomes.get("cancelled", 0) / n,
         "fail_rate": w.outcomes.get("failed", 0) / n,
-        **gpu_time_figures(getattr(w, "gpu_s", None), w.gpu_jobs),
+        **gpu_time_figures(w.gpu_s, w.gpu_jobs),
     }
     if preset:
         block["preset"] = preset
@@ -74,12 +74,10 @@ def workload_block(w: WorkloadStats, preset: str = "") -> dict[str, Any]:
     return block
 
 
-def gpu_time_figures(gpu_s: dict[str, float] | None, jobs: int) -> dict[str, float | None]:
+def gpu_time_figures(gpu_s: dict[str, float], jobs: int) -> dict[str, float]:
     """GPU time per job and each outcome's share of it, as the table's GPU-time columns give them.
-    ``gpu_s`` is GPU-seconds (GPUs x run time) by outcome; None where the stats do not record it."""
+    ``gpu_s`` is GPU-seconds (GPUs x run time) by outcome."""
     keys = ("gpu_time_per_job_s", "complete_gpu_time_share", "cancel_gpu_time_share", "fail_gpu_time_share")
-    if gpu_s is None:
-        return dict.fromkeys(keys)
     total = sum(gpu_s.values())
     parts = [gpu_s.get(o, 0.0) / total if total > 0 else 0.0 for o in ("completed", "cancelled", "failed")]
     return dict(zip(keys, [total / max(jobs, 1), *parts], strict=True))

@@ -45,12 +45,14 @@ class WorkloadStats:
     gpus: int = 0
     runtimes: Sample = field(default_factory=lambda: Sample())  # start to end, seconds
     outcomes: dict[str, int] = field(default_factory=lambda: {"completed": 0, "cancelled": 0, "failed": 0})
+    gpu_s: dict[str, float] = field(default_factory=lambda: {"completed": 0.0, "cancelled": 0.0, "failed": 0.0})
 
     def add(self, gpus: int, runtime_s: float, outcome: str) -> None:
         self.gpu_jobs += 1
         self.gpus += gpus
         self.runtimes.append(runtime_s)
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        self.gpu_s[outcome] = self.gpu_s.get(outcome, 0.0) + gpus * runtime_s  # GPU time, by how jobs ended
 
 
 @dataclass

@@ -70,12 +70,15 @@ class Frame:
     def refresh(self, wall: float, force: bool = False) -> None:
         """Take a new snapshot if the source changed (or now and then, for progress bars)."""
         version = self.source.version
-        if force or version != self._snap_version or wall - self._snap_wall > 0.5:
+        changed = force or version != self._snap_version
+        if changed or wall - self._snap_wall > 0.5:
             self.snap = self.source.snapshot()
-            self.site.update(self.snap, wall)
-            self._snap_version, self._snap_wall = version, wall
-            self.state.hottest = hottest_link(self.source.fabric, self.snap)
+            self._snap_wall = wall
             self.state.epoch = self.snap.epoch_s
+            if changed:  # the picture changes only with the source; progress bars move with time
+                self.site.update(self.snap, wall)
+                self._snap_version = version
+                self.state.hottest = hottest_link(self.source.fabric, self.snap)
             self._follow_selection()
 
     def _follow_selection(self) -> None:

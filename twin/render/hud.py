@@ -94,6 +94,7 @@ class Hud:
     def __init__(self, text: Text) -> None:
         self.text = text
         self.job_rows: list[tuple[pygame.Rect, int]] = []  # clickable job rows
+        self.job_labels: list[tuple[pygame.Rect, pygame.Rect | None]] = []  # name and detail drawn per row
         self._panels: dict[tuple, pygame.Surface] = {}  # translucent boxes by size
         self._legend_key: tuple | None = None
         self._legend_surf: pygame.Surface | None = None
@@ -427,6 +428,7 @@ class BiggestJobs:
         surf.blit(text.render("BIGGEST JOBS", 13, theme.TEXT_DIM, "semibold"), (x, y))
         y += round(24 * s)
         hud.job_rows = []
+        hud.job_labels = []
         row_h = round(50 * s)
         space = box.bottom - y
         for job in model.snap.biggest_jobs(max(0, space // row_h)):
@@ -438,14 +440,16 @@ class BiggestJobs:
             swatch = pygame.Rect(x, y + round(3 * s), round(12 * s), round(12 * s))
             pygame.draw.rect(surf, color, swatch, border_radius=round(3 * s))
             head = text.render(job_title(job), 16, theme.TEXT, "semibold")
-            surf.blit(head, (x + round(20 * s), y))
+            head_rect = surf.blit(head, (x + round(20 * s), y))
             room = inner - round(20 * s) - head.get_width() - round(12 * s)
             right = next(
                 (r for r in (text.render(d, 13, theme.TEXT_DIM) for d in job_details(job)) if r.get_width() <= room),
                 None,
             )
+            detail_rect = None
             if right is not None:  # the longest detail that fits beside the name; none if none does
-                surf.blit(right, (x + inner - right.get_width(), y + round(3 * s)))
+                detail_rect = surf.blit(right, (x + inner - right.get_width(), y + round(3 * s)))
+            hud.job_labels.append((head_rect, detail_rect))
             if math.isfinite(job.progress):  # a live job's progress is not known: no bar rather than 0%
                 bar = pygame.Rect(x + round(20 * s), y + round(26 * s), inner - round(20 * s), round(7 * s))
                 hud.bar(surf, bar, job.progress, color)
