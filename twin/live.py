@@ -34,6 +34,7 @@ import contextlib
 import dataclasses
 import math
 import multiprocessing
+import os
 import re
 import signal
 import threading
@@ -468,6 +469,8 @@ def _poll_process(
 ) -> None:
     """The polling process: the same poll loop, its news put on ``queue`` until ``stop`` is set."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the view's process decides when to stop
+    with contextlib.suppress(OSError):
+        os.nice(10)  # on a machine the view shares, its frames come before the next poll
     source = LiveSource(url, scenario, mapping, poll, timeout, max_backoff, history, servers=servers)
     source._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="live-query")
 

@@ -42,6 +42,19 @@ class TimeSeries:
         self._next = (self._next + 1) % len(self._data)
         self._count = min(self._count + 1, len(self._data))
 
+    def append_repeated(self, values: tuple[float, ...], times: list[float]) -> None:
+        """The same row at each of ``times`` (the first field is the time): samples between two events."""
+        if len(times) == 1:
+            self.append_values((times[0], *values[1:]))
+            return
+        rows = np.empty((len(times), len(self.fields)))
+        rows[:] = values
+        rows[:, 0] = times
+        for row in rows[-len(self._data) :]:  # at most a buffer's worth survive
+            self._data[self._next] = row
+            self._next = (self._next + 1) % len(self._data)
+        self._count = min(self._count + len(times), len(self._data))
+
     def __len__(self) -> int:
         return self._count
 

@@ -89,6 +89,7 @@ class Simulation:
         self.n_switches = int(np.isin(fab.kind, SWITCH_KINDS).sum())
         self.physical = np.flatnonzero(fab.link_kind != VIRTUAL)
         self.fabric_links = np.flatnonzero(fab.link_kind == FABRIC)
+        self._inv_cap = np.divide(1.0, fab.link_cap, out=np.zeros(fab.n_links), where=fab.link_cap > 0)
         self.peak_tflops = scenario.gpu.peak_tflops
         self.step_s = scenario.simulation.step_s
         self.backfill_depth = scenario.scheduler.backfill_depth
@@ -147,9 +148,13 @@ class Simulation:
         while True:
             t = self.events.peek_time()
             if self._next_sample < t and self._next_sample <= until:
-                self._integrate_to(self._next_sample)
-                self._sample()
-                self._next_sample = self.now + self.step_s
+                # Every sample before the next event sees the same state: one row, written at each time.
+                times = [self._next_sample]
+                while (ahead := times[-1] + self.step_s) < t and ahead <= until:
+                    times.append(ahead)
+                self._integrate_to(times[-1])
+                self.series.append_repeated(self._sample_values(), times)
+                self._next_sample = times[-1] + self.step_s
                 continue
             if t > until:
                 break
@@ -413,7 +418,7 @@ class Simulation:
         solved = self.flows.dirty
         if solved or self.flows.version != self._stats_version:
             speeds = self.flows.solve()  # a no-op when the flows changed by the fast path alone
-            self._links = link_stats(self.flows.link_load, self.fabric.link_cap, self.physical, self.fabric_links)
+            self._links = link_stats(self.flows.link_load, self._inv_cap, self.physical, self.fabric_links)
             self.totals.max_link_util = max(self.totals.max_link_util, self._links.max)
             self._stats_version = self.flows.version
         else:
@@ -458,26 +463,28 @@ class Simulation:
         return self.totals.waits.mean
 
     def _sample(self) -> None:
+        self.series.append_values(self._sample_values())
+
+    def _sample_values(self) -> tuple[float, ...]:
+        """The metrics now, in SERIES_FIELDS order."""
         rates = self.flows.kind_rate
         n = max(self.fabric.n_gpus, 1)
-        self.series.append_values(  # in SERIES_FIELDS order
-            (
-                self.now,
-                self.pflops_in_use,
-                self._allocated / n,
-                self._busy / n,
-                len(self.running),
-                len(self.queue),
-                self.totals.ended,
-                self.mean_wait_s(),
-                self.facility_mw,
-                self._links.mean_fabric,
-                self._links.p99,
-                self._links.max,
-                rates[DATA] / 1e9,
-                rates[CHECKPOINT] / 1e9,
-                self.alloc.fragmentation(),
-            )
+        return (
+            self.now,
+            self.pflops_in_use,
+            self._allocated / n,
+            self._busy / n,
+            len(self.running),
+            len(self.queue),
+            self.totals.ended,
+            self.mean_wait_s(),
+            self.facility_mw,
+            self._links.mean_fabric,
+            self._links.p99,
+            self._links.max,
+            rates[DATA] / 1e9,
+            rates[CHECKPOINT] / 1e9,
+            self.alloc.fragmentation(),
         )
 
     def job_view(self, job: Job) -> JobView:

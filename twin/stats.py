@@ -117,15 +117,16 @@ class LinkStats:
         return LinkStats(np.zeros(n_links), 0.0, 0.0, 0.0, np.zeros(0, np.int64))
 
 
-def link_stats(load: np.ndarray, cap: np.ndarray, physical: np.ndarray, fabric: np.ndarray) -> LinkStats:
-    """Utilisation of every link and the figures the HUD and report quote (a pure function);
-    ``physical`` and ``fabric`` are index arrays of the physical and the switch-to-switch links."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        util = np.where(cap > 0, load / cap, 0.0)
+def link_stats(load: np.ndarray, inv_cap: np.ndarray, physical: np.ndarray, fabric: np.ndarray) -> LinkStats:
+    """Utilisation of every link and the figures the HUD and report quote (a pure function): ``inv_cap``
+    is 1 / capacity (0 where a link has none); ``physical`` and ``fabric`` are index arrays of the
+    physical and the switch-to-switch links."""
+    util = load * inv_cap
+    on_fabric = load[fabric]
     return LinkStats(
         util=util,
-        mean_fabric=float(util[fabric].sum() / len(fabric)) if len(fabric) else 0.0,
+        mean_fabric=float((on_fabric * inv_cap[fabric]).sum() / len(fabric)) if len(fabric) else 0.0,
         max=float(util[physical].max()) if len(physical) else 0.0,
-        fabric_load=float(load[fabric].sum()),
+        fabric_load=float(on_fabric.sum()),
         physical=physical,
     )
