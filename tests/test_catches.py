@@ -259,12 +259,6 @@ def test_a_job_no_leaf_holds_stays_in_the_smallest_pod_that_holds_it() -> None:
     assert np.unique(gpus // GPN).tolist() == [5, 6, 7]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: easy_backfill computes the head's reservation from `running` without the jobs its own FIFO "
-    "pass just started in the same round, so their GPUs never come free in the shadow computation: the shadow "
-    "time is too late (here infinite) and later jobs are backfilled that delay the head",
-)
 def test_jobs_started_in_the_same_round_count_for_the_heads_reservation() -> None:
     """Guards EASY backfill's promise when jobs arrive together (a burst, a replay, a round after a job ends).
 

@@ -167,7 +167,9 @@ def easy_backfill(
     if not queue:
         return started
     head = queue[0]
-    shadow, spare = _reservation(head, alloc, running, now)
+    # The jobs FIFO just started hold GPUs too: they come free at their own limits, like the others.
+    just_started = [Running(gpus, now + job.estimate_s) for job, gpus in started]
+    shadow, spare = _reservation(head, alloc, [*running, *just_started], now)
     gpn = alloc.gpus_per_node
     i = 1
     while i < min(len(queue), depth + 1):
