@@ -154,10 +154,11 @@ def test_serving_jobs_on_a_congested_gateway_run_their_gpus_at_their_bandwidth_s
 def test_a_job_shows_its_progress_between_events() -> None:
     """Kills: mistakes in ``Job.progress_at`` (``rate * dt`` -> ``rate / dt`` and the like): progress is kept
     lazily, so between two events what the view shows is worked out from the rate. A lone 1,000 s job
-    seen at t = 250 is a quarter done; two jobs at 2/3 speed over a shared spine, a sixth at t = 250."""
+    started at t = 100 and seen at 350 is a quarter done; two jobs at 2/3 speed over a shared spine, a
+    sixth at t = 250."""
     sim = quiet()
-    sim.submit(job(0, gpus=8, duration=1000))
-    sim.run(250)
+    sim.submit(job(0, gpus=8, duration=1000, arrival=100))
+    sim.run(350)
     (view,) = sim.snapshot().jobs
     assert view.progress == pytest.approx(0.25)
     sim = quiet(**{"topology.spines": 1, "topology.oversubscription": 2.0})
@@ -363,12 +364,15 @@ def test_random_faults_draw_each_kind_at_its_rate_and_repair_after_its_minutes()
 
 
 def test_a_gpu_and_a_cable_are_named_and_found_as_the_scenario_names_them() -> None:
-    """Kills: the GPU index split wrongly (``divmod``), a cable that takes down one direction only, and
-    the parts of a cable's name not stripped. Scripted and random faults must agree on what a name means."""
+    """Kills: the GPU index split wrongly (``divmod``), GPU 0 of a server taken for the whole server (``gpu
+    >= 0`` -> ``> 0``), a cable that takes down one direction only, and the parts of a cable's name not
+    stripped. Scripted and random faults must agree on what a name means."""
     fab = fault_fabric()
     gpu = FAULT_KINDS["gpu"].draw(fab, 11)
     assert gpu == Component("gpu", "node-0001 GPU 3", int(fab.node_gid[1]), 1, 3)
     assert resolve(fab, fault_event("node-0001", gpu=3), "s.toml") == gpu
+    first = resolve(fab, fault_event("node-0001", gpu=0), "s.toml")
+    assert first == Component("gpu", "node-0001 GPU 0", int(fab.node_gid[1]), 1, 0), "GPU 0 is a GPU, not the server"
     leaf, spine = fab.names.index("leaf-000"), fab.names.index("spine-00")
     up = int(np.flatnonzero((fab.link_src == leaf) & (fab.link_dst == spine))[0])
     down = int(np.flatnonzero((fab.link_src == spine) & (fab.link_dst == leaf))[0])
@@ -443,8 +447,9 @@ def test_overlapping_storage_faults_mend_one_at_a_time() -> None:
 
 def test_with_two_arrays_a_fault_hits_only_the_one_named() -> None:
     """Kills: a storage component that does not carry its array's index (``storage=...`` dropped: -1 is the
-    last array, which on a one-array site is the same one). Degrading the first of two arrays halves its
-    read and write limits and leaves the second's whole."""
+    last array, which on a one-array site is the same one), and the arrays' faults kept in one list.
+    Degrading the first of two arrays halves its read and write limits and leaves the second's whole;
+    losing and mending the second leaves the first degraded."""
     data = site()
     data["storage"] = [
         {"name": "pfs-a", "capacity_pb": 1, "read_gbs": 10, "write_gbs": 5, "ports": 2},
@@ -456,6 +461,11 @@ def test_with_two_arrays_a_fault_hits_only_the_one_named() -> None:
     assert state.storage_factor.tolist() == [0.5, 1.0]
     cap = state.capacities()
     assert cap[fab.storage_read].tolist() == [5e9, 20e9] and cap[fab.storage_write].tolist() == [2.5e9, 8e9]
+    lost = resolve(fab, fault_event("pfs-b"), "s.toml")
+    state.change(lost, 0.0, +1)
+    assert state.storage_factor.tolist() == [0.5, 0.0]
+    state.change(lost, 0.0, -1)
+    assert state.storage_factor.tolist() == [0.5, 1.0], "each array keeps its own faults"
 
 
 def test_failures_of_one_thing_overlap_and_are_shown_until_the_last_is_repaired() -> None:
