@@ -32,7 +32,7 @@ lint: $(STAMP)
 
 # Mutation testing (mutmut 3, configured in setup.cfg): mutates the simulation core and runs its fast tests
 # against every mutant, in a scratch copy (build/mutation) so the tree is never touched; then prints the
-# mutants that were not killed and the counts. Slow: about an hour on 2 cores; MUTMUT_ARGS="--max-children 1"
+# mutants that were not killed and the counts. Slow: about two hours on 2 cores; MUTMUT_ARGS="--max-children 1"
 # leaves a core free.
 MUTATION := build/mutation
 mutants: $(STAMP)
