@@ -133,10 +133,10 @@ def test_the_mirror_lights_each_vcs_busy_gpus_and_draws_them(recording: Path, di
     frame.draw(surface, 0.0)
     assert frame.state.epoch == mirror.t0
     assert frame.site.layout.block_labels == ("vcA", "vcB"), "racks are named after their VC"
-    # A busy server of vcB is drawn in vcB's colour.
+    # A busy server of vcB is drawn in vcB's colour (its first GPU, the left eighth of the cell).
     node = int(mirror.vc_nodes[1][0])
     x, y, w, h = frame.site.layout.rect[mirror.fabric.node_gid[node]]
-    sx, sy = frame.site.camera.to_screen(np.array([x + w / 2, y + h / 2]))
+    sx, sy = frame.site.camera.to_screen(np.array([x + w / 16, y + h / 2]))
     got = np.array(surface.get_at((round(sx), round(sy))))[:3]
     want = style.job_colors(np.array([1]))[0].astype(int)
     assert np.abs(got - want).max() < 60

@@ -15,7 +15,7 @@ from twin.scenario import load_scenario, scenario_from_dict
 from twin.simulation import Simulation
 from twin.topology import GBIT
 
-HOURS = {"lingang": 3.0}
+HOURS = {"lingang": 3.0, "hyperscale-100k": 0.5}  # the largest sites: a shorter run (benchmarks go in bench/)
 
 
 def test_invariants_hold_over_whole_runs(shipped: Path) -> None:

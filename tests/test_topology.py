@@ -117,3 +117,127 @@ def test_every_vertex_is_typed() -> None:
     assert (fab.kind == NODE).sum() == fab.n_nodes
     for _, _, d in fab.graph.edges(data=True):
         assert d["capacity"] > 0 and d["kind"] in {"host", "fabric", "storage", "gateway"}
+
+
+# --- three tiers ---------------------------------------------------------------------------------------------
+
+# A three-tier rail-optimized site small enough to count by hand: 4 units of 2 servers (2 NICs, so 2 rails),
+# pods of 2 units, 2 spines per pod and rail, 4 cores per rail in 2 groups of 2.
+THREE_TIER = {
+    "topology": {
+        "kind": "rail-optimized",
+        "racks": 4,
+        "nodes_per_rack": 2,
+        "nodes_per_unit": 2,
+        "leaves_per_pod": 2,
+        "spines": 2,
+        "cores": 4,
+        "leaf_radix": 8,
+        "spine_radix": 8,
+        "port_gbps": 100,
+    },
+    "node.nics": 2,
+}
+
+
+def three_tier(**changes: object):
+    return fabric_of(**{**THREE_TIER, **changes})
+
+
+def test_three_tier_switches_and_names() -> None:
+    fab = three_tier()
+    assert fab.tiers == 3 and fab.rails == 2 and fab.n_nodes == 8
+    assert ((fab.kind == LEAF).sum(), (fab.kind == SPINE).sum(), (fab.kind == CORE).sum()) == (8, 8, 8)
+    names = set(fab.names)
+    assert {"leaf-u00-r0", "spine-p00-r0-00", "spine-p01-r1-01", "core-r0-000", "core-r1-003"} <= names
+    assert fab.node_domain.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]  # a unit each
+    assert fab.node_pod.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]  # pods of two units
+
+
+def test_three_tier_cables_by_hand() -> None:
+    fab = three_tier()
+    g = fab.graph
+    kinds = {v: fab.kind[v] for v in g.nodes}
+    leaf_spine = [(u, v) for u, v, d in g.edges(data=True) if {kinds[u], kinds[v]} == {LEAF, SPINE}]
+    spine_core = [(u, v) for u, v, d in g.edges(data=True) if {kinds[u], kinds[v]} == {SPINE, CORE}]
+    # A leaf has 2 uplinks at 1:1 (2 servers down), one to each spine of its pod and rail; a spine has those
+    # 2 leaves' cables down and 2 up, one to each core of its group.
+    assert len(leaf_spine) == 16 and len(spine_core) == 16
+    for u, v in leaf_spine + spine_core:
+        assert g.nodes[u]["rail"] == g.nodes[v]["rail"]  # each rail is a plane of its own
+    for u, v in leaf_spine:
+        leaf, spine = (u, v) if kinds[u] == LEAF else (v, u)
+        assert g.nodes[leaf]["pod"] == g.nodes[spine]["pod"]
+    for v in np.flatnonzero(fab.kind == SPINE):
+        cores = sorted(g.nodes[c]["index"] for c in g.neighbors(v) if kinds[c] == CORE)
+        s = g.nodes[v]["index"]
+        assert cores == [2 * s, 2 * s + 1]  # core group s
+    for v in np.flatnonzero(fab.kind == CORE):
+        pods = sorted(g.nodes[s]["pod"] for s in g.neighbors(v) if kinds[s] == SPINE)
+        assert pods == [0, 1]  # a core joins every pod
+
+
+def test_three_tier_every_server_reaches_every_other_on_every_rail() -> None:
+    fab = three_tier()
+    r = Router(fab)
+    for a in range(fab.n_nodes):
+        for b in range(fab.n_nodes):
+            if a == b:
+                continue
+            for rail in range(fab.rails):
+                src, dst = int(fab.node_gid[a]), int(fab.node_gid[b])
+                links, fracs = r.route(src, dst, rail)
+                assert len(links), (a, b, rail)
+                assert fracs[fab.link_src[links] == src].sum() == pytest.approx(1.0)
+                assert fracs[fab.link_dst[links] == dst].sum() == pytest.approx(1.0)
+                for sw in set(fab.link_src[links].tolist()) - {src}:  # flow is conserved at every switch
+                    assert fracs[fab.link_dst[links] == sw].sum() == pytest.approx(
+                        fracs[fab.link_src[links] == sw].sum()
+                    )
+                rails = {fab.graph.edges[int(fab.link_src[k]), int(fab.link_dst[k])]["rail"] for k in links}
+                assert rails == {rail}
+
+
+def test_three_tier_ecmp_spreads_over_spines_and_cores() -> None:
+    fab = three_tier()
+    links, fracs = Router(fab).route(int(fab.node_gid[0]), int(fab.node_gid[7]), 1)  # pod 0 to pod 1
+    into = fab.kind[fab.link_dst[links]]
+    out_of = fab.kind[fab.link_src[links]]
+    # Up: 1/2 to each spine of the pod, 1/4 to each of the 4 cores; down: 1/4 from each core, 1/2 per spine.
+    assert sorted(fracs[(out_of == LEAF) & (into == SPINE)]) == pytest.approx([0.5, 0.5])
+    assert sorted(fracs[into == CORE]) == pytest.approx([0.25] * 4)
+    assert sorted(fracs[out_of == CORE]) == pytest.approx([0.25] * 4)
+    assert sorted(fracs[(out_of == SPINE) & (into == LEAF)]) == pytest.approx([0.5, 0.5])
+    # Inside a pod, traffic turns at the spines and never reaches a core.
+    links, _ = Router(fab).route(int(fab.node_gid[0]), int(fab.node_gid[3]), 0)
+    assert not (fab.kind[fab.link_dst[links]] == CORE).any()
+
+
+def test_three_tier_oversubscribed_spines_have_fewer_uplinks() -> None:
+    # At 2:1 a spine has 1 uplink, so a core group is 1 core: spine s of every pod goes to core s.
+    topo = {**THREE_TIER["topology"], "spine_oversubscription": 2.0, "cores": 2}
+    fab = three_tier(topology=topo)
+    g = fab.graph
+    for v in np.flatnonzero(fab.kind == SPINE):
+        cores = [g.nodes[c]["index"] for c in g.neighbors(v) if fab.kind[c] == CORE]
+        assert cores == [g.nodes[v]["index"]]
+    links, fracs = Router(fab).route(int(fab.node_gid[0]), int(fab.node_gid[7]), 0)
+    assert sorted(fracs[fab.kind[fab.link_dst[links]] == CORE]) == pytest.approx([0.5, 0.5])
+
+
+def test_three_tier_leaf_spine_groups_racks_into_pods() -> None:
+    topo = {"kind": "leaf-spine", "racks": 4, "nodes_per_rack": 2, "leaves_per_pod": 2, "spines": 2, "cores": 2}
+    fab = fabric_of(**{"topology": {**topo, "leaf_radix": 8, "spine_radix": 8, "port_gbps": 100}})
+    assert ((fab.kind == LEAF).sum(), (fab.kind == SPINE).sum(), (fab.kind == CORE).sum()) == (4, 4, 2)
+    assert "spine-p01-01" in fab.names and "core-001" in fab.names
+    links, fracs = Router(fab).route(int(fab.node_gid[0]), int(fab.node_gid[7]))
+    assert sorted(fracs[fab.kind[fab.link_dst[links]] == CORE]) == pytest.approx([0.5, 0.5])
+
+
+def test_two_tier_sites_are_built_as_before() -> None:
+    """A site without cores keeps its names and its flat spines (the default is two tiers)."""
+    topo = {k: v for k, v in THREE_TIER["topology"].items() if k not in ("cores", "leaves_per_pod")}
+    fab = three_tier(topology=topo)
+    assert fab.tiers == 2 and not (fab.kind == CORE).any()
+    assert "spine-r1-01" in fab.names and "leaf-u03-r1" in fab.names
+    assert fab.node_pod.tolist() == [0] * 8

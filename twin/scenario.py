@@ -90,6 +90,12 @@ class TopologySpec:
     rail-optimized: units of ``nodes_per_unit`` nodes; NIC i of every node in a unit goes to leaf i of
     the unit; each rail has its own ``spines`` spines. fat-tree: k-ary three-tier (edge, aggregation,
     core), one rack per edge switch.
+
+    Three tiers on leaf-spine and rail-optimized sites (``cores`` > 0), as large sites are built from
+    switches of a real radix: the leaves (of each rail) are grouped into pods of ``leaves_per_pod``, each
+    pod has its own ``spines`` spines (per rail), and ``cores`` core switches (per rail) join the pods, in
+    one group per spine index: spine s of every pod spreads its uplinks (its downlinks over
+    ``spine_oversubscription``) over core group s.
     """
 
     kind: str
@@ -102,6 +108,19 @@ class TopologySpec:
     port_gbps: float
     nodes_per_unit: int
     k: int
+    cores: int = 0  # three tiers: core switches (per rail on rail-optimized); 0: two tiers (fat-tree: k's)
+    leaves_per_pod: int = 0  # three tiers: leaves of one rail under one pod's spines
+    core_radix: int = 0  # ports per core switch; 0: spine_radix
+    spine_oversubscription: float = 1.0  # three tiers: spine down:up bandwidth
+
+    @property
+    def tiers(self) -> int:
+        return 3 if self.kind == "fat-tree" or self.cores else 2
+
+    @property
+    def core_ports(self) -> int:
+        """Ports per core switch."""
+        return self.core_radix or self.spine_radix
 
 
 @dataclass(frozen=True)
@@ -246,6 +265,18 @@ class Scenario:
         down_gbps = self.leaf_downlinks * per_port
         return math.ceil(down_gbps / topo.oversubscription / topo.port_gbps - 1e-9)
 
+    @property
+    def spine_uplinks(self) -> tuple[int, ...]:
+        """Three tiers: core-facing ports of spine s of a pod, for each s (its leaves' cables to it over
+        spine_oversubscription; a leaf's uplinks are spread over its pod's spines as evenly as they go).
+        Empty with two tiers."""
+        topo = self.topology
+        if not topo.cores or topo.kind == "fat-tree":
+            return ()
+        base, extra = divmod(self.leaf_uplinks, topo.spines)
+        downs = [topo.leaves_per_pod * (base + (1 if s < extra else 0)) for s in range(topo.spines)]
+        return tuple(math.ceil(d / topo.spine_oversubscription - 1e-9) for d in downs)
+
 
 # --- reading -------------------------------------------------------------------------------------
 
@@ -319,9 +350,31 @@ def _topology(t: Table) -> TopologySpec:
             "nodes_per_unit", minimum=1, maximum=4096, default=1 if kind != "rail-optimized" else None
         ),
         k=k,
+        **_core_tier(t, fat),
     )
     t.done()
     return spec
+
+
+def _core_tier(t: Table, fat: bool) -> dict[str, Any]:
+    """The third tier's fields: ``cores`` and ``leaves_per_pod`` together (never on a fat-tree, whose k
+    sets its cores), ``core_radix`` wherever there are cores."""
+    cores = 0 if fat else t.int("cores", minimum=0, maximum=MAX_SWITCHES, default=0)
+    for key in ("cores", "leaves_per_pod", "spine_oversubscription") if fat else ():
+        if t.maybe(key) is not None:
+            t.fail(key, f"no {key} on a fat-tree (k sets its core tier)")
+    if not cores and not fat:
+        for key in ("leaves_per_pod", "spine_oversubscription", "core_radix"):
+            if t.maybe(key) is not None:
+                t.fail(key, f"cores (a core tier) for {key} to apply")
+    return {
+        "cores": cores,
+        "leaves_per_pod": t.int("leaves_per_pod", minimum=1, maximum=MAX_SWITCHES) if cores else 0,
+        "core_radix": t.int("core_radix", minimum=2, maximum=MAX_RADIX) if t.maybe("core_radix") is not None else 0,
+        "spine_oversubscription": t.float("spine_oversubscription", minimum=1.0, maximum=64.0, default=1.0)
+        if cores
+        else 1.0,
+    }
 
 
 def _node(t: Table) -> NodeSpec:
@@ -509,6 +562,9 @@ def _check_wiring(s: Scenario, root: Table) -> None:
                 f"{topo.oversubscription:g}:1, so the GPUs cannot be wired to {topo.leaf_radix}-port leaves",
             )
         leaves = topo.racks if topo.kind == "leaf-spine" else s.nodes // topo.nodes_per_unit
+        if topo.cores:
+            _check_core_tier(s, top, leaves)
+            leaves = topo.leaves_per_pod  # a spine serves its pod's leaves
         need = leaves * math.ceil(up / topo.spines)
         if need > topo.spine_radix:
             top.fail(
@@ -528,7 +584,7 @@ def _check_wiring(s: Scenario, root: Table) -> None:
     if node.nics * node.nic_gbps > 0 and topo.kind != "leaf-spine" and node.nic_gbps > topo.port_gbps:
         root.table("node").fail("nic_gbps", f"at most the switch port speed ({topo.port_gbps:g} Gb/s)")
     for i, st in enumerate(s.storage):
-        if st.attach == "core" and topo.kind != "fat-tree":
+        if st.attach == "core" and topo.tiers == 2:
             root.tables("storage")[i].fail("attach", f"'spine' or 'leaf' ({topo.kind} has no core tier)")
     for i, jc in enumerate(s.workload.mix):
         mix = root.table("workload").tables("mix")[i]
@@ -537,6 +593,23 @@ def _check_wiring(s: Scenario, root: Table) -> None:
             mix.fail("gpus", f"at most the site's {s.gpus} GPUs, got {hi}")
         if lo > node.gpus and lo % node.gpus:
             mix.fail("gpus", f"multi-node sizes in whole nodes (multiples of {node.gpus}), got {lo}")
+
+
+def _check_core_tier(s: Scenario, top: Table, leaves: int) -> None:
+    """Three tiers: pods divide the leaves of a rail, every spine takes a cable from each of its pod's
+    leaves, and cores form one group per spine of a pod, each core reached by every spine of its group."""
+    topo = s.topology
+    if leaves % topo.leaves_per_pod:
+        top.fail("leaves_per_pod", f"a divisor of the {leaves:,} leaves of a rail, got {topo.leaves_per_pod:,}")
+    if s.leaf_uplinks < topo.spines:
+        top.fail("spines", f"at most a leaf's {s.leaf_uplinks} uplinks (one to each spine of its pod)")
+    if topo.cores % topo.spines:
+        top.fail("cores", f"a multiple of spines ({topo.spines}: a core group per spine of a pod), got {topo.cores:,}")
+    group, fewest = topo.cores // topo.spines, min(s.spine_uplinks)
+    if group > fewest:
+        top.fail(
+            "cores", f"at most {topo.spines * fewest:,} (a spine has {fewest} uplinks, one to each core of its group)"
+        )
 
 
 @dataclass(frozen=True)
@@ -565,12 +638,16 @@ def site_size(s: Scenario) -> SiteSize:
     else:
         rails = node.nics if topo.kind == "rail-optimized" else 1
         leaves = topo.racks if topo.kind == "leaf-spine" else (servers // topo.nodes_per_unit) * rails
-        spines = topo.spines * rails
-        switches = leaves + spines
+        pods = leaves // rails // topo.leaves_per_pod if topo.cores else 1
+        spines = topo.spines * rails * pods
+        cores = topo.cores * rails
+        switches = leaves + spines + cores
         host = servers * rails
         fabric = leaves * min(s.leaf_uplinks, topo.spines)
-        targets = {"spine": spines, "leaf": leaves, "core": 0}
-        gateway = spines
+        group = topo.cores // topo.spines
+        fabric += rails * pods * sum(min(up, group) for up in s.spine_uplinks)  # spine to core
+        targets = {"spine": spines, "leaf": leaves, "core": cores}
+        gateway = topo.spines * rails if topo.cores else spines  # with cores: the first core of each group
     storage = sum(min(st.ports, targets.get(st.attach) or 0) for st in s.storage)
     return SiteSize(servers, servers * node.gpus, switches, host + fabric + gateway + storage)
 

@@ -33,10 +33,18 @@ class Tier:
     radix: int  # ports per switch
     ports_used: int  # over the whole tier
     busiest: int  # ports used on its fullest switch
+    down_gbps: float  # bandwidth of the links into it from below (servers, or the tier below)
+    up_gbps: float  # bandwidth of its links to the tier above (0 at the top)
+    kw: float  # its switches' power
 
     @property
     def ports(self) -> int:
         return self.switches * self.radix
+
+    @property
+    def oversubscription(self) -> float | None:
+        """Down over up bandwidth (1: non-blocking); None at the top tier."""
+        return self.down_gbps / self.up_gbps if self.up_gbps > 0 else None
 
 
 @dataclass(frozen=True)
@@ -55,7 +63,11 @@ class SiteDescription:
     cables: tuple[Cables, ...]
     bisection_gbps: float  # the least bandwidth across any cut of the servers into two equal halves
     oversubscription: float  # server bandwidth over the thinnest tier's uplink bandwidth (1: non-blocking)
-    it_kw_full_load: float  # every GPU at max watts, plus servers, switches and storage
+    power_kw: tuple[tuple[str, float], ...]  # IT power at full load by part: every GPU at max watts
+
+    @property
+    def it_kw_full_load(self) -> float:
+        return sum(kw for _, kw in self.power_kw)
 
     def cables_in(self, network: str) -> int:
         return sum(c.count for c in self.cables if c.network == network)
@@ -95,31 +107,59 @@ def describe(s: Scenario) -> SiteDescription:
         edge_used = np.full(edges, edge_down + half) + _storage_ports(s, "leaf", edges)
         agg_used = np.full(aggs, 2 * half) + _storage_ports(s, "spine", aggs)
         core_used = np.full(cores, k + 1) + _storage_ports(s, "core", cores)  # a port per pod and the gateway
-        # Cores have the spine tier's radix: in a fat-tree both upper tiers are "spine" switches.
-        tiers += [
-            _tier("leaf", "leaf_radix", topo.leaf_radix, edge_used),
-            _tier("spine", "spine_radix", topo.spine_radix, agg_used),
-            _tier("core", "spine_radix", topo.spine_radix, core_used),
-        ]
         up = [("leaf-to-spine", edges * half), ("spine-to-core", aggs * half)]
+        edge_up, agg_up = (count * port for _, count in up)
+        # Cores have the spine tier's radix unless core_radix says otherwise.
+        tiers += [
+            _tier(s, "leaf", "leaf_radix", topo.leaf_radix, edge_used, host_gbps, edge_up),
+            _tier(s, "spine", "spine_radix", topo.spine_radix, agg_used, edge_up, agg_up),
+            _tier(s, "core", _core_field(s), topo.core_ports, core_used, agg_up, 0.0),
+        ]
         gateway = cores
         top = "core"
     else:
         leaves = topo.racks if topo.kind == "leaf-spine" else (servers // topo.nodes_per_unit) * rails
         per_rail_leaves = leaves // rails
-        spines = topo.spines * rails
         ups = s.leaf_uplinks
         leaf_used = np.full(leaves, s.leaf_downlinks + ups) + _storage_ports(s, "leaf", leaves)
-        per_spine = per_rail_leaves * _spread(ups, topo.spines)  # every leaf spreads alike
-        # In the order build_fabric attaches storage: spine s of every rail, then spine s + 1.
-        spine_used = np.repeat(per_spine, rails) + 1 + _storage_ports(s, "spine", spines)  # + the gateway
-        tiers += [
-            _tier("leaf", "leaf_radix", topo.leaf_radix, leaf_used),
-            _tier("spine", "spine_radix", topo.spine_radix, spine_used),
-        ]
         up = [("leaf-to-spine", leaves * ups)]
-        gateway = spines
-        top = "spine"
+        leaf_up = leaves * ups * port
+        tiers.append(_tier(s, "leaf", "leaf_radix", topo.leaf_radix, leaf_used, host_gbps, leaf_up))
+        if not topo.cores:
+            spines = topo.spines * rails
+            per_spine = per_rail_leaves * _spread(ups, topo.spines)  # every leaf spreads alike
+            # In the order build_fabric attaches storage: spine s of every rail, then spine s + 1.
+            spine_used = np.repeat(per_spine, rails) + 1 + _storage_ports(s, "spine", spines)  # + the gateway
+            tiers.append(_tier(s, "spine", "spine_radix", topo.spine_radix, spine_used, leaf_up, 0.0))
+            gateway = spines
+            top = "spine"
+        else:
+            pods = per_rail_leaves // topo.leaves_per_pod
+            spine_up = np.array(s.spine_uplinks, np.int64)  # per spine of a pod
+            spine_down = topo.leaves_per_pod * _spread(ups, topo.spines)
+            # build_fabric's order: pod by pod, spine s of every rail, then spine s + 1.
+            spine_used = np.tile(np.repeat(spine_down + spine_up, rails), pods)
+            spine_used += _storage_ports(s, "spine", len(spine_used))
+            group = topo.cores // topo.spines
+            per_core = np.zeros(topo.cores, np.int64)  # links from the pods, alike on every rail
+            for i, count in enumerate(spine_up.tolist()):  # spine i of pod p starts p x count cores on
+                spread = _spread(count, group)
+                for p in range(pods):
+                    per_core[i * group : (i + 1) * group] += np.roll(spread, p * count % group)
+            cores = topo.cores * rails
+            # build_fabric's order: core i of every group and rail, then core i + 1; the gateway takes a
+            # port on the first core of every group.
+            first = np.arange(topo.cores).reshape(topo.spines, group).T.ravel()  # position -> core of a rail
+            core_used = np.repeat(per_core[first], rails) + _storage_ports(s, "core", cores)
+            core_used[: topo.spines * rails] += 1
+            up.append(("spine-to-core", rails * pods * int(spine_up.sum())))
+            spine_top = up[-1][1] * port
+            tiers += [
+                _tier(s, "spine", "spine_radix", topo.spine_radix, spine_used, leaf_up, spine_top),
+                _tier(s, "core", _core_field(s), topo.core_ports, core_used, spine_top, 0.0),
+            ]
+            gateway = topo.spines * rails
+            top = "core"
     cables = [Cables("compute", "server-to-leaf", host_cables, node.nic_gbps)]
     cables += [Cables("compute", name, count, port) for name, count in up]
     for tier in ("leaf", "spine", "core"):
@@ -129,25 +169,32 @@ def describe(s: Scenario) -> SiteDescription:
     cables.append(Cables("gateway", f"gateway-to-{top}", gateway, port))
     # Bisection: half the servers talk to the other half; every tier's uplinks carry half of that cut.
     thinnest = min([host_gbps] + [count * port for _, count in up])
-    switches = sum(t.switches for t in tiers)
-    gpu = s.gpu
-    it_w = (
-        s.gpus * gpu.max_watts
-        + servers * node.overhead_watts
-        + switches * s.power.switch_watts
-        + len(s.storage) * s.power.storage_watts
+    power = (
+        ("GPUs", s.gpus * s.gpu.max_watts / 1000.0),
+        ("servers", servers * node.overhead_watts / 1000.0),
+        ("switches", sum(t.kw for t in tiers)),
+        ("storage", len(s.storage) * s.power.storage_watts / 1000.0),
     )
     return SiteDescription(
         tiers=tuple(tiers),
         cables=tuple(cables),
         bisection_gbps=thinnest / 2,
         oversubscription=host_gbps / thinnest if thinnest > 0 else float("inf"),
-        it_kw_full_load=it_w / 1000.0,
+        power_kw=power,
     )
 
 
-def _tier(name: str, field: str, radix: int, used: np.ndarray, network: str = "compute") -> Tier:
-    return Tier(network, name, field, len(used), radix, int(used.sum()), int(used.max()) if len(used) else 0)
+def _core_field(s: Scenario) -> str:
+    """The field that sets the cores' radix: core_radix where given, else spine_radix."""
+    return "core_radix" if s.topology.core_radix else "spine_radix"
+
+
+def _tier(
+    s: Scenario, name: str, field: str, radix: int, used: np.ndarray, down: float, up: float, network: str = "compute"
+) -> Tier:
+    busiest = int(used.max()) if len(used) else 0
+    kw = len(used) * s.power.switch_watts / 1000.0
+    return Tier(network, name, field, len(used), radix, int(used.sum()), busiest, down, up, kw)
 
 
 def check_ports(s: Scenario, fail: Callable[[str, str], NoReturn] | None = None) -> None:
@@ -177,12 +224,15 @@ def describe_lines(d: SiteDescription) -> list[str]:
             head = f"  {network} network: {sum(t.switches for t in tiers):,} switches, "
         lines.append(f"{head}{d.cables_in(network):,} cables ({parts})")
         for t in tiers:
+            ratio = t.oversubscription
+            up = f"{t.up_gbps / 1000:,.1f} Tb/s up ({ratio:.3g}:1)" if ratio is not None else "top tier"
             lines.append(
                 f"    {t.name:<6} {t.switches:>6,} x {t.radix:,} ports: {t.ports_used:,} of {t.ports:,} used"
-                f" (busiest switch {t.busiest:,})"
+                f" (busiest switch {t.busiest:,}); {t.down_gbps / 1000:,.1f} Tb/s down, {up}; {t.kw:,.1f} kW"
             )
+    parts = ", ".join(f"{what} {kw / 1000:,.2f}" for what, kw in d.power_kw)
     lines.append(
-        f"  bisection bandwidth {d.bisection_gbps / 1000:,.1f} Tb/s, oversubscription {d.oversubscription:.3g}:1, "
-        f"IT power at full load {d.it_kw_full_load / 1000:,.2f} MW"
+        f"  bisection bandwidth {d.bisection_gbps / 1000:,.1f} Tb/s, oversubscription {d.oversubscription:.3g}:1"
     )
+    lines.append(f"  IT power at full load {d.it_kw_full_load / 1000:,.2f} MW ({parts} MW)")
     return lines

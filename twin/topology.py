@@ -56,6 +56,8 @@ class Fabric:
     dead_link: int
     switch_nbrs: dict[int, list[tuple[int, int]]] = field(default_factory=dict)  # gid -> [(nbr, link)]
     attachments: dict[int, list[tuple[int, int, int]]] = field(default_factory=dict)  # gid -> [(sw, up, down)]
+    topology: str = "leaf-spine"  # the scenario's kind
+    tiers: int = 2  # switch tiers: 2, or 3 with a core tier (a fat-tree, or a leaf-spine or rail site with cores)
 
     @property
     def n_nodes(self) -> int:
@@ -96,41 +98,8 @@ def build_fabric(scenario: Scenario) -> Fabric:
         b.vertex(f"node-{n:04d}", NODE, rack=n // topo.nodes_per_rack, index=n, gpus=node.gpus) for n in range(n_nodes)
     ]
     rack = np.arange(n_nodes) // topo.nodes_per_rack
-    if topo.kind == "leaf-spine":
-        domain, pod = rack.copy(), np.zeros(n_nodes, int)
-        spines = [b.vertex(f"spine-{s:02d}", SPINE, index=s) for s in range(topo.spines)]
-        leaves = [b.vertex(f"leaf-{r:03d}", LEAF, rack=r, index=r) for r in range(topo.racks)]
-        for n in range(n_nodes):
-            b.edge(nodes[n], leaves[rack[n]], HOST, host_gbps)
-        ups = scenario.leaf_uplinks
-        for leaf in leaves:
-            for s, count in enumerate(_spread(ups, len(spines))):
-                if count:
-                    b.edge(leaf, spines[s], FABRIC, count * topo.port_gbps, ports=count)
-        attach = {"spine": spines, "leaf": leaves}
-        top = spines
-    elif topo.kind == "rail-optimized":
-        units = n_nodes // topo.nodes_per_unit
-        domain, pod = np.arange(n_nodes) // topo.nodes_per_unit, np.zeros(n_nodes, int)
-        spines = [
-            [b.vertex(f"spine-r{r}-{s:02d}", SPINE, rail=r, index=s) for s in range(topo.spines)] for r in range(rails)
-        ]
-        leaves = [[b.vertex(f"leaf-u{u:02d}-r{r}", LEAF, unit=u, rail=r) for r in range(rails)] for u in range(units)]
-        for n in range(n_nodes):
-            for r in range(rails):
-                b.edge(nodes[n], leaves[domain[n]][r], HOST, host_gbps, rail=r)
-        ups = scenario.leaf_uplinks
-        for u in range(units):
-            for r in range(rails):
-                for s, count in enumerate(_spread(ups, topo.spines)):
-                    if count:
-                        b.edge(leaves[u][r], spines[r][s], FABRIC, count * topo.port_gbps, ports=count, rail=r)
-        # Interleave rails so that round-robin attachment reaches every rail plane.
-        attach = {
-            "spine": [spines[r][s] for s in range(topo.spines) for r in range(rails)],
-            "leaf": [leaves[u][r] for u in range(units) for r in range(rails)],
-        }
-        top = attach["spine"]
+    if topo.kind != "fat-tree":
+        domain, pod, attach, top = _leaves_and_spines(b, scenario, nodes, rails, host_gbps)
     else:  # fat-tree
         k, half = topo.k, topo.k // 2
         domain, pod = rack.copy(), rack // half
@@ -175,6 +144,96 @@ def build_fabric(scenario: Scenario) -> Fabric:
         storage=storage,
         gateway=gateway,
     )
+
+
+def _leaves_and_spines(
+    b: _Builder, scenario: Scenario, nodes: list[int], rails: int, host_gbps: float
+) -> tuple[np.ndarray, np.ndarray, dict[str, list[int]], list[int]]:
+    """Leaf-spine and rail-optimized sites: a leaf per rack (or per rail of a unit), spines above them and,
+    with ``cores``, a third tier (see TopologySpec). Returns each node's leaf domain and pod, the switches
+    storage may attach to per tier, and the top tier (where the gateway plugs in)."""
+    topo = scenario.topology
+    n_nodes = len(nodes)
+    rail_opt = topo.kind == "rail-optimized"
+    domain = np.arange(n_nodes) // (topo.nodes_per_unit if rail_opt else topo.nodes_per_rack)
+    units = n_nodes // topo.nodes_per_unit if rail_opt else topo.racks
+    per_pod = topo.leaves_per_pod if topo.cores else units
+    pods = units // per_pod
+    pod = domain // per_pod if topo.cores else np.zeros(n_nodes, int)
+    tag = [f"-r{r}" if rail_opt else "" for r in range(rails)]
+
+    def rail_of(r: int) -> dict[str, int]:  # a rail attribute only on rail-optimized sites
+        return {"rail": r} if rail_opt else {}
+
+    cores = [
+        [b.vertex(f"core{tag[r]}-{c:03d}", CORE, index=c, **rail_of(r)) for c in range(topo.cores)]
+        for r in range(rails)
+    ]
+    if topo.cores:
+        spines = [
+            [
+                [
+                    b.vertex(f"spine-p{p:02d}{tag[r]}-{s:02d}", SPINE, pod=p, index=s, **rail_of(r))
+                    for s in range(topo.spines)
+                ]
+                for r in range(rails)
+            ]
+            for p in range(pods)
+        ]
+    elif rail_opt:
+        spines = [
+            [
+                [b.vertex(f"spine-r{r}-{s:02d}", SPINE, rail=r, index=s) for s in range(topo.spines)]
+                for r in range(rails)
+            ]
+        ]
+    else:
+        spines = [[[b.vertex(f"spine-{s:02d}", SPINE, index=s) for s in range(topo.spines)]]]
+    if rail_opt:
+        leaves = [
+            [
+                b.vertex(f"leaf-u{u:02d}-r{r}", LEAF, unit=u, rail=r, **({"pod": u // per_pod} if topo.cores else {}))
+                for r in range(rails)
+            ]
+            for u in range(units)
+        ]
+    else:
+        leaves = [
+            [b.vertex(f"leaf-{u:03d}", LEAF, rack=u, index=u, **({"pod": u // per_pod} if topo.cores else {}))]
+            for u in range(units)
+        ]
+    for n in range(n_nodes):
+        for r in range(rails):
+            b.edge(nodes[n], leaves[domain[n]][r], HOST, host_gbps, **rail_of(r))
+    spread = _spread(scenario.leaf_uplinks, topo.spines)
+    for u in range(units):
+        for r in range(rails):
+            for s, count in enumerate(spread):
+                if count:
+                    above = spines[u // per_pod][r][s]
+                    b.edge(leaves[u][r], above, FABRIC, count * topo.port_gbps, ports=count, **rail_of(r))
+    group = topo.cores // topo.spines if topo.cores else 0
+    for p in range(pods if topo.cores else 0):
+        for r in range(rails):
+            for s, ups in enumerate(scenario.spine_uplinks):
+                # Spine s of every pod spreads its uplinks over core group s, each pod starting further on.
+                offset = (p * ups) % group
+                for i, count in enumerate(_spread(ups, group)):
+                    if count:
+                        core = cores[r][s * group + (i + offset) % group]
+                        b.edge(spines[p][r][s], core, FABRIC, count * topo.port_gbps, ports=count, **rail_of(r))
+    # Interleave rails (and core groups) so that round-robin attachment reaches every rail plane (and
+    # every spine of a pod).
+    attach = {
+        "core": [cores[r][s * group + i] for i in range(group) for s in range(topo.spines) for r in range(rails)],
+        "spine": [spines[p][r][s] for p in range(len(spines)) for s in range(topo.spines) for r in range(rails)],
+        "leaf": [leaves[u][r] for u in range(units) for r in range(rails)],
+    }
+    # The gateway plugs into the top tier: every spine, or with cores the first core of every group (one
+    # per spine of a pod and rail: ECMP spreads inference traffic over every spine without thousands of
+    # gateway ports).
+    top = attach["core"][: topo.spines * rails] or attach["spine"]
+    return domain, pod, attach, top
 
 
 def _spread(total: int, bins: int) -> list[int]:
@@ -284,4 +343,6 @@ class _Builder:
             dead_link=at,
             switch_nbrs=switch_nbrs,
             attachments=attachments,
+            topology=scenario.topology.kind,
+            tiers=scenario.topology.tiers,
         )

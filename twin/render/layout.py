@@ -8,13 +8,17 @@ small sites, concentric shells for large ones), computed by networkx.
 Links become *segments*: a line between two points that carries a set of directed links one way and
 another set the other way. Small fabrics get a segment per cable. Large ones would be a smear of
 thousands of lines, so their spine links are bundled into cable trays: a stub from each block to a
-riser beside its column of blocks, risers up to a bus, and a drop from the bus to each spine.
+riser beside its column of blocks, risers up to a bus, and a drop from the bus to each spine. A site with a
+core tier (leaf-spine or rail-optimized) is drawn in pods, with trays inside each pod and from each pod to
+the cores (``_pod_hall``). ``Segments.bundles`` lets a renderer sum loads over trays of thousands of
+cables per run of consecutive links rather than per cable.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import networkx as nx
 import numpy as np
@@ -39,6 +43,90 @@ CELL_W, CELL_H, CELL_GAP = 1.0, 0.36, 0.08
 RACK_GAP = 0.3
 SWITCH_H = 0.32
 BUNDLE_ABOVE = 400  # more switch-to-switch cables than this (or blocks in rows) go in cable trays
+BUNDLE_GRAPH_ABOVE = 5_000  # and in the graph layout, more than this go in bundles between switch groups
+
+
+@dataclass(frozen=True)
+class Bundles:
+    """The segments' member links as runs, for sums over segments that cost per run, not per link.
+
+    Row ``d * S + s`` is segment s in direction d (0 forward, 1 backward). A row of one link (a host
+    link) is summed directly. The links of the other rows are put in an order (``order``, ``tray``
+    long) where the members of the biggest bundles are next to each other: each link is keyed by the
+    biggest row it belongs to, then the next biggest, so a drop to a rail's cores is one run and a pod's
+    lane one run per rail; a tray of thousands of cables costs a handful of runs. The inverse
+    (``link_ptr``, ``link_rows``) gives the rows each link belongs to.
+    """
+
+    rows: int
+    single_row: np.ndarray  # rows of one link, and that link
+    single_link: np.ndarray
+    order: np.ndarray  # the links of the other rows, bundle members together
+    run_row: np.ndarray
+    run_start: np.ndarray  # position in ``order``
+    run_stop: np.ndarray
+    link_ptr: np.ndarray
+    link_rows: np.ndarray
+
+    def sums(self, values: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """Per row, the sum of ``values`` (..., links) over its member links: (..., rows). With a mask
+        ``rows``, only those rows are summed (the others are 0)."""
+        lead = values.shape[:-1]
+        flat = values.reshape(-1, values.shape[-1])
+        out = np.zeros((len(flat), self.rows))
+        single, runs = slice(None), slice(None)
+        if rows is not None:
+            single, runs = rows[self.single_row], rows[self.run_row]
+        out[:, self.single_row[single]] = flat[:, self.single_link[single]]
+        if len(self.order):
+            csum = np.zeros((len(flat), len(self.order) + 1))
+            np.cumsum(flat[:, self.order], axis=1, out=csum[:, 1:])
+            run = csum[:, self.run_stop[runs]] - csum[:, self.run_start[runs]]
+            for i in range(len(flat)):
+                out[i] += np.bincount(self.run_row[runs], weights=run[i], minlength=self.rows)
+        return out.reshape(*lead, self.rows)
+
+    @staticmethod
+    def of(seg: Segments) -> Bundles:
+        n = len(seg)
+        row = np.concatenate(
+            [np.repeat(np.arange(n) + d * n, np.diff(ptr)) for d, ptr in enumerate((seg.fwd_ptr, seg.rev_ptr))]
+        ).astype(np.int64)
+        link = np.concatenate([seg.fwd, seg.rev]).astype(np.int64)
+        n_links = int(link.max()) + 1 if len(link) else 0
+        size = np.bincount(row, minlength=2 * n)
+        # The inverse: entries grouped by link, each link's biggest rows first (by member count, then row).
+        g = np.lexsort((row, -size[row], link))
+        g_link, g_row = link[g], row[g]
+        one = size[row] == 1
+        # Bundled links in order of their biggest row, then their next biggest.
+        rank = np.arange(len(g)) - np.searchsorted(g_link, g_link)
+        biggest = np.full(n_links, -1, np.int64)
+        biggest[g_link[rank == 0]] = g_row[rank == 0]
+        next_biggest = np.full(n_links, -1, np.int64)
+        next_biggest[g_link[rank == 1]] = g_row[rank == 1]
+        bundled = np.unique(link[~one])
+        order = bundled[np.lexsort((bundled, next_biggest[bundled], biggest[bundled]))]
+        where = np.full(n_links, -1, np.int64)
+        where[order] = np.arange(len(order))
+        r, at = row[~one], where[link[~one]]
+        by_row = np.lexsort((at, r))
+        r, at = r[by_row], at[by_row]
+        starts = np.ones(len(at), bool)
+        starts[1:] = (r[1:] != r[:-1]) | (at[1:] != at[:-1] + 1)
+        first = np.flatnonzero(starts)
+        last = np.append(first[1:], len(at))[: len(first)] - 1
+        return Bundles(
+            rows=2 * n,
+            single_row=row[one],
+            single_link=link[one],
+            order=order,
+            run_row=r[first],
+            run_start=at[first],
+            run_stop=at[last] + 1,
+            link_ptr=np.searchsorted(g_link, np.arange(n_links + 1)),
+            link_rows=g_row,
+        )
 
 
 @dataclass(frozen=True)
@@ -58,6 +146,11 @@ class Segments:
     def __len__(self) -> int:
         return len(self.a)
 
+    @functools.cached_property
+    def bundles(self) -> Bundles:
+        """The member links as runs (computed once, on first use)."""
+        return Bundles.of(self)
+
 
 @dataclass(frozen=True)
 class Layout:
@@ -70,6 +163,9 @@ class Layout:
     segments: Segments
     bus: np.ndarray  # (K, 4) static cable-tray lines x0, y0, x1, y1
     bounds: tuple[float, float, float, float]  # x0, y0, x1, y1
+    pods: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))  # (P, 4) pod outlines (three tiers)
+    pod_labels: tuple[str, ...] = ()
+    tier_labels: tuple[tuple[str, float, float], ...] = ()  # (text, x, y): what a row of switches is
 
     @property
     def cell_w(self) -> float:
@@ -78,53 +174,76 @@ class Layout:
 
 
 class _SegmentList:
+    """Segments in the order they are added, one at a time or many alike at once (a server's host links)."""
+
     def __init__(self) -> None:
-        self.rows: list[tuple[tuple[float, float], tuple[float, float], np.ndarray, np.ndarray, int, bool]] = []
+        self.chunks: list[tuple[np.ndarray, ...]] = []
 
     def add(self, a, b, fwd, rev, kind: int, detail: bool = False) -> None:
-        self.rows.append(
+        fwd, rev = np.asarray(fwd, np.int64), np.asarray(rev, np.int64)
+        one = np.ones(1, np.int64)
+        self.chunks.append(
             (
-                (float(a[0]), float(a[1])),
-                (float(b[0]), float(b[1])),
+                np.array([a], float).reshape(1, 2),
+                np.array([b], float).reshape(1, 2),
+                one * len(fwd),
+                fwd,
+                one * len(rev),
+                rev,
+                np.full(1, kind, np.int8),
+                np.full(1, detail, bool),
+            )
+        )
+
+    def add_many(self, a: np.ndarray, b: np.ndarray, fwd: np.ndarray, rev: np.ndarray, kind: int, detail: bool) -> None:
+        """Segments of one link each way: row i runs from a[i] to b[i] and carries fwd[i] and rev[i]."""
+        n = len(a)
+        one = np.ones(n, np.int64)
+        self.chunks.append(
+            (
+                np.asarray(a, float).reshape(n, 2),
+                np.asarray(b, float).reshape(n, 2),
+                one,
                 np.asarray(fwd, np.int64),
+                one,
                 np.asarray(rev, np.int64),
-                kind,
-                detail,
+                np.full(n, kind, np.int8),
+                np.full(n, detail, bool),
             )
         )
 
     def build(self) -> Segments:
-        rows = self.rows
-        if not rows:
+        if not self.chunks:
             z = np.zeros((0, 2))
             e = np.zeros(1, np.int64)
             return Segments(
                 z, z, e, np.zeros(0, np.int64), e, np.zeros(0, np.int64), np.zeros(0, np.int8), np.zeros(0, bool)
             )
-        fwd = [r[2] for r in rows]
-        rev = [r[3] for r in rows]
+        a, b, nf, fwd, nr, rev, kind, detail = (np.concatenate(c) for c in zip(*self.chunks, strict=True))
         return Segments(
-            a=np.array([r[0] for r in rows]),
-            b=np.array([r[1] for r in rows]),
-            fwd_ptr=np.r_[0, np.cumsum([len(f) for f in fwd])].astype(np.int64),
-            fwd=np.concatenate(fwd).astype(np.int64),
-            rev_ptr=np.r_[0, np.cumsum([len(r) for r in rev])].astype(np.int64),
-            rev=np.concatenate(rev).astype(np.int64),
-            kind=np.array([r[4] for r in rows], np.int8),
-            detail=np.array([r[5] for r in rows], bool),
+            a=a,
+            b=b,
+            fwd_ptr=np.r_[0, np.cumsum(nf)].astype(np.int64),
+            fwd=fwd.astype(np.int64),
+            rev_ptr=np.r_[0, np.cumsum(nr)].astype(np.int64),
+            rev=rev.astype(np.int64),
+            kind=kind,
+            detail=detail,
         )
 
 
 def _edges_by_vertex(fab: Fabric) -> dict[int, list[int]]:
-    """Directed links leaving each vertex."""
-    out: dict[int, list[int]] = {}
-    for lk in range(2 * fab.n_edges):
-        out.setdefault(int(fab.link_src[lk]), []).append(lk)
-    return out
+    """Directed links leaving each vertex, in link order."""
+    order = np.argsort(fab.link_src[: 2 * fab.n_edges], kind="stable")
+    src = fab.link_src[order]
+    cuts = np.flatnonzero(np.diff(src)) + 1
+    return {int(src[start]): links.tolist() for start, links in zip(np.r_[0, cuts], np.split(order, cuts), strict=True)}
 
 
 def hall_layout(fab: Fabric, aspect: float = 1.5) -> Layout:
     """The data-hall view: switches on top, blocks of racks in a grid, storage on the right."""
+    if fab.tiers == 3 and fab.topology != "fat-tree":
+        return _pod_hall(fab, aspect)
     n_vertices = len(fab.kind)
     pos = np.zeros((n_vertices, 2))
     rect = np.zeros((n_vertices, 4))
@@ -132,7 +251,7 @@ def hall_layout(fab: Fabric, aspect: float = 1.5) -> Layout:
     rack_of = fab.node_rack
     n_racks = int(rack_of.max()) + 1
     per_rack = np.bincount(rack_of, minlength=n_racks)
-    fat_tree = bool((fab.kind == CORE).any())
+    fat_tree = fab.topology == "fat-tree"
     rails = fab.rails
     # Blocks: a rail unit, a fat-tree pod, or one rack with its leaf.
     block_of_rack = np.zeros(n_racks, int)
@@ -284,10 +403,224 @@ def hall_layout(fab: Fabric, aspect: float = 1.5) -> Layout:
     )
 
 
+def _pod_hall(fab: Fabric, aspect: float) -> Layout:
+    """The hall of a three-tier leaf-spine or rail-optimized site: pods in a grid, each a frame of its
+    blocks (rail units, or racks with their leaf) under a strip of the pod's spines, grouped by rail;
+    the cores across the top in a strip per rail, a row per core group.
+
+    Cables go in trays, so the largest site is a few thousand lines: inside a pod, a stub from each
+    block's leaves to a riser beside its column of blocks, risers up to the pod's bus and a drop from it
+    to each rail's spines; from each pod's spine strip, its own lane in the gutter beside its column of
+    pods up to the site's bus under the cores, and a drop from that bus to each rail's cores. Host links
+    (server to leaf) are drawn zoomed in.
+    """
+    n_vertices = len(fab.kind)
+    g = fab.graph
+    rect = np.zeros((n_vertices, 4))
+    rails = fab.rails
+    rail_of = np.array([g.nodes[v].get("rail", 0) for v in range(n_vertices)])
+    index_of = np.array([g.nodes[v].get("index", 0) for v in range(n_vertices)])
+    pod_of = np.array([g.nodes[v].get("pod", -1) for v in range(n_vertices)])
+    rack_of = fab.node_rack
+    n_racks = int(rack_of.max()) + 1
+    per_rack = np.bincount(rack_of, minlength=n_racks)
+    first_node = np.searchsorted(rack_of, np.arange(n_racks))
+    block_of_rack = fab.node_domain[first_node]
+    n_blocks = int(block_of_rack.max()) + 1
+    racks_in_block = [np.flatnonzero(block_of_rack == b) for b in range(n_blocks)]
+    pod_of_block = np.zeros(n_blocks, int)
+    pod_of_block[fab.node_domain] = fab.node_pod
+    n_pods = int(pod_of_block.max()) + 1
+    blocks_in_pod = [np.flatnonzero(pod_of_block == p) for p in range(n_pods)]
+    leaf_of = fab.link_dst[fab.host_up]  # (node, rail) -> leaf
+    leaves_of_block = [np.unique(leaf_of[fab.node_domain == b]) for b in range(n_blocks)]
+    # A block: a row of leaves (one per rail) over its racks.
+    pad, gap_x, gap_y = 0.3, 0.8, 0.6
+    rack_h = per_rack.max() * (CELL_H + CELL_GAP) - CELL_GAP
+    block_w = max(len(r) for r in racks_in_block) * (CELL_W + RACK_GAP) - RACK_GAP + 2 * pad
+    block_h = rack_h + SWITCH_H + 0.35 + 2 * pad
+    # A pod: its spine strip, its bus, its blocks in a small grid with a riser right of each column.
+    per_pod = max(len(b) for b in blocks_in_pod)
+    pod_cols = _grid_columns(per_pod, block_w + gap_x, block_h + gap_y, 1.2)
+    ppad, strip_h, strip_gap = 0.6, SWITCH_H * 1.6, 1.4
+    pod_w = pod_cols * (block_w + gap_x) - gap_x + 2 * ppad
+    pod_h = strip_h + strip_gap + math.ceil(per_pod / pod_cols) * (block_h + gap_y) - gap_y + 2 * ppad
+    pgap_x, pgap_y = 2.4, 1.8
+    cols = _even_columns(n_pods, pod_w + pgap_x, pod_h + pgap_y, aspect)
+    rows = math.ceil(n_pods / cols)
+    pods = np.zeros((n_pods, 4))
+    blocks = np.zeros((n_blocks, 4))
+    racks = np.zeros((n_racks, 4))
+    spine_ids = np.flatnonzero(fab.kind == SPINE)
+    spine_ids = spine_ids[np.lexsort((index_of[spine_ids], rail_of[spine_ids], pod_of[spine_ids]))]
+    spines_of_pod = np.split(spine_ids, np.searchsorted(pod_of[spine_ids], np.arange(1, n_pods)))
+    segs = _SegmentList()
+    out = _edges_by_vertex(fab)
+    is_spine, is_core = fab.kind == SPINE, fab.kind == CORE
+    bus: list[tuple[float, float, float, float]] = []
+    for p in range(n_pods):
+        row, col = divmod(p, cols)
+        px, py = col * (pod_w + pgap_x), row * (pod_h + pgap_y)
+        pods[p] = (px, py, pod_w, pod_h)
+        mine = spines_of_pod[p]
+        _tile_row(rect, mine, rail_of[mine], rails, (px + ppad, py + ppad, pod_w - 2 * ppad, strip_h))
+        pod_bus = py + ppad + strip_h + strip_gap / 2
+        carried: dict[int, list[int]] = {}  # what each column's riser carries, from the lowest block up
+        for i, b in reversed(list(enumerate(blocks_in_pod[p]))):
+            brow, bcol = divmod(i, pod_cols)
+            bx = px + ppad + bcol * (block_w + gap_x)
+            by = py + ppad + strip_h + strip_gap + brow * (block_h + gap_y)
+            blocks[b] = (bx, by, block_w, block_h)
+            rack_top = by + pad + SWITCH_H + 0.35
+            for j, rk in enumerate(racks_in_block[b]):
+                rx = bx + pad + j * (CELL_W + RACK_GAP)
+                racks[rk] = (rx - 0.06, rack_top - 0.06, CELL_W + 0.12, rack_h + 0.12)
+                cells = fab.node_gid[np.flatnonzero(rack_of == rk)]
+                rect[cells, 0] = rx
+                rect[cells, 1] = rack_top + np.arange(len(cells)) * (CELL_H + CELL_GAP)
+                rect[cells, 2:] = (CELL_W, CELL_H)
+            leaves = leaves_of_block[b][np.argsort(rail_of[leaves_of_block[b]], kind="stable")]
+            _tile_row(rect, leaves, np.zeros(len(leaves), int), 1, (bx + pad, by + pad, block_w - 2 * pad, SWITCH_H))
+            # The block's uplinks: a stub to its column's riser, and the riser up to the block above.
+            ups = [lk for leaf in leaves.tolist() for lk in out.get(leaf, []) if is_spine[fab.link_dst[lk]]]
+            riser_x = bx + block_w + min(gap_x, ppad) / 2
+            stub_y = by + pad + SWITCH_H / 2
+            segs.add((bx + block_w, stub_y), (riser_x, stub_y), ups, [lk ^ 1 for lk in ups], FABRIC)
+            carried[bcol] = carried.get(bcol, []) + ups
+            above = by - gap_y - block_h + pad + SWITCH_H / 2 if brow else pod_bus
+            segs.add((riser_x, stub_y), (riser_x, above), carried[bcol], [lk ^ 1 for lk in carried[bcol]], FABRIC)
+        bus.append((px + ppad, pod_bus, px + pod_w - ppad / 2, pod_bus))
+        # From the pod's bus up to each rail's spines; from its spine strip to the site's bus.
+        for r in range(rails):
+            group = mine[rail_of[mine] == r]
+            x = (rect[group, 0].min() + (rect[group, 0] + rect[group, 2]).max()) / 2
+            into = [lk ^ 1 for v in group.tolist() for lk in out.get(v, []) if not is_core[fab.link_dst[lk]]]
+            segs.add((x, pod_bus), (x, py + ppad + strip_h), into, [lk ^ 1 for lk in into], FABRIC)
+    grid_w = cols * (pod_w + pgap_x) - pgap_x
+    # The cores: a strip per rail across the top, a row per core group (the cores that spine s of every
+    # pod reaches).
+    core_ids = np.flatnonzero(is_core)
+    core_ids = core_ids[np.lexsort((index_of[core_ids], rail_of[core_ids]))]
+    groups = len(spines_of_pod[0]) // rails
+    per_rail = len(core_ids) // rails
+    per_group = math.ceil(per_rail / groups)
+    bus_y = -1.4
+    row_h, row_gap, rail_gap = SWITCH_H, 0.1, 1.2
+    band_h = groups * (row_h + row_gap) - row_gap
+    band_y = bus_y - 1.0 - band_h
+    strip_w = (grid_w - (rails - 1) * rail_gap) / rails
+    w = strip_w / per_group
+    rail, at = np.divmod(np.arange(len(core_ids)), per_rail)
+    grp, k = np.divmod(at, per_group)
+    rect[core_ids, 0] = rail * (strip_w + rail_gap) + k * w + 0.02
+    rect[core_ids, 1] = band_y + grp * (row_h + row_gap)
+    rect[core_ids, 2:] = (max(w - 0.04, 0.01), row_h)
+    tier_labels = [
+        (f"rail {r + 1} cores" if rails > 1 else "cores", r * (strip_w + rail_gap) + strip_w / 2, band_y)
+        for r in range(rails)
+    ]
+    stores = np.flatnonzero(fab.kind == STORAGE).tolist()
+    store_x = grid_w + 2.6
+    gw = np.flatnonzero(fab.kind == GATEWAY).tolist()
+    for v in gw:  # beside the cores, above the storage: the cores' labels keep the space over them
+        rect[v] = (store_x, band_y + band_h - SWITCH_H * 2.4, 2.6, SWITCH_H * 2.4)
+    for i, v in enumerate(stores):
+        rect[v] = (store_x, i * 1.6, 2.6, 1.0)
+    # Each pod's own lane beside its column of pods, the top pod's nearest: lanes never cross a stub.
+    lane_gap = min(0.3, 0.6 * pgap_x / max(rows, 1))
+    for p in range(n_pods):
+        row, col = divmod(p, cols)
+        x, y, w_, _ = pods[p]
+        lane_x = x + w_ + 0.2 * pgap_x + row * lane_gap
+        stub_y = y + ppad + strip_h / 2
+        ups = [lk for v in spines_of_pod[p].tolist() for lk in out.get(v, []) if is_core[fab.link_dst[lk]]]
+        segs.add((x + w_ - ppad / 2, stub_y), (lane_x, stub_y), ups, [lk ^ 1 for lk in ups], FABRIC)
+        segs.add((lane_x, stub_y), (lane_x, bus_y), ups, [lk ^ 1 for lk in ups], FABRIC)
+    for r in range(rails):
+        x = r * (strip_w + rail_gap) + strip_w / 2
+        into = [lk ^ 1 for v in core_ids[r * per_rail : (r + 1) * per_rail].tolist() for lk in out.get(v, [])]
+        segs.add((x, bus_y), (x, band_y + band_h), into, [lk ^ 1 for lk in into], FABRIC)
+    for v in stores + gw:  # storage and the gateway reach the bus directly
+        x, y, w_, h = rect[v]
+        ups = list(out.get(v, []))
+        if fab.kind[v] == STORAGE:
+            segs.add((x, y + h / 2), (x - 0.8, y + h / 2), ups, [lk ^ 1 for lk in ups], STORAGE_LINK)
+            segs.add((x - 0.8, y + h / 2), (x - 0.8, bus_y), ups, [lk ^ 1 for lk in ups], STORAGE_LINK)
+        else:
+            segs.add((x + w_ / 2, y + h), (x + w_ / 2, bus_y), ups, [lk ^ 1 for lk in ups], GATEWAY_LINK)
+    # Host links, all at once: each server's cell to its leaf on each rail (drawn zoomed in).
+    cell = rect[fab.node_gid]
+    for r in range(rails):
+        leaf = leaf_of[:, r]
+        top = np.column_stack([cell[:, 0] + cell[:, 2] / 2, cell[:, 1]])
+        under = np.column_stack([rect[leaf, 0] + rect[leaf, 2] / 2, rect[leaf, 1] + rect[leaf, 3]])
+        segs.add_many(top, under, fab.host_up[:, r], fab.host_down[:, r], HOST, detail=True)
+    bus.append((-0.5, bus_y, max(grid_w, store_x + 2.6) + 0.5, bus_y))
+    return Layout(
+        name="hall",
+        pos=rect[:, :2] + rect[:, 2:] / 2,
+        rect=rect,
+        racks=racks,
+        blocks=blocks,
+        block_labels=tuple(_block_label(fab, b, rails, False) for b in range(n_blocks)),
+        segments=segs.build(),
+        bus=np.array(bus),
+        bounds=_bounds(rect),
+        pods=pods,
+        pod_labels=tuple(f"pod {p + 1}" for p in range(n_pods)),
+        tier_labels=tuple(tier_labels),
+    )
+
+
+def _even_columns(n: int, cell_w: float, cell_h: float, aspect: float) -> int:
+    """Columns for n pods near ``aspect`` (as ``_grid_columns``), preferring a grid without a ragged
+    last row among those almost as close."""
+
+    def err(cols: int) -> float:
+        return abs(math.log((cols * cell_w) / (math.ceil(n / cols) * cell_h + 3.0) / aspect))
+
+    best = min(range(1, n + 1), key=err)
+    near = [c for c in range(1, n + 1) if err(c) <= err(best) + 0.15]
+    return min(near, key=lambda c: (math.ceil(n / c) * c - n, err(c)))
+
+
+def _tile_row(rect: np.ndarray, verts: np.ndarray, group: np.ndarray, groups: int, box: tuple) -> None:
+    """Switches side by side in a box, in ``groups`` equal groups (by ``group``) with gaps between."""
+    x, y, w, h = box
+    gap = 0.25 if groups > 1 else 0.0
+    gw = (w - (groups - 1) * gap) / groups
+    for gi in range(groups):
+        mine = verts[group == gi]
+        if not len(mine):
+            continue
+        tw = gw / len(mine)
+        rect[mine] = np.column_stack(
+            [
+                x + gi * (gw + gap) + np.arange(len(mine)) * tw + 0.03,
+                np.full(len(mine), y),
+                np.full(len(mine), max(tw - 0.06, 0.01)),
+                np.full(len(mine), h),
+            ]
+        )
+
+
+def _bounds(rect: np.ndarray) -> tuple[float, float, float, float]:
+    x0 = min(rect[:, 0].min(), -0.5) - 0.5
+    y0 = rect[:, 1].min() - 0.5
+    x1 = (rect[:, 0] + rect[:, 2]).max() + 0.5
+    y1 = (rect[:, 1] + rect[:, 3]).max() + 0.5
+    return float(x0), float(y0), float(x1), float(y1)
+
+
 def graph_layout(fab: Fabric, seed: int = 7) -> Layout:
-    """The site as a graph: force-directed for small sites, concentric shells for large ones."""
+    """The site as a graph: force-directed for small sites, concentric shells for large ones. On a fabric
+    of more than BUNDLE_GRAPH_ABOVE switch-to-switch cables, switches are grouped (by tier, pod and rail),
+    each group is an arc of its shell, and the cables between two groups are one bundle."""
     g = fab.graph
     n_vertices = len(fab.kind)
+    group = _switch_groups(fab)
+    fabric_edges = int((fab.link_kind[: 2 * fab.n_edges : 2] == FABRIC).sum())
+    bundled = fabric_edges > BUNDLE_GRAPH_ABOVE
     if n_vertices <= 400:
         coords = nx.spring_layout(g, seed=seed, iterations=200, k=1.6 / math.sqrt(n_vertices))
     else:
@@ -299,6 +632,8 @@ def graph_layout(fab: Fabric, seed: int = 7) -> Layout:
             [v for v in g.nodes if fab.kind[v] == LEAF],
             [v for v in g.nodes if fab.kind[v] == NODE],
         ]
+        if bundled:  # a group's switches side by side on their shell
+            shells = [sorted(shell, key=lambda v: (group.get(v, (v,)), v)) for shell in shells]
         coords = nx.shell_layout(g, [s for s in shells if s])
     scale = 3.2 * math.sqrt(n_vertices)
     pos = np.array([coords[v] for v in range(n_vertices)], float) * scale
@@ -310,10 +645,13 @@ def graph_layout(fab: Fabric, seed: int = 7) -> Layout:
     rect = np.column_stack([pos[:, 0] - size / 2, pos[:, 1] - size / 2, size, size])
     segs = _SegmentList()
     many_hosts = fab.n_nodes > 64
-    for lk in range(0, 2 * fab.n_edges, 2):
-        u, v = int(fab.link_src[lk]), int(fab.link_dst[lk])
-        kind = int(fab.link_kind[lk])
-        segs.add(pos[u], pos[v], [lk], [lk + 1], kind, detail=kind == HOST and many_hosts)
+    if bundled:
+        _bundled_graph_segments(fab, pos, group, segs)
+    else:
+        for lk in range(0, 2 * fab.n_edges, 2):
+            u, v = int(fab.link_src[lk]), int(fab.link_dst[lk])
+            kind = int(fab.link_kind[lk])
+            segs.add(pos[u], pos[v], [lk], [lk + 1], kind, detail=kind == HOST and many_hosts)
     pad = 2 * cell
     return Layout(
         name="graph",
@@ -331,6 +669,41 @@ def graph_layout(fab: Fabric, seed: int = 7) -> Layout:
             float(pos[:, 1].max() + pad),
         ),
     )
+
+
+def _switch_groups(fab: Fabric) -> dict[int, tuple[int, int, int]]:
+    """Each switch's group: its tier, pod and rail (-1 where it has none)."""
+    g = fab.graph
+    return {int(v): (int(fab.kind[v]), g.nodes[v].get("pod", -1), g.nodes[v].get("rail", -1)) for v in fab.switch_gids}
+
+
+def _bundled_graph_segments(
+    fab: Fabric, pos: np.ndarray, group: dict[int, tuple[int, int, int]], segs: _SegmentList
+) -> None:
+    """Host links one by one (drawn zoomed in); every other cable in a bundle between the middles of its
+    ends' groups (a server, storage array or the gateway is a group of its own)."""
+    members: dict[object, list[int]] = {}
+    for v in range(len(fab.kind)):
+        members.setdefault(group.get(v, v), []).append(v)
+    middle = {key: pos[vs].mean(axis=0) for key, vs in members.items()}
+    order = {key: i for i, key in enumerate(members)}
+    host = fab.link_kind[: 2 * fab.n_edges : 2] == HOST
+    up = np.flatnonzero(host) * 2
+    a, b = fab.link_src[up], fab.link_dst[up]
+    segs.add_many(pos[a], pos[b], up, up + 1, HOST, detail=fab.n_nodes > 64)
+    bundles: dict[tuple[object, object], tuple[list[int], list[int], int]] = {}
+    for lk in (np.flatnonzero(~host) * 2).tolist():
+        gu, gv = (
+            group.get(int(fab.link_src[lk]), int(fab.link_src[lk])),
+            group.get(int(fab.link_dst[lk]), int(fab.link_dst[lk])),
+        )
+        if order[gu] > order[gv]:
+            gu, gv, lk = gv, gu, lk + 1
+        fwd, rev, _ = bundles.setdefault((gu, gv), ([], [], int(fab.link_kind[lk & ~1])))
+        fwd.append(lk)
+        rev.append(lk ^ 1)
+    for (gu, gv), (fwd, rev, kind) in bundles.items():
+        segs.add(middle[gu], middle[gv], fwd, rev, kind)
 
 
 LAYOUTS = dict(zip(names.LAYOUTS, (hall_layout, graph_layout), strict=True))

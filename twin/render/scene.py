@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import pygame
@@ -26,7 +27,14 @@ from twin.topology import CORE, GATEWAY, LEAF, NODE, SPINE, STORAGE, Fabric
 FLASH_S = 0.9  # wall seconds a server glows after it gets a new job
 GPU_DETAIL_PX = 56  # server cells at least this wide show their GPUs
 HOST_DETAIL_PX = 26  # and at least this wide show their host links
+SHIMMER_PX = 10  # and at least this wide shimmer with their host links' traffic (narrower: only noise)
+GPU_LABEL_PX = 48  # GPUs at least this wide are numbered, and their server named
+CHASSIS = 0.4  # a server's colour behind its GPUs, when they are drawn
+MANY_CELLS = 1500  # more changed cells than this are written as one numpy assignment, not cell by cell
 RESTYLE_S = 0.25  # wall seconds between restyles of the links
+MIX_S = 1.0  # and between new mixes of traffic kinds (the particles' colours), which change slowly
+MIX_STEP_ENTRIES = 100_000  # flow entries a frame adds to the next mix (it is made a slice per frame)
+HOT_MEMBER = 0.9  # a bundle's hottest member is found exactly from this utilisation up
 
 
 def fill_outside(surface: pygame.Surface, rect: pygame.Rect, color: tuple[int, int, int]) -> None:
@@ -41,6 +49,16 @@ def fill_outside(surface: pygame.Surface, rect: pygame.Rect, color: tuple[int, i
     ):
         if strip.w > 0 and strip.h > 0:
             surface.fill(color, strip)
+
+
+def map_colors(surface: pygame.Surface, rgb: np.ndarray) -> np.ndarray:
+    """``surface.map_rgb`` of many opaque colours at once: (N, 3) uint8 to the surface's pixel values."""
+    shifts, losses = surface.get_shifts(), surface.get_losses()
+    c = rgb.astype(np.int64)
+    out = (
+        (c[:, 0] >> losses[0]) << shifts[0] | (c[:, 1] >> losses[1]) << shifts[1] | (c[:, 2] >> losses[2]) << shifts[2]
+    )
+    return out | surface.get_masks()[3]
 
 
 class SiteView:
@@ -80,15 +98,31 @@ class SiteView:
         self._coarse = False  # the links on the live layer were drawn without them
         self._drawn_rgb: np.ndarray | None = None
         self._links_dirty = True
+        self._fresh_restyle = False
         self._loads = style.segment_loads(self.layout.segments, np.zeros(fabric.n_links), fabric.link_cap)
         self._mix = np.zeros((2, len(self.layout.segments), 4))
         self.particles = pt.ParticleField(len(self.layout.segments))
         self._kind_load = np.zeros((4, fabric.n_links))
         self._last_restyle = -1e9
+        self._last_mix = -1e9
+        self._mix_work: Iterator[None] | None = None  # the next mix, being made a slice per frame
+        self._mix_for: str | None = None  # the layout the mixes were made for
+        self._cap_for: tuple | None = None
+        self._single_for: str | None = None
+        self._single_link = np.zeros(0, np.int64)
+        self._cap_sums = np.zeros(0)
         self._restyle_due = False
         self.timings: dict[str, float] = {}
         self._seg_key: tuple | None = None
         self._seg_screen: tuple[np.ndarray, np.ndarray] = (np.zeros((0, 2)), np.zeros((0, 2)))
+        self._seg_len = np.zeros(0)
+        self._speed_px: np.ndarray | None = None  # particle speeds per direction and segment, per restyle
+        self._active_key: tuple | None = None
+        self._active = np.zeros(0, np.int64)
+        self._cell_px_key: tuple | None = None
+        self._rgb = np.zeros((0, 3), np.uint8)
+        self._rgb_inputs: tuple[np.ndarray, ...] | None = None  # what the server colours were made from
+        self._cell_px: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     # --- state --------------------------------------------------------------------------------------
 
@@ -136,6 +170,7 @@ class SiteView:
     def _invalidate(self) -> None:
         self._static_ok = False
         self._live_ok = False
+        self._speed_px = None  # the text scale may have changed
 
     def update(self, snap: Snapshot, wall: float) -> None:
         """Take a new snapshot: new job colours (flashing where a server just got a job), new loads."""
@@ -152,20 +187,80 @@ class SiteView:
     def _apply_restyle(self, wall: float) -> None:
         """Link colours and particle mixes follow the latest snapshot, at most every RESTYLE_S: a full
         redraw of the links is the costliest thing a frame can do, and the eye does not need it faster."""
-        self._kind_load = style.kind_link_load(self.snapshot.flows, self.fabric.n_links)
         self._restyle_links()
         self._restyle_due = False
         self._last_restyle = wall
+        if self._mix_work is None and wall - self._last_mix >= MIX_S:
+            self._mix_work = self._make_mix(self.snapshot.flows)
+            self._last_mix = wall
+
+    def _make_mix(self, flows: dict[str, np.ndarray]) -> Iterator[None]:
+        """The traffic kinds on every link and their mix on every bundled segment (a single link's mix is
+        read from the links when drawn), one slice of work per step: on the largest site this is tens of
+        milliseconds, so each frame does a few of them. The mix in use is replaced when the new one is
+        whole."""
+        layout, n_links = self.layout, self.fabric.n_links
+        total = len(flows.get("entry_link", ()))
+        kind_load = np.zeros((4, n_links))
+        for lo in range(0, total, MIX_STEP_ENTRIES):  # style.kind_link_load, a slice at a time
+            flow = flows["entry_flow"][lo : lo + MIX_STEP_ENTRIES]
+            weight = flows["entry_frac"][lo : lo + MIX_STEP_ENTRIES] * flows["rate"][flow]
+            key = flows["kind"][flow].astype(np.int64) * n_links + flows["entry_link"][lo : lo + MIX_STEP_ENTRIES]
+            np.add.at(kind_load.reshape(-1), key, weight)
+            yield
+        bundles = layout.segments.bundles
+        bundled = np.ones(bundles.rows, bool)
+        bundled[bundles.single_row] = False
+        mix = np.zeros((4, bundles.rows))
+        for k in range(4):
+            mix[k] = bundles.sums(kind_load[k], bundled)
+            yield
+        if layout is self.layout:
+            self._kind_load = kind_load
+            self._set_mix(mix)
+
+    def _set_mix(self, mix: np.ndarray) -> None:
+        n = len(self.layout.segments)
+        self._mix = np.stack([mix[:, :n].T, mix[:, n:].T])
+        self._mix_for = self.layout.name
 
     def _restyle_links(self) -> None:
         load = self.snapshot.link_load if self.snapshot is not None else np.zeros(self.fabric.n_links)
         seg = self.layout.segments
-        self._loads = style.segment_loads(seg, load, self.fabric.link_cap)
-        for d, (ptr, members) in enumerate(((seg.fwd_ptr, seg.fwd), (seg.rev_ptr, seg.rev))):
-            per_kind = self._kind_load[:, members]  # (kinds, entries)
-            csum = np.concatenate((np.zeros((4, 1)), np.cumsum(per_kind, axis=1)), axis=1)
-            self._mix[d] = (csum[:, ptr[1:]] - csum[:, ptr[:-1]]).T
+        self._loads = self._segment_loads(load)
+        if self._mix_for != self.layout.name:  # a new layout (or the first snapshot): its mix at once
+            if self.snapshot is not None:
+                self._kind_load = style.kind_link_load(self.snapshot.flows, self.fabric.n_links)
+            self._set_mix(seg.bundles.sums(self._kind_load))
+            self._mix_work = None
+        self._speed_px = None
         self._links_dirty = True
+        self._fresh_restyle = True
+
+    def _segment_loads(self, load: np.ndarray) -> dict[str, np.ndarray]:
+        """Per segment and direction, as ``style.segment_loads`` gives them: load, utilisation and the
+        hottest member's utilisation, summed per run of bundled links (the largest site's trays hold a
+        million memberships). The hottest member is exact wherever it is HOT_MEMBER or more (what a
+        link's colour tells apart); below, a bundle's own utilisation stands in for it."""
+        seg, cap = self.layout.segments, self.fabric.link_cap
+        bundles, n = seg.bundles, len(seg)
+        if self._cap_for != (self.layout.name, len(seg)):
+            self._cap_sums = bundles.sums(cap)
+            self._cap_for = (self.layout.name, len(seg))
+        sums = bundles.sums(load)
+        util = np.divide(sums, self._cap_sums, out=np.zeros_like(sums), where=self._cap_sums > 0)
+        peak = util.copy()
+        n_links = len(bundles.link_ptr) - 1
+        hot = np.flatnonzero(load[:n_links] >= HOT_MEMBER * cap[:n_links])
+        if len(hot):
+            first, count = bundles.link_ptr[hot], np.diff(bundles.link_ptr)[hot]
+            at = np.repeat(first - np.cumsum(count) + count, count) + np.arange(int(count.sum()))
+            np.maximum.at(peak, bundles.link_rows[at], np.repeat(load[hot] / cap[hot], count))
+        out = {"fwd_load": sums[:n], "rev_load": sums[n:], "fwd_util": util[:n], "rev_util": util[n:]}
+        out |= {"fwd_peak": peak[:n], "rev_peak": peak[n:]}
+        out["util"] = np.maximum(out["fwd_util"], out["rev_util"])
+        out["peak"] = np.maximum(out["fwd_peak"], out["rev_peak"])
+        return out
 
     def tick(self, wall: float) -> None:
         """Advance wall-clock effects (flashes, pulses, particles) without a new snapshot."""
@@ -173,14 +268,20 @@ class SiteView:
         self.wall = wall
         if self._restyle_due and wall - self._last_restyle >= RESTYLE_S:
             self._apply_restyle(wall)
+        elif self._mix_work is not None and next(self._mix_work, StopIteration) is StopIteration:
+            self._mix_work = None
         if self.camera is None:
             return
-        a, b = self._segment_screen()
-        length = np.hypot(*(b - a).T)
-        s = self.text.scale
-        self.particles.step(
-            dt, np.stack([pt.speeds(self._loads["fwd_util"], s), pt.speeds(self._loads["rev_util"], s)]), length
-        )
+        self._segment_screen()
+        if self._speed_px is None:
+            s = self.text.scale
+            self._speed_px = np.stack([pt.speeds(self._loads["fwd_util"], s), pt.speeds(self._loads["rev_util"], s)])
+        # Only the particles this level of detail can show move; the rest wait where they are.
+        act = self._active_segments()
+        moving = pt.ParticleField(0)
+        moving.phase = self.particles.phase[:, act]
+        moving.step(dt, self._speed_px[:, act], self._seg_len[act])
+        self.particles.phase[:, act] = moving.phase
 
     # --- drawing -----------------------------------------------------------------------------------
 
@@ -204,6 +305,9 @@ class SiteView:
 
     def _draw_crisp(self, surface: pygame.Surface, view: pygame.Rect) -> None:
         """The picture at the current camera: static layer, links and cells, each redrawn only if stale."""
+        # New link colours wait for the next frame: restyling and redrawing every link in one frame is
+        # the costliest thing a frame can do on the largest site, and one frame late is not to be seen.
+        fresh, self._fresh_restyle = self._fresh_restyle, False
         if self._static is None or self._static.get_size() != surface.get_size():
             self._static = surface.copy()
             self._live = surface.copy()
@@ -215,10 +319,10 @@ class SiteView:
         if not self._live_ok:
             self._live_ok = True
             self._drawn_rgb = None
-            self._links_dirty = True
+            self._links_dirty, fresh = True, False
         if self._coarse and not self._moving:
-            self._links_dirty = True  # the camera came to rest: add the detail
-        if self._links_dirty:
+            self._links_dirty, fresh = True, False  # the camera came to rest: add the detail
+        if self._links_dirty and not fresh:
             self._live.blit(self._static, (0, 0))
             self._coarse = self._moving
             self._draw_links(self._live, detail=not self._moving)
@@ -273,15 +377,26 @@ class SiteView:
         cam, lay, fab = self.camera, self.layout, self.fabric
         assert cam is not None
         zoom = cam.zoom
-        # Blocks and racks.
+        # Pods (three tiers), blocks and racks. With pods, a block is named only when it is large: the
+        # whole site names its pods.
+        if len(lay.pods):
+            rects, vis = self._visible(lay.pods)
+            radius = max(3, round(0.4 * zoom))
+            for i in np.flatnonzero(vis):
+                r = pygame.Rect(*np.round(rects[i]).astype(int))
+                pygame.draw.rect(surf, theme.BLOCK_EDGE, r, width=1, border_radius=radius)
+                if r.w > 50:
+                    label = self.text.render(lay.pod_labels[i], 13 if r.w > 160 else 11, theme.TEXT_DIM)
+                    surf.blit(label, (r.x + 4, r.bottom + 2))
         if len(lay.blocks):
             rects, vis = self._visible(lay.blocks)
             radius = max(2, round(0.25 * zoom))
+            named = 140 if len(lay.pods) else 70
             for i in np.flatnonzero(vis):
                 r = pygame.Rect(*np.round(rects[i]).astype(int))
                 pygame.draw.rect(surf, theme.BLOCK, r, border_radius=radius)
                 pygame.draw.rect(surf, theme.BLOCK_EDGE, r, width=1, border_radius=radius)
-                if r.w > 70:
+                if r.w > named:
                     label = self.text.render(lay.block_labels[i], 13 if r.w > 140 else 11, theme.TEXT_FAINT)
                     surf.blit(label, (r.x + 4, r.bottom + 2))
             rects, vis = self._visible(lay.racks)
@@ -294,17 +409,23 @@ class SiteView:
         rects, vis = self._visible(lay.rect)
         kinds = fab.kind
         chosen = np.flatnonzero(vis & (kinds != NODE))
-        for v, xywh in zip(chosen.tolist(), np.round(rects[chosen]).astype(int).tolist(), strict=True):
+        colors = {
+            LEAF: theme.SWITCH["leaf"],
+            SPINE: theme.SWITCH["spine"],
+            CORE: theme.SWITCH["core"],
+            STORAGE: theme.STORAGE,
+            GATEWAY: theme.GATEWAY,
+        }
+        boxes = np.round(rects[chosen]).astype(int)
+        tiny = (boxes[:, 2] < 8) & np.isin(kinds[chosen], (LEAF, SPINE, CORE))
+        small = boxes[tiny]
+        small[:, 2:] = np.maximum(small[:, 2:], 1)
+        for v, xywh in zip(chosen[tiny].tolist(), small.tolist(), strict=True):
+            surf.fill(colors[int(kinds[v])], xywh)  # thousands of switch tiles a few pixels wide: no corners
+        for v, xywh in zip(chosen[~tiny].tolist(), boxes[~tiny].tolist(), strict=True):
             r = pygame.Rect(xywh)
             k = kinds[v]
-            color = {
-                LEAF: theme.SWITCH["leaf"],
-                SPINE: theme.SWITCH["spine"],
-                CORE: theme.SWITCH["core"],
-                STORAGE: theme.STORAGE,
-                GATEWAY: theme.GATEWAY,
-            }[int(k)]
-            pygame.draw.rect(surf, color, r, border_radius=max(1, min(r.h // 4, 6)))
+            pygame.draw.rect(surf, colors[int(k)], r, border_radius=max(1, min(r.h // 4, 6)))
             name = fab.names[v]
             if k in (STORAGE, GATEWAY) or (k in (SPINE, CORE) and r.w > 60) or r.w > 90:
                 size = 14 if k in (STORAGE, GATEWAY) else 11
@@ -316,6 +437,22 @@ class SiteView:
                         if label.get_width() < r.w
                         else label.get_rect(midtop=(r.centerx, r.bottom + 2)),
                     )
+        self._draw_tier_labels(surf)
+
+    def _draw_tier_labels(self, surf: pygame.Surface) -> None:
+        """What a row of switches is ("rail 3 cores"), above it, where the labels do not crowd."""
+        labels = self.layout.tier_labels
+        if not labels:
+            return
+        at = self.camera.to_screen(np.array([(x, y) for _, x, y in labels], float))
+        rendered = [self.text.render(text, 13, theme.TEXT_FAINT) for text, _, _ in labels]
+        room = np.diff(at[:, 0]).min() if len(at) > 1 else float("inf")
+        if room < max(r.get_width() for r in rendered) + 12:
+            rendered = [self.text.render(text, 11, theme.TEXT_FAINT) for text, _, _ in labels]
+            if room < max(r.get_width() for r in rendered) + 8:
+                return
+        for label, (x, y) in zip(rendered, at.tolist(), strict=True):
+            surf.blit(label, label.get_rect(midbottom=(round(x), round(y) - 3)))
 
     def _segment_screen(self) -> tuple[np.ndarray, np.ndarray]:
         """Segment end points on screen, recomputed only when the camera or layout moves."""
@@ -323,8 +460,23 @@ class SiteView:
         if self._seg_key != key:
             seg = self.layout.segments
             self._seg_screen = (self.camera.to_screen(seg.a), self.camera.to_screen(seg.b))
+            self._seg_len = np.hypot(*(self._seg_screen[1] - self._seg_screen[0]).T)
             self._seg_key = key
         return self._seg_screen
+
+    def _shimmer_allowed(self) -> bool:
+        return self.layout.cell_w * self.camera.zoom >= SHIMMER_PX
+
+    def _active_segments(self) -> np.ndarray:
+        """Segments that can show anything at this level of detail (a line, or host links' shimmer) and
+        meet the viewport: on the largest site a few thousand of its hundred thousand, and all the rest
+        is skipped when drawing and moving particles."""
+        key = (self.camera, self.layout.name)
+        if self._active_key != key:
+            can = self._segments_shown() | (self.layout.segments.detail & self._shimmer_allowed())
+            self._active = np.flatnonzero(can & self._segments_inside())
+            self._active_key = key
+        return self._active
 
     def _segments_shown(self) -> np.ndarray:
         seg = self.layout.segments
@@ -349,15 +501,16 @@ class SiteView:
     def _draw_links(self, surf: pygame.Surface, detail: bool = True) -> None:
         a, b = self._segment_screen()
         shown = self._segments_shown() & (detail | ~self.layout.segments.detail)
-        inside = self._segments_inside()
-        util, peak = self._loads["util"], self._loads["peak"]
+        act = self._active_segments()
+        act = act[shown[act]]
+        util, peak = self._loads["util"][act], self._loads["peak"][act]
         pulse = 0.5 + 0.5 * math.sin(self.wall * 6.0)
-        colors = style.link_colors(util, peak, pulse)
         scale = max(1.0, self.text.scale * min(1.6, self.camera.zoom / 12))
-        widths = style.link_widths(util, scale)
         order = np.argsort(util, kind="stable")  # hot links on top
-        idx = order[(shown & inside)[order]]
-        lists = (colors[idx].tolist(), a[idx].tolist(), b[idx].tolist(), widths[idx].astype(int).tolist())
+        colors = style.link_colors(util[order], peak[order], pulse)
+        widths = style.link_widths(util[order], scale)
+        idx = act[order]
+        lists = (colors.tolist(), a[idx].tolist(), b[idx].tolist(), widths.astype(int).tolist())
         for color, p, q, w in zip(*lists, strict=True):
             pygame.draw.line(surf, color, p, q, w)
 
@@ -367,8 +520,19 @@ class SiteView:
         fab = self.fabric
         if snap is None:
             return
-        flash = np.clip(1.0 - (self.wall - self.flash_at) / FLASH_S, 0.0, 1.0)
-        rgb = style.node_colors(snap.node_job, snap.node_util, flash * 0.6, snap.no_data)
+        flash = np.clip(1.0 - (self.wall - self.flash_at) / FLASH_S, 0.0, 1.0) * 0.6
+        no_data = snap.no_data if len(snap.no_data) == len(flash) else np.zeros(len(flash), bool)
+        now = (snap.node_job, snap.node_util, flash, no_data)
+        if self._rgb_inputs is None or len(self._rgb) != len(flash):
+            self._rgb = style.node_colors(*now)
+        else:  # only the servers whose job, load, flash or data changed (a few hundred of 12,500)
+            was = self._rgb_inputs
+            redo = np.flatnonzero(np.logical_or.reduce([a != b for a, b in zip(now, was, strict=True)]))
+            if len(redo):
+                self._rgb = self._rgb.copy()
+                self._rgb[redo] = style.node_colors(*(a[redo] for a in now))
+        self._rgb_inputs = tuple(np.array(a, copy=True) for a in now)
+        rgb = self._rgb
         if self.layout.cell_w * self.camera.zoom < 3 and len(self.layout.racks):
             self._draw_racks(surf, rgb)
             return
@@ -379,18 +543,44 @@ class SiteView:
             return
         zoom_w = self.layout.cell_w * self.camera.zoom
         px = pygame.surfarray.pixels2d(surf)
-        mapped = np.array([surf.map_rgb(tuple(int(c) for c in col)) for col in rgb[changed]], np.int64)
+        # Zoomed in to its GPUs, a server is a dark chassis in its job's colour and its GPUs light up in it.
+        chassis = zoom_w >= GPU_DETAIL_PX
+        mapped = map_colors(surf, (rgb * CHASSIS).astype(np.uint8) if chassis else rgb)
         w, h = surf.get_size()
-        r = np.round(rects[changed]).astype(np.int64)
-        x0 = np.clip(r[:, 0], 0, w)
-        y0 = np.clip(r[:, 1], 0, h)
-        x1 = np.clip(r[:, 0] + np.maximum(r[:, 2], 1), 0, w)
-        y1 = np.clip(r[:, 1] + np.maximum(r[:, 3], 1), 0, h)
-        for i in range(len(r)):
-            px[x0[i] : x1[i], y0[i] : y1[i]] = mapped[i]
+        if changed.sum() > MANY_CELLS:  # the whole site in view: every changed cell's pixels at once
+            node, xs, ys = self._cell_pixels(rects, vis, (w, h))
+            mine = changed[node]
+            px[xs[mine], ys[mine]] = mapped[node[mine]]
+        else:
+            r = np.round(rects[changed]).astype(np.int64)
+            x0 = np.clip(r[:, 0], 0, w)
+            y0 = np.clip(r[:, 1], 0, h)
+            x1 = np.clip(r[:, 0] + np.maximum(r[:, 2], 1), 0, w)
+            y1 = np.clip(r[:, 1] + np.maximum(r[:, 3], 1), 0, h)
+            for i, color in enumerate(mapped[changed].tolist()):
+                px[x0[i] : x1[i], y0[i] : y1[i]] = color
         del px
-        if zoom_w >= GPU_DETAIL_PX:
+        if chassis:
             self._draw_gpus(surf, np.flatnonzero(changed), rects)
+
+    def _cell_pixels(
+        self, rects: np.ndarray, vis: np.ndarray, size: tuple[int, int]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every pixel of every visible server cell: its server, x and y (cached per camera)."""
+        key = (self.camera, self.layout.name, size)
+        if self._cell_px_key != key or self._cell_px is None:
+            w, h = size
+            idx = np.flatnonzero(vis)
+            r = np.round(rects[idx]).astype(np.int64)
+            x0, y0 = np.clip(r[:, 0], 0, w), np.clip(r[:, 1], 0, h)
+            cw = np.clip(r[:, 0] + np.maximum(r[:, 2], 1), 0, w) - x0
+            ch = np.clip(r[:, 1] + np.maximum(r[:, 3], 1), 0, h) - y0
+            count = cw * ch
+            owner = np.repeat(np.arange(len(idx)), count)
+            k = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
+            self._cell_px = (idx[owner], x0[owner] + k % cw[owner], y0[owner] + k // cw[owner])
+            self._cell_px_key = key
+        return self._cell_px
 
     def _draw_racks(self, surf: pygame.Surface, rgb: np.ndarray) -> None:
         """Zoomed far out, servers are too small to see: each rack takes the mean colour of its servers."""
@@ -422,6 +612,16 @@ class SiteView:
         boxes = np.stack([np.round(x), np.round(y), w, h], -1).astype(int).reshape(-1, 4).tolist()
         for color, box in zip(colors.reshape(-1, 3).tolist(), boxes, strict=True):
             pygame.draw.rect(surf, color, box, border_radius=2)
+        if not len(nodes) or gw[0] < GPU_LABEL_PX:
+            return
+        # Close enough to tell GPUs apart: each is numbered, and the server named under it.
+        size = 13 if gw[0] >= 2 * GPU_LABEL_PX else 11
+        for i, n in enumerate(nodes.tolist()):
+            for k, box in enumerate(boxes[i * gpn : (i + 1) * gpn]):
+                label = self.text.render(f"GPU {k}", size, theme.TEXT_DIM if owner[i, k] < 0 else theme.BG)
+                surf.blit(label, label.get_rect(midtop=(box[0] + box[2] // 2, box[1] + 4)))
+            name = self.text.render(self.fabric.names[int(self.fabric.node_gid[n])], size, theme.TEXT_DIM)
+            surf.blit(name, (round(r[i, 0]), round(r[i, 1] + r[i, 3]) + 2))
 
     def segments_all_of(self, links: np.ndarray) -> np.ndarray:
         """Segments every one of whose links is among the given ones (a cable tray stays unmarked while
@@ -509,26 +709,44 @@ class SiteView:
             surf.blit(veil, r.topleft)
             pygame.draw.rect(surf, color, r.inflate(4, 4), width=width, border_radius=3)
 
+    def _row_mix(self, d: int, segments: np.ndarray) -> np.ndarray:
+        """The traffic kinds' mix on segments one way: a bundle's from the last mix, a single link's
+        straight from the links' kinds."""
+        mix = self._mix[d][segments]
+        bundles = self.layout.segments.bundles
+        if self._single_for != self.layout.name:
+            self._single_link = np.full(bundles.rows, -1, np.int64)
+            self._single_link[bundles.single_row] = bundles.single_link
+            self._single_for = self.layout.name
+        link = self._single_link[d * len(self.layout.segments) + segments]
+        one = link >= 0
+        mix[one] = self._kind_load[:, link[one]].T
+        return mix
+
     def _draw_particles(self, surf: pygame.Surface) -> None:
+        act = self._active_segments()
         a, b = self._segment_screen()
-        length = np.hypot(*(b - a).T)
-        drawn, inside = self._segments_shown(), self._segments_inside()
-        shown = drawn & inside
-        # Host links too small to draw as lines still shimmer with their traffic inside the racks:
-        # one in five of them, in fine dots, so that the job colours stay readable.
-        idx = np.arange(len(shown))
-        shimmer = ~drawn & inside & (length >= 6) & ((idx * 2654435761) % 5 == 0)
+        a, b, length = a[act], b[act], self._seg_len[act]
+        shown = self._segments_shown()[act]
+        # Host links too small to draw as lines still shimmer with their traffic inside the racks: one in
+        # five of them, in fine dots, so that the job colours stay readable; drawn as lines, they keep the
+        # fine dots until the servers are big enough to show their GPUs (a rail unit's servers each have a
+        # link to every leaf: full dots would hide the servers under a cloud).
+        fine = self.layout.segments.detail[act] & (self.layout.cell_w * self.camera.zoom < GPU_DETAIL_PX)
+        shimmer = (~shown | fine) & (length >= 6) & ((act * 2654435761) % 5 == 0)
+        shown = shown & ~fine
         colors = np.array([surf.map_rgb(c) for c in (*theme.TRAFFIC, theme.MEASURED)], np.int64)
         radius = 1 if self.text.scale < 0.8 else 2 if self.text.scale < 1.6 else 3
         lane = max(1.5, 2.0 * self.text.scale)
         px = pygame.surfarray.pixels2d(surf)
         for d, (ua, ub) in enumerate(((a, b), (b, a))):
-            util = self._loads["fwd_util" if d == 0 else "rev_util"]
+            util = self._loads["fwd_util" if d == 0 else "rev_util"][act]
+            phase, mix = self.particles.phase[d][act], self._row_mix(d, act)
             for mask, r in ((shimmer, max(0, radius - 2)), (shown, radius)):
                 if not mask.any():
                     continue
                 n = pt.counts(util * mask, length)
-                xy, kind = pt.positions(ua, ub, self.particles.phase[d], n, self._mix[d], lane)
+                xy, kind = pt.positions(ua, ub, phase, n, mix, lane)
                 pt.stamp(px, xy, colors[kind], r, self.camera.viewport)
         del px
 
