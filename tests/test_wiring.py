@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from test_ops import toml_text
+from test_topology import THREE_TIER as TOPOLOGY_THREE_TIER
 
 from conftest import ROOT, SCENARIOS, site
 from twin.cli import main
@@ -92,13 +93,7 @@ def test_fat_tree_counts() -> None:
     assert edge.busiest == 4 and agg.busiest == 4
     assert core.busiest == 4 + 1 + 1  # a port per pod, the gateway, one storage port
     counts = {c.name: c.count for c in d.cables}
-    assert counts == {
-        "server-to-leaf": 16,
-        "leaf-to-spine": 16,
-        "spine-to-core": 16,
-        "storage-to-core": 2,
-        "gateway-to-core": 4,
-    }
+    assert counts == THREE_TIER_CABLES
     assert d.oversubscription == pytest.approx(1.0)
 
 
@@ -171,17 +166,15 @@ def test_uneven_uplinks_and_storage_are_counted_where_they_are_plugged(attach: s
 
 # --- three tiers ---------------------------------------------------------------------------------------------
 
-THREE_TIER = {
-    "kind": "rail-optimized",
-    "racks": 4,
-    "nodes_per_rack": 2,
-    "nodes_per_unit": 2,
-    "leaves_per_pod": 2,
-    "spines": 2,
-    "cores": 4,
-    "leaf_radix": 8,
-    "spine_radix": 8,
-    "port_gbps": 100,
+THREE_TIER = TOPOLOGY_THREE_TIER["topology"]  # the small three-tier site of test_topology
+# Worked out by hand: 8 servers x 2 NICs, every leaf and spine 1:1, one storage array with two ports, and
+# the gateway on the first core of each of the 2 core groups of both rails.
+THREE_TIER_CABLES = {
+    "server-to-leaf": 16,
+    "leaf-to-spine": 16,
+    "spine-to-core": 16,
+    "storage-to-core": 2,
+    "gateway-to-core": 4,
 }
 
 
@@ -205,13 +198,7 @@ def test_three_tier_counts_by_hand() -> None:
     assert (core.ports_used, core.busiest) == (8 * 2 + 4 + 2, 4)
     assert (leaf.ports, spine.ports, core.ports) == (64, 64, 64)
     counts = {c.name: c.count for c in d.cables}
-    assert counts == {
-        "server-to-leaf": 16,
-        "leaf-to-spine": 16,
-        "spine-to-core": 16,
-        "storage-to-core": 2,
-        "gateway-to-core": 4,
-    }
+    assert counts == THREE_TIER_CABLES
     # 16 NICs x 100 Gb/s = 1.6 Tb/s through every tier: non-blocking, bisection 0.8 Tb/s.
     assert leaf.down_gbps == leaf.up_gbps == spine.up_gbps == core.down_gbps == 1600.0
     assert (leaf.oversubscription, spine.oversubscription, core.oversubscription) == (1.0, 1.0, None)
