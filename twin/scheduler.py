@@ -57,9 +57,6 @@ class Allocation:
         """``owner`` and ``free`` were changed from outside (GPUs held out for faults)."""
         self.version += 1
 
-    def nodes_of(self, job_id: int) -> np.ndarray:
-        return np.unique(self.held[job_id] // self.gpus_per_node)
-
     def fragmentation(self) -> float:
         """Share of free GPUs stranded on partly used nodes, where no multi-node job can use them."""
         if self._fragmentation[0] != self.version:
