@@ -27,6 +27,8 @@ class JobView:
     nodes: np.ndarray
     start_s: float
     arrival_s: float
+    step_s: float = 0.0  # a training job's step period now (0: no step rhythm), for the view's pulse
+    comm_share: float = 0.0  # share of each step spent in exposed communication (links busy)
 
 
 @dataclass(frozen=True)
