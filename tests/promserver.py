@@ -76,7 +76,6 @@ gpus = [16, 16]
 median_hours = 2
 sigma = 0.1
 params_b = [5, 5]
-iteration_s = 0.5
 
 [power]
 pue = 1.5

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import site
-from helpers import job, pinned
+from helpers import job, pinned, ring_tokens
 from twin.errors import ScenarioError
 from twin.events import EventQueue
 from twin.faults import FAULT_KINDS, KINDS, Component, FaultState, RandomFaultProcess, resolve
@@ -164,7 +164,7 @@ def test_a_job_shows_its_progress_between_events() -> None:
     sim = quiet(**{"topology.spines": 1, "topology.oversubscription": 2.0})
     sim.policy = pinned([[0, 2], [1, 3]])
     for i in range(2):
-        sim.submit(job(i, gpus=16, duration=1000, params_b=75 * GBIT / 2 / 1e9, iteration_s=1.0))
+        sim.submit(job(i, gpus=16, duration=1000, tokens_per_gpu=ring_tokens(75 * GBIT)))
     sim.run(250)
     assert [v.progress for v in sim.snapshot().jobs] == [pytest.approx(250 * 2 / 3 / 1000)] * 2
 
@@ -543,11 +543,14 @@ def test_a_training_job_on_a_two_rail_site_splits_its_ring_over_the_rails_and_wr
     fab = sim.fabric
     assert fab.rails == 2
     sim.policy = pinned([[0, 2]])
-    sim.submit(job(1, gpus=16, duration=100, params_b=1.0, iteration_s=10.0, read_mbs_per_gpu=10, checkpoint_s=50))
+    # A step of 10 s: 1e9 bytes per rail NIC (2 x 1/2 x 2 B x 1e9 / 2 rails), 0.08 s exposed at 25 GB/s
+    # per server, the rest compute at 35 TFLOPS per GPU: 1e8 bytes/s on each rail.
+    tokens = (10 - 0.08) * 35e12 / (6 * 1e9)
+    sim.submit(job(1, gpus=16, duration=100, tokens_per_gpu=tokens, read_mbs_per_gpu=10, checkpoint_s=50))
     sim.run(10)
     load = sim.snapshot().link_load
-    assert load[fab.host_up[[0, 2]]].tolist() == [[1e8, 1e8]] * 2
-    assert load[fab.host_down[[0, 2]]].tolist() == [[1e8, 1e8 + 8 * 10e6]] * 2
+    assert load[fab.host_up[[0, 2]]] == pytest.approx(np.full((2, 2), 1e8))
+    assert load[fab.host_down[[0, 2]]] == pytest.approx(np.array([[1e8, 1e8 + 8 * 10e6]] * 2))
     sim.run(50.5)
     assert sim.running[1].phase == "checkpoint"
     assert sim.snapshot().link_load[fab.host_up[[0, 2]]].tolist() == [[0.0, 2.5e9]] * 2

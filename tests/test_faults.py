@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, site
-from helpers import job, pinned
+from helpers import job, pinned, ring_tokens
 from twin.cli import main
 from twin.errors import ScenarioError
 from twin.report import build_report
@@ -104,10 +104,9 @@ def test_a_failed_gpu_takes_only_itself_out() -> None:
 def two_cross_jobs(sim: Simulation) -> None:
     """Jobs 0 (node-0000 + node-0002) and 1 (node-0001 + node-0003) each send 75 Gb/s each way between
     the racks: 150 Gb/s over each leaf's two 100 Gb/s uplinks, which carry it at full speed."""
-    params_b = 75 * GBIT / 2 / 1e9
     sim.policy = pinned([[0, 2], [1, 3]])
-    sim.submit(job(0, gpus=16, duration=6000, params_b=params_b, iteration_s=1.0))
-    sim.submit(job(1, gpus=16, duration=6000, params_b=params_b, iteration_s=1.0))
+    sim.submit(job(0, gpus=16, duration=6000, tokens_per_gpu=ring_tokens(75 * GBIT)))
+    sim.submit(job(1, gpus=16, duration=6000, tokens_per_gpu=ring_tokens(75 * GBIT)))
 
 
 def speeds(sim: Simulation) -> list[float]:

@@ -18,8 +18,27 @@ from twin.scenario import load_scenario
 from twin.simulation import Simulation
 
 GOLDEN = Path(__file__).parent / "golden" / "small-lab.json"
-FIELDS = ("pflops", "gpu_allocation", "jobs_running", "jobs_queued", "jobs_done", "facility_mw", "max_link_util")
-REPORT = ("jobs_submitted", "jobs_completed", "mean_gpu_allocation", "mean_wait_s", "mean_jct_s", "energy_mwh")
+FIELDS = (
+    "pflops",
+    "pflops_delivered",
+    "gpu_allocation",
+    "jobs_running",
+    "jobs_queued",
+    "jobs_done",
+    "facility_mw",
+    "max_link_util",
+)
+REPORT = (
+    "jobs_submitted",
+    "jobs_completed",
+    "mean_gpu_allocation",
+    "mean_wait_s",
+    "mean_jct_s",
+    "energy_mwh",
+    "pflops_delivered_mean",
+    "mfu_mean",
+    "mean_step_slowdown",
+)
 
 
 def current() -> dict:

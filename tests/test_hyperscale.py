@@ -103,7 +103,7 @@ def test_storage_and_the_gateway_reach_every_rail(sim: Simulation) -> None:
 def frame(sim: Simulation) -> Frame:
     pygame.display.init()
     pygame.display.set_mode((1920, 1080))
-    sim.submit(job(1, 2048, 3600.0, kind="pretrain", params_b=70.0, iteration_s=5.0))
+    sim.submit(job(1, 2048, 3600.0, kind="pretrain", params_b=70.0))
     sim.advance(60.0)
     frame = Frame(sim, (1920, 1080))
     frame.refresh(0.0, force=True)

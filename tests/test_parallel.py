@@ -3,9 +3,18 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
+import numpy as np
 import pytest
 
+from conftest import site
+from helpers import job, pinned
 from twin.parallel import Layout, hidden_size, layout_for, step_plan
+from twin.scenario import scenario_from_dict
+from twin.simulation import Simulation
+from twin.traffic import work_flows
+from twin.workload import JobSpec
 
 P = 100e9
 GPUS = 4096
@@ -49,3 +58,99 @@ def test_overlap_hides_communication_and_one_replica_sends_no_gradients() -> Non
     assert half.comm_s == pytest.approx(alone.comm_s / 2) and half.compute_s == alone.compute_s
     single = step_plan(P, Layout(8, 4, 1), TOKENS / 128, 312, 0.45, HDR_BYTES_S)
     assert single.dp_bytes == 0 and single.pp_bytes > 0
+
+
+def hall(racks: int, oversubscription: float) -> dict:
+    """A leaf-spine hall of A100-80GB servers (8 GPUs, 8 x 200 Gb/s HDR NICs), two servers a rack, one
+    spine; each leaf has 16 ports down and 16 / ``oversubscription`` of 200 Gb/s up."""
+    return site(
+        **{
+            "topology.racks": racks,
+            "topology.spines": 1,
+            "topology.oversubscription": oversubscription,
+            "topology.leaf_radix": 40,
+            "topology.spine_radix": 8192,
+            "topology.port_gbps": 200,
+            "node.nics": 8,
+            "node.nic_gbps": 200,
+            "gpu": {"model": "A100-SXM4-80GB", "peak_tflops": 312, "idle_watts": 60, "max_watts": 400, "memory_gb": 80},
+        }
+    )
+
+
+def the_100b_job(id: int) -> JobSpec:
+    return job(id, gpus=GPUS, duration=3600, kind="pretrain", params_b=100, tokens_per_gpu=1024)
+
+
+def test_the_simulation_runs_a_100b_job_as_worked_out_by_hand() -> None:
+    # Alone on 256 racks (512 servers, 4,096 GPUs) without oversubscription: nothing slows it.
+    sim = Simulation(scenario_from_dict(hall(256, 1.0)))
+    sim.submit(the_100b_job(0))
+    sim.run(10.0)
+    job0 = sim.running[0]
+    assert job0.plan is not None and job0.plan.layout == Layout(tp=8, pp=4, dp=128)
+    dp, pp = 12.40234375e9, 2 * 32_768 * hidden_size(P) * 2 / 8  # bytes per GPU per step, as above
+    step = 6 * P * TOKENS / (GPUS * 312e12 * 0.45) + (dp + pp) / 25e9
+    (view,) = sim.snapshot().jobs
+    assert view.step_s == pytest.approx(step) == pytest.approx(4.879, abs=2e-3)
+    assert job0.util == pytest.approx(4.3761 / 4.879, abs=1e-3)
+    # Each server's link to its leaf carries its 8 GPUs' rails: stage 0 sends its ring share and
+    # activations forward; a middle stage also sends gradients back; in bytes per step at this step time.
+    nodes = job0.nodes
+    load = sim.snapshot().link_load
+    up = sim.fabric.host_up[:, 0]
+    assert load[up[nodes[0]]] * step == pytest.approx(8 * (dp + pp / 2))
+    assert load[up[nodes[200]]] * step == pytest.approx(8 * (dp + pp))
+    sim.run(4000)
+    assert sim.totals.jcts == [pytest.approx(3600)]
+
+
+def test_two_100b_jobs_through_oversubscribed_leaves_slow_each_other_by_hand() -> None:
+    # 512 racks; job 0 on the first server of every rack, job 1 on the second. Every ring hop and every
+    # activation send leaves the rack, and the rack's single 200 Gb/s uplink (16:1) carries both jobs'
+    # traffic. Worst are racks of middle stages: 2 jobs x 8 GPUs x (dp + pp) bytes per step.
+    sim = Simulation(scenario_from_dict(hall(512, 16.0)))
+    sim.policy = pinned([list(range(0, 1024, 2)), list(range(1, 1024, 2))])
+    sim.submit(the_100b_job(0))
+    sim.submit(the_100b_job(1))
+    sim.run(10.0)
+    dp, pp = 12.40234375e9, 2 * 32_768 * hidden_size(P) * 2 / 8
+    step = 6 * P * TOKENS / (GPUS * 312e12 * 0.45) + (dp + pp) / 25e9
+    speed = 25e9 / (2 * 8 * (dp + pp) / step)  # 25 GB/s shared by 41.2 GB/s of average demand
+    assert speed == pytest.approx(0.6065, abs=1e-4)
+    for view in sim.snapshot().jobs:
+        assert view.speed == pytest.approx(speed)
+        assert view.step_s == pytest.approx(step / speed) == pytest.approx(8.045, abs=2e-3)
+    sim.check_invariants()
+    sim.run(10_000)
+    assert sim.totals.jcts == [pytest.approx(3600 / speed)] * 2
+    assert sim.totals.step_slowdown == pytest.approx(1 / speed)
+
+
+def test_sends_sharing_two_leaves_are_one_flow_that_loads_links_as_the_sends_would() -> None:
+    # 100B on 128 GPUs of the hall: TP 8, PP 4, DP 4; a stage is 4 servers (two racks), and both servers
+    # of a rack send their activations to the two servers of one rack of the next stage.
+    sim = Simulation(scenario_from_dict(hall(8, 1.0)))
+    fab, route = sim.fabric, sim.router.route
+    spec = job(0, gpus=128, duration=3600, kind="pretrain", params_b=100, tokens_per_gpu=1024)
+    gpus = np.arange(128)
+    nodes = np.arange(16)
+    plan = sim._plan(spec, 0.45)
+    assert plan is not None and plan.layout == Layout(8, 4, 4)
+    group = work_flows(spec, gpus, nodes, fab, route, plan)
+    assert group is not None
+    # Each send on its own: the ring within each stage and the activations between stages, both ways.
+    per_nic = 8 / plan.step_s
+    expected = np.zeros(fab.n_links)
+    stages = np.array_split(nodes, 4)
+    sends = [(a, b, plan.dp_bytes * per_nic) for st in stages for a, b in zip(st, np.roll(st, -1), strict=True)]
+    for s1, s2 in pairwise(stages):
+        for a, b in zip(s1, s2, strict=True):
+            sends += [(a, b, plan.pp_bytes / 2 * per_nic), (b, a, plan.pp_bytes / 2 * per_nic)]
+    for a, b, demand in sends:
+        links, fracs = route(int(fab.node_gid[a]), int(fab.node_gid[b]), 0)
+        np.add.at(expected, links, fracs * demand)
+    got = np.zeros(fab.n_links)
+    got[group.links] = group.load
+    assert got == pytest.approx(expected, rel=1e-12, abs=1e-3)
+    assert len(group.demand) < len(sends), "activations between the same two racks share a flow"

@@ -247,7 +247,6 @@ def test_the_report_counts_gpu_time_by_outcome() -> None:
             run_s,
             run_s,
             params_b=0.1,
-            iteration_s=1.0,
             read_mbs_per_gpu=1.0,
             checkpoint_s=0.0,
             serve_mbs_per_gpu=0.0,

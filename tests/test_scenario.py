@@ -79,6 +79,22 @@ def test_toml_helper_round_trips() -> None:
 
 
 BAD_CASES = [
+    (
+        "removed iteration_s",
+        {"workload.mix": [{"kind": "finetune", "share": 1, "gpus": [16, 16], "median_hours": 1, "iteration_s": 2}]},
+        "workload.mix[0].iteration_s",
+        "tokens_per_gpu",
+    ),
+    ("mfu above 1", {"workload.mfu": {"pretrain": 1.5}}, "workload.mfu.pretrain", "at most 1"),
+    ("mfu of no kind", {"workload.mfu": {"training": 0.4}}, "workload.mfu.training", "not one"),
+    ("wait watts off the range", {"gpu.wait_watts": 20}, "gpu.wait_watts", "between idle_watts and max_watts"),
+    ("no memory", {"gpu.memory_gb": 0}, "gpu.memory_gb", "positive"),
+    (
+        "overlap above 1",
+        {"workload.mix": [{"kind": "finetune", "share": 1, "gpus": [16, 16], "median_hours": 1, "overlap": 2}]},
+        "workload.mix[0].overlap",
+        "at most 1",
+    ),
     ("missing field", {"topology.racks": DELETE}, "topology.racks", "missing"),
     ("wrong type", {"node.gpus": "eight"}, "node.gpus", "whole number"),
     ("negative count", {"topology.racks": -3}, "topology.racks", "at least 1"),

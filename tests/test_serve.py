@@ -68,8 +68,10 @@ def test_gpu_metrics_are_the_simulation_state(served: Served, site_file: Path) -
             expected = snap.gpu_util[n, g]
             assert busy == expected, (server, g)
             assert util[server, g][1] == round(100 * expected)
+            # A job's GPU draws wait_watts when it does not compute and max_watts when it does.
+            floor = sc.gpu.waiting_watts if snap.gpu_owner[n, g] >= 0 else sc.gpu.idle_watts
             assert power[server, g][1] == pytest.approx(
-                0.0 if sim.gpu_down[n, g] else sc.gpu.idle_watts + (sc.gpu.max_watts - sc.gpu.idle_watts) * expected
+                0.0 if sim.gpu_down[n, g] else floor + (sc.gpu.max_watts - floor) * expected
             )
             assert (xid[server, g][1] != 0) == bool(sim.gpu_down[n, g])
             assert used[server, g][1] + free[server, g][1] == gpu_memory_mib(sc.gpu.model)

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from conftest import site
-from helpers import job, pinned
+from helpers import job, pinned, ring_tokens
 from twin.flows import CHECKPOINT, GRADIENT, TRAFFIC_KINDS
 from twin.power import facility_watts
+from twin.report import build_report
 from twin.scenario import load_scenario, scenario_from_dict
 from twin.simulation import Simulation
 from twin.topology import GBIT
@@ -64,16 +65,21 @@ def test_energy_and_work_add_up() -> None:
     sim = Simulation(load_scenario(Path(__file__).parent.parent / "scenarios" / "small-lab.toml"))
     sim.advance(5 * 3600)
     sc, t = sim.scenario, sim.totals
-    static = facility_watts(sc, 0.0, sim.n_switches)
-    per_busy_gpu = facility_watts(sc, 1.0, sim.n_switches) - static
-    assert t.energy_j == pytest.approx(static * sim.now + per_busy_gpu * t.busy_gpu_s, rel=1e-9)
+    static = facility_watts(sc, 0.0, sim.n_switches, 0.0)
+    per_busy_gpu = facility_watts(sc, 1.0, sim.n_switches, 1.0) - static  # computing
+    per_waiting_gpu = facility_watts(sc, 0.0, sim.n_switches, 1.0) - static  # allocated, waiting
+    waiting_gpu_s = t.gpu_alloc_s - t.busy_gpu_s
+    assert 0 < per_waiting_gpu < per_busy_gpu and waiting_gpu_s > 0
+    assert t.energy_j == pytest.approx(static * sim.now + per_busy_gpu * t.busy_gpu_s + per_waiting_gpu * waiting_gpu_s)
     # Work: the site-wide integral equals what the jobs themselves account for.
     running = 0.0
     for j in sim.running.values():
         running += (j.work_s + j.util * (sim.now - j.mark_s)) * len(j.gpus)
     assert t.busy_gpu_s == pytest.approx(t.finished_work_gpu_s + running, rel=1e-9)
     # Bounds: between an idle site and one flat out.
-    assert static * sim.now <= t.energy_j <= facility_watts(sc, sc.gpus, sim.n_switches) * sim.now
+    assert static * sim.now <= t.energy_j <= facility_watts(sc, sc.gpus, sim.n_switches, sc.gpus) * sim.now
+    # Delivered FLOPs never exceed what the computing GPUs could do, nor the allocated ones.
+    assert 0 < t.flops_gpu_s < t.busy_gpu_s <= t.gpu_alloc_s
 
 
 def quiet_site(**changes: object) -> Simulation:
@@ -82,16 +88,35 @@ def quiet_site(**changes: object) -> Simulation:
 
 
 def test_two_node_allreduce_moves_the_formula_bytes() -> None:
+    # A 1B finetune on 16 GPUs (two servers of the test site: 8 GPUs of 100 TFLOPS, one 100 Gb/s NIC).
+    # Layout: 16 GB of state fits in one GPU's 60 GB, so TP = PP = 1, DP = 16. Each server reduces over
+    # NVLink, then its NIC carries the ring of two servers: 2 x (2 - 1) / 2 x 2 bytes x 1e9 = 2 GB per step.
+    # A step: 6 x 1e9 x 2,048 tokens at 35 TFLOPS (MFU 35%) = 0.351086 s of compute, then 2 GB at
+    # 12.5 GB/s = 0.16 s exposed: 0.511086 s.
     sim = quiet_site()
-    params_b, iteration_s, duration = 1.0, 10.0, 1000.0
-    sim.submit(job(0, gpus=16, duration=duration, params_b=params_b, iteration_s=iteration_s))
+    duration = 1000.0
+    sim.submit(job(0, gpus=16, duration=duration, params_b=1.0))
+    sim.run(1.0)
+    (view,) = sim.snapshot().jobs
+    compute_s = 6 * 1e9 * 2048 / 35e12
+    step_s = compute_s + 2e9 / 12.5e9
+    assert view.step_s == pytest.approx(step_s) == pytest.approx(0.511086, abs=1e-6)
+    assert view.comm_share == pytest.approx(0.16 / step_s)
+    assert sim.running[0].util == pytest.approx(compute_s / step_s)
     sim.run(duration + 10)
     assert sim.totals.completed == 1
-    size = params_b * 1e9 * 2  # bf16 gradients
-    per_node_per_step = 2 * (2 - 1) / 2 * size  # ring all-reduce: 2 (n - 1) / n x size
-    expected = 2 * per_node_per_step * duration / iteration_s
+    expected = 2 * 2e9 * duration / step_s  # two servers, each sending 2 GB per step
     assert sim.totals.traffic_bytes[GRADIENT] == pytest.approx(expected, rel=1e-9)
     assert sim.totals.jcts == [pytest.approx(duration)]
+    # MFU and delivered FLOPs: 35% of the time the GPUs compute, nothing while they wait.
+    assert sim.totals.flops_gpu_s == pytest.approx(16 * duration * 0.35 * compute_s / step_s)
+    # By tier: 4 of the 8 directed host links carry 2 GB per step (u of their 12.5 GB/s) while the job runs.
+    u = 2e9 / step_s / 12.5e9
+    tiers = build_report(sim)["link_utilization_by_tier"]
+    assert set(tiers) == {"host", "leaf-spine", "storage"}, "a two-tier site has no spine-core links"
+    assert tiers["host"]["max"] == pytest.approx(u)
+    assert tiers["host"]["mean"] == pytest.approx(4 / 8 * u * duration / sim.now)
+    assert tiers["storage"] == {"mean": 0.0, "max": 0.0}
 
 
 def congested_site() -> Simulation:
@@ -102,26 +127,32 @@ def congested_site() -> Simulation:
 def test_two_jobs_sharing_a_bottleneck_each_get_their_share() -> None:
     sim = congested_site()
     # Each job spans both racks; its ring sends 75 Gb/s each way across the single spine link.
-    rate = 75 * GBIT
-    params_b = rate * 1.0 / 2 / 1e9  # 2-node ring: bytes per step = gradient size; iteration 1 s
     sim.policy = pinned([[0, 2], [1, 3]])
-    sim.submit(job(0, gpus=16, duration=600, params_b=params_b, iteration_s=1.0))
-    sim.submit(job(1, gpus=16, duration=600, params_b=params_b, iteration_s=1.0))
+    tokens = ring_tokens(75 * GBIT)
+    sim.submit(job(0, gpus=16, duration=600, tokens_per_gpu=tokens))
+    sim.submit(job(1, gpus=16, duration=600, tokens_per_gpu=tokens))
     sim.advance(1)
     speeds = sorted(j.speed for j in sim.running.values())
     assert speeds == pytest.approx([2 / 3, 2 / 3])  # 100 Gb/s shared by 150 Gb/s of demand
+    # Their steps stretch by 3/2: the exposed communication grows, the compute does not.
+    ideal = 2e9 / (75 * GBIT)  # seconds per step at full speed (2 GB per NIC per step at 75 Gb/s)
+    compute = ideal - 2e9 / 12.5e9
+    for view in sim.snapshot().jobs:
+        assert view.step_s == pytest.approx(ideal * 3 / 2)
+        assert view.comm_share == pytest.approx(1 - compute / (ideal * 3 / 2))
     sim.check_invariants()
     sim.run(2000)
     assert sim.totals.jcts == [pytest.approx(900), pytest.approx(900)]  # 600 s of work at 2/3 speed
+    assert sim.totals.step_slowdown == pytest.approx(3 / 2)
 
 
 def test_a_lone_job_runs_at_full_speed() -> None:
     sim = congested_site()
-    params_b = 75 * GBIT / 2 / 1e9
     sim.policy = pinned([[0, 2]])
-    sim.submit(job(0, gpus=16, duration=600, params_b=params_b, iteration_s=1.0))
+    sim.submit(job(0, gpus=16, duration=600, tokens_per_gpu=ring_tokens(75 * GBIT)))
     sim.run(1000)
     assert sim.totals.jcts == [pytest.approx(600)]
+    assert sim.totals.step_slowdown == pytest.approx(1.0)
 
 
 def test_checkpoints_pause_training_for_the_write_time() -> None:

@@ -111,7 +111,7 @@ class SiteCollector:
         self.clock = clock
         self._lock = threading.Lock()
         self._state: ExportState | None = None
-        self.idle_w, self.max_w = sc.gpu.idle_watts, sc.gpu.max_watts
+        self.idle_w, self.wait_w, self.max_w = sc.gpu.idle_watts, sc.gpu.waiting_watts, sc.gpu.max_watts
         self.fb_total = gpu_memory_mib(sc.gpu.model)
         self.servers = [fab.names[g] for g in fab.node_gid]
         self.gpu_labels = [
@@ -196,7 +196,9 @@ class SiteCollector:
     def _dcgm_values(self, st: ExportState) -> list[np.ndarray]:
         """The DCGM families' values per [node, gpu], in the order of DCGM_FAMILIES."""
         util, down = st.gpu_util, st.gpu_down
-        power = np.where(down, 0.0, self.idle_w + (self.max_w - self.idle_w) * util)
+        # As the simulation draws it: a job's GPU waits (wait_w) when it does not compute; a free one idles.
+        base = np.where(st.gpu_owner >= 0, self.wait_w, self.idle_w)
+        power = np.where(down, 0.0, base + (self.max_w - base) * util)
         temp = np.where(down, 0.0, IDLE_TEMP_C + (FULL_TEMP_C - IDLE_TEMP_C) * util)
         return [
             np.round(util * 100.0),

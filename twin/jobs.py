@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from twin.parallel import StepPlan
 from twin.workload import JobSpec
 
 CHECKPOINT_GPU_UTIL = 0.05  # GPUs wait on storage while a synchronous checkpoint is written
@@ -30,6 +31,10 @@ class Job:
     checkpoint_left_s: float = 0.0  # seconds of writing left at full rate
     generation: int = 0  # bumps whenever its next milestone moves; stale events are skipped
     warm: bool = False  # found running at t = 0 (not counted in wait or workload statistics)
+    plan: StepPlan | None = None  # a training job's layout and step at full speed
+    mfu: float = 0.0  # model FLOPs utilisation while its GPUs compute
+    flops: float = 0.0  # share of peak FLOPs delivered now: util x mfu while it works, 0 while it saves
+    tally: tuple[float, int, float] = (0.0, 0, 0.0)  # what the simulation's running sums hold for it
 
     @staticmethod
     def start(spec: JobSpec, now: float, gpus: np.ndarray, gpus_per_node: int, warm: bool) -> Job:
@@ -54,12 +59,26 @@ class Job:
         self.mark_s = now
 
     def rates(self, speed: float) -> tuple[float, float]:
-        """(progress rate, GPU utilisation) at a share ``speed`` of its full-speed traffic."""
+        """(progress rate, GPU utilisation) at a share ``speed`` of its full-speed traffic.
+
+        A training step at full speed computes for ``plan.compute_s`` and communicates (exposed) for
+        ``plan.comm_s``. The fabric gives the job ``speed`` of its average traffic, so a step takes
+        ``step_s / speed`` (the communication stretches; the compute does not), and the GPUs compute
+        ``compute_s`` of it: utilisation ``speed x compute_s / step_s``."""
         if self.phase == "checkpoint":
             return 0.0, CHECKPOINT_GPU_UTIL
         if self.phase == "serving":
             return 1.0, speed
+        if self.plan is not None:
+            return speed, speed * self.plan.compute_share()
         return speed, speed
+
+    @property
+    def step_s(self) -> float:
+        """The step period now (0: no step rhythm): the ideal step stretched by the fabric's share."""
+        if self.plan is None or self.phase != "compute" or self.speed <= 0:
+            return 0.0
+        return self.plan.step_s / self.speed
 
     def next_milestone(self, now: float) -> float:
         """When, at the current rates, the checkpoint ends, the next one starts, or the job is done."""

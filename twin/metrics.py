@@ -20,6 +20,7 @@ SERIES_FIELDS = (
     "storage_read_gbs",
     "storage_write_gbs",
     "fragmentation",
+    "pflops_delivered",
 )
 
 

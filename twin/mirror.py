@@ -171,6 +171,7 @@ class Mirror:
             jobs_done=nan,
             mean_wait_s=nan,
             facility_mw=nan if all_gap else facility_watts(self.scenario, busy, self.n_switches) / 1e6,
+            pflops_delivered=nan,  # what the GPUs achieved is not in the telemetry
             sim_gpu_allocation=self._sim_allocation(),
         )
         self.series.append(row)

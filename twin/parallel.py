@@ -90,6 +90,23 @@ class StepPlan:
         return self.compute_s / (self.step_s * slowdown) if self.step_s > 0 else 1.0
 
 
+def plan_job(
+    params: float,
+    gpus: int,
+    gpus_per_node: int,
+    gpu_memory_gb: float,
+    tokens_per_gpu: float,
+    peak_tflops: float,
+    mfu: float,
+    nic_bytes_per_gpu: float,
+    overlap: float = 0.0,
+) -> StepPlan:
+    """A training job's layout and step: the rule's layout, a global batch of ``tokens_per_gpu`` per GPU."""
+    layout = layout_for(params, gpus, gpus_per_node, gpu_memory_gb)
+    tokens = tokens_per_gpu * gpus
+    return step_plan(params, layout, tokens, peak_tflops, mfu, nic_bytes_per_gpu, overlap, gpus_per_node)
+
+
 def step_plan(
     params: float,
     layout: Layout,

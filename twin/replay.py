@@ -132,7 +132,6 @@ class Replay:
                 duration_s=max(1.0, job.runtime_s),
                 estimate_s=max(1.0, job.runtime_s) * self._estimate,
                 params_b=0.1,
-                iteration_s=0.5,
                 read_mbs_per_gpu=READ_MBS_PER_GPU,
                 checkpoint_s=0.0,
                 serve_mbs_per_gpu=0.0,

@@ -7,6 +7,7 @@ from typing import Any
 from twin.flows import TRAFFIC_KINDS
 from twin.presets import cluster_of
 from twin.simulation import Simulation, WorkloadStats
+from twin.tiers import TIERS
 
 
 def build_report(sim: Simulation) -> dict[str, Any]:
@@ -39,12 +40,20 @@ def build_report(sim: Simulation) -> dict[str, Any]:
         "mean_gpu_utilization": tot.busy_gpu_s / span / fab.n_gpus,
         "mean_pflops_in_use": tot.busy_gpu_s / span * sim.peak_tflops / 1000.0,
         "pflops_hours": tot.busy_gpu_s / 3600.0 * sim.peak_tflops / 1000.0,
+        "pflops_delivered_mean": tot.flops_gpu_s / span * sim.peak_tflops / 1000.0,
+        "mfu_mean": tot.flops_gpu_s / tot.gpu_alloc_s if tot.gpu_alloc_s > 0 else 0.0,
+        "mean_step_slowdown": tot.step_slowdown,
         "mean_wait_s": tot.waits.mean,
         "p95_wait_s": tot.waits.percentile(95),  # of the latest 100,000 waits
         "mean_jct_s": tot.jcts.mean,
         "mean_link_utilization": tot.fabric_util_s / span,
         "spine_traffic_tb": tot.fabric_bytes / 1e12,
         "max_link_utilization": tot.max_link_util,
+        "link_utilization_by_tier": {
+            name: {"mean": float(tot.tier_util_s[k] / span), "max": float(tot.tier_util_max[k])}
+            for k, name in enumerate(TIERS)
+            if sim.tier_links[k]
+        },
         "fragmentation": sim.alloc.fragmentation(),
         "energy_mwh": energy_mwh,
         "mean_facility_mw": energy_mwh / hours if hours > 0 else sim.facility_mw,
@@ -98,6 +107,9 @@ _ROWS = (
     ("Jobs running / queued", None, None),
     ("GPU allocation (mean)", "mean_gpu_allocation", "{:.1%}"),
     ("PFLOPS in use (mean)", "mean_pflops_in_use", "{:,.0f}"),
+    ("PFLOPS delivered (mean)", "pflops_delivered_mean", "{:,.0f}"),
+    ("MFU of allocated GPUs", "mfu_mean", "{:.1%}"),
+    ("Step slowdown (mean)", "mean_step_slowdown", "{:.3f}x"),
     ("Wait mean / p95", None, None),
     ("Job completion (mean)", "mean_jct_s", "{:,.0f} s"),
     ("Fabric link util (mean)", "mean_link_utilization", "{:.1%}"),
@@ -122,6 +134,8 @@ def format_report(r: dict[str, Any]) -> str:
     for label, key, fmt in _ROWS:
         value = combined[label] if key is None else fmt.format(r[key])
         lines.append(f"  {label:<24} {value}")
+    for tier, u in r.get("link_utilization_by_tier", {}).items():
+        lines.append(f"  {'Links: ' + tier:<24} {u['mean']:.1%} mean / {u['max']:.1%} max")
     w = r.get("workload")
     if w and w["gpu_jobs"]:
         targets = w.get("targets", {})

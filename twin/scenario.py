@@ -60,6 +60,11 @@ def fault_setting_problem(key: str, value: float) -> str:
     return ""
 
 
+# A GPU waiting on NCCL or storage runs polling and copy kernels at low occupancy: an assumption (no
+# published per-phase figure), kept in one place and overridable per scenario with ``gpu.wait_watts``.
+WAIT_SHARE = 0.3
+
+
 @dataclass(frozen=True)
 class Site:
     name: str
@@ -68,10 +73,20 @@ class Site:
 
 @dataclass(frozen=True)
 class GpuModel:
+    """A GPU: dense FP16/BF16 peak, memory, and what it draws idle, waiting on communication and computing."""
+
     model: str
     peak_tflops: float
     idle_watts: float
     max_watts: float
+    memory_gb: float = 80.0
+    wait_watts: float = -1.0  # allocated but waiting (communication, I/O); < 0: idle + WAIT_SHARE of the range
+
+    @property
+    def waiting_watts(self) -> float:
+        if self.wait_watts >= 0:
+            return self.wait_watts
+        return self.idle_watts + WAIT_SHARE * (self.max_watts - self.idle_watts)
 
 
 @dataclass(frozen=True)
@@ -143,7 +158,8 @@ class JobClass:
     median_hours: float
     sigma: float
     params_b: tuple[float, float]
-    iteration_s: float
+    tokens_per_gpu: float  # a training step's global batch, in tokens per GPU of the job
+    overlap: float  # share of a step's communication hidden behind compute (0: none)
     read_mbs_per_gpu: float
     checkpoint_minutes: float
     serve_mbs_per_gpu: float
@@ -158,6 +174,13 @@ class WorkloadSpec:
     mix: tuple[JobClass, ...]
     preset: str = ""  # helios-<cluster>: sizes, run times and outcomes calibrated on Helios
     daily_rhythm: float = 0.0  # arrival-rate swing over a day, 0 (flat) to 1
+    mfu: tuple[tuple[str, float], ...] = ()  # (kind, model FLOPs utilisation while computing) overrides
+
+    def mfu_of(self, kind: str) -> float:
+        """A kind's MFU: the scenario's ``[workload.mfu]`` if it sets one, else the documented default."""
+        from twin.parallel import MFU
+
+        return dict(self.mfu).get(kind, MFU.get(kind, 0.3))
 
 
 @dataclass(frozen=True)
@@ -394,9 +417,13 @@ def _gpu(t: Table) -> GpuModel:
         peak_tflops=t.float("peak_tflops", positive=True, maximum=100_000.0),
         idle_watts=t.float("idle_watts", minimum=0.0, maximum=10_000.0),
         max_watts=t.float("max_watts", positive=True, maximum=10_000.0),
+        memory_gb=t.float("memory_gb", positive=True, maximum=100_000.0, default=80.0),
+        wait_watts=t.float("wait_watts", minimum=0.0, maximum=10_000.0) if t.maybe("wait_watts") is not None else -1.0,
     )
     if g.max_watts < g.idle_watts:
         t.fail("max_watts", f"at least idle_watts ({g.idle_watts:g}), got {g.max_watts:g}")
+    if g.wait_watts >= 0 and not g.idle_watts <= g.wait_watts <= g.max_watts:
+        t.fail("wait_watts", f"between idle_watts and max_watts ({g.idle_watts:g} to {g.max_watts:g})")
     t.done()
     return g
 
@@ -416,6 +443,9 @@ def _storage(t: Table) -> StorageSpec:
 
 def _job_class(t: Table) -> JobClass:
     kind = t.str("kind", choices=JOB_KINDS)
+    if t.maybe("iteration_s") is not None:
+        removed = "no iteration_s field (removed: a step's time follows from params_b, gpus and tokens_per_gpu)"
+        t.fail("iteration_s", removed)
     gpus = t.pair("gpus", int, minimum=1, maximum=MAX_GPUS)
     jc = JobClass(
         kind=kind,
@@ -424,7 +454,8 @@ def _job_class(t: Table) -> JobClass:
         median_hours=t.float("median_hours", positive=True, maximum=MAX_HOURS),
         sigma=t.float("sigma", minimum=0.0, maximum=5.0, default=1.0),
         params_b=t.pair("params_b", float, minimum=0.001, maximum=100_000.0, default=(1.0, 1.0)),
-        iteration_s=t.float("iteration_s", positive=True, maximum=3600.0, default=2.0),
+        tokens_per_gpu=t.float("tokens_per_gpu", positive=True, maximum=1e9, default=2048.0),
+        overlap=t.float("overlap", minimum=0.0, maximum=1.0, default=0.0),
         read_mbs_per_gpu=t.float("read_mbs_per_gpu", minimum=0.0, maximum=100_000.0, default=0.0),
         checkpoint_minutes=t.float("checkpoint_minutes", minimum=0.0, maximum=MAX_CHECKPOINT_MINUTES, default=0.0),
         serve_mbs_per_gpu=t.float("serve_mbs_per_gpu", minimum=0.0, maximum=100_000.0, default=0.0),
@@ -445,9 +476,17 @@ def _workload(t: Table) -> WorkloadSpec:
         mix=tuple(_job_class(m) for m in t.tables("mix", min_count=0 if preset else 1, max_count=64)),
         preset=preset,
         daily_rhythm=t.float("daily_rhythm", minimum=0.0, maximum=1.0, default=0.4 if preset else 0.0),
+        mfu=_mfu(t.table("mfu", optional=True)),
     )
     t.done()
     return w
+
+
+def _mfu(t: Table) -> tuple[tuple[str, float], ...]:
+    """``[workload.mfu]``: model FLOPs utilisation while computing, per job kind."""
+    pairs = tuple((kind, t.float(kind, positive=True, maximum=1.0)) for kind in JOB_KINDS if t.maybe(kind) is not None)
+    t.done()
+    return pairs
 
 
 def _policy_names() -> tuple[str, ...]:

@@ -26,12 +26,14 @@ from twin.faults import Component, FaultEffect, FaultState, RandomFaultProcess, 
 from twin.flows import CHECKPOINT, DATA, FlowTable
 from twin.jobs import Job
 from twin.metrics import TimeSeries
+from twin.parallel import StepPlan, plan_job
 from twin.power import facility_watts
 from twin.routing import Router
 from twin.scenario import Scenario
 from twin.scheduler import POLICIES, Allocation, Policy, Running
 from twin.snapshot import Counts, JobView, LogEntry, Snapshot, hottest_link
 from twin.stats import LinkStats, Sample, Totals, WorkloadStats, link_stats
+from twin.tiers import TIERS, tier_members, tier_utilization
 from twin.topology import FABRIC, SWITCH_KINDS, VIRTUAL, Fabric, build_fabric
 from twin.traffic import SAVE, WORK, checkpoint_flows, group_key, work_flows
 from twin.workload import JobSpec, WorkloadGenerator
@@ -93,9 +95,12 @@ class Simulation:
         self.peak_tflops = scenario.gpu.peak_tflops
         self.step_s = scenario.simulation.step_s
         self.backfill_depth = scenario.scheduler.backfill_depth
-        # Facility power is linear in the busy GPU count: its two coefficients, worked out once.
-        self._watts_idle = facility_watts(scenario, 0.0, self.n_switches)
-        self._watts_per_busy = facility_watts(scenario, 1.0, self.n_switches) - self._watts_idle
+        self._nic_per_gpu = scenario.node.nics * scenario.node.nic_gbps * 1e9 / 8 / scenario.node.gpus  # bytes/s
+        self._tiers = tier_members(fab)
+        # Facility power is linear in the computing and the allocated GPU counts: coefficients worked out once.
+        self._watts_idle = facility_watts(scenario, 0.0, self.n_switches, 0.0)
+        self._watts_per_busy = facility_watts(scenario, 1.0, self.n_switches, 1.0) - self._watts_idle
+        self._watts_per_wait = facility_watts(scenario, 0.0, self.n_switches, 1.0) - self._watts_idle
         # Mutable state: all of it created here, before anything runs.
         self.events = EventQueue()
         self.now = 0.0
@@ -114,6 +119,10 @@ class Simulation:
         self._unusable = np.zeros((fab.n_nodes, fab.gpus_per_node), bool)
         self._restarts: dict[int, int] = {}  # job id -> times a fault sent it back
         self._busy = 0.0  # sum of GPU utilisation right now
+        self._flops = 0.0  # sum over GPUs of the share of peak FLOPs they deliver (util x MFU)
+        self._stepping = 0  # GPUs of training jobs in their compute phase
+        self._stepping_speed = 0.0  # the same GPUs weighted by their job's speed (ideal / actual step time)
+        self._tier_util = (np.zeros(len(TIERS)), np.zeros(len(TIERS)))  # mean and max per tier
         self._allocated = 0
         self._links = LinkStats.empty(fab.n_links)
         self._need_schedule = True
@@ -182,6 +191,10 @@ class Simulation:
         tot.gpu_alloc_s += self._allocated * dt
         tot.busy_gpu_s += self._busy * dt
         tot.energy_j += self._watts(self._busy) * dt
+        tot.flops_gpu_s += self._flops * dt
+        tot.stepping_gpu_s += self._stepping * dt
+        tot.stepping_speed_gpu_s += self._stepping_speed * dt
+        tot.tier_util_s += self._tier_util[0] * dt
         tot.fabric_util_s += self._links.mean_fabric * dt
         tot.fabric_bytes += self._links.fabric_load * dt
         tot.traffic_bytes += self.flows.kind_rate * dt
@@ -235,6 +248,8 @@ class Simulation:
 
     def _start(self, spec: JobSpec, gpus: np.ndarray, count_wait: bool = True) -> None:
         job = Job.start(spec, self.now, gpus, self.fabric.gpus_per_node, warm=not count_wait)
+        job.mfu = self.scenario.workload.mfu_of(spec.kind)
+        job.plan = self._plan(spec, job.mfu)
         self.running[spec.id] = job
         self._note("start", spec)
         self._allocated += len(gpus)
@@ -298,6 +313,7 @@ class Simulation:
         del self.running[spec.id]
         self._allocated -= len(job.gpus)
         self._busy -= len(job.gpus) * job.util
+        self._tally(job, leaving=True)
         self.totals.finished_work_gpu_s += job.work_s * len(job.gpus)
         self._need_schedule = True
 
@@ -393,8 +409,25 @@ class Simulation:
 
     # --- traffic -------------------------------------------------------------------------------------
 
+    def _plan(self, spec: JobSpec, mfu: float) -> StepPlan | None:
+        """A training job's layout and step at full speed (see ``twin.parallel``)."""
+        if not spec.trains:
+            return None
+        g = self.scenario.gpu
+        return plan_job(
+            spec.params_b * 1e9,
+            spec.gpus,
+            self.fabric.gpus_per_node,
+            g.memory_gb,
+            spec.tokens_per_gpu,
+            g.peak_tflops,
+            mfu,
+            self._nic_per_gpu,
+            spec.overlap,
+        )
+
     def _add_work_flows(self, job: Job) -> None:
-        group = work_flows(job.spec, job.gpus, job.nodes, self.fabric, self.router.route)
+        group = work_flows(job.spec, job.gpus, job.nodes, self.fabric, self.router.route, job.plan)
         if group is not None:
             self.flows.add(group)
 
@@ -419,6 +452,8 @@ class Simulation:
         if solved or self.flows.version != self._stats_version:
             speeds = self.flows.solve()  # a no-op when the flows changed by the fast path alone
             self._links = link_stats(self.flows.link_load, self._inv_cap, self.physical, self.fabric_links)
+            self._tier_util = tier_utilization(self._links.util, self._tiers)
+            np.maximum(self.totals.tier_util_max, self._tier_util[1], out=self.totals.tier_util_max)
             self.totals.max_link_util = max(self.totals.max_link_util, self._links.max)
             self._stats_version = self.flows.version
         else:
@@ -441,10 +476,26 @@ class Simulation:
         rate, util = job.rates(speed)
         self._busy += len(job.gpus) * (util - job.util)
         job.rate, job.util = rate, util
+        job.flops = 0.0 if job.phase == "checkpoint" else util * job.mfu
+        self._tally(job)
         job.generation += 1
         when = job.next_milestone(self.now)
         if when < float("inf"):
             self.events.push(when, JOB_MILESTONE, self._on_milestone, (job.spec.id, job.generation))
+
+    def _tally(self, job: Job, leaving: bool = False) -> None:
+        """Bring the job's part of the delivered-FLOPs and step-time sums up to date: take out what it
+        put in last (its phase may have changed since), then put in what it does now."""
+        flops, stepping, weighted = job.tally
+        if not leaving:
+            n = len(job.gpus)
+            stepping_now = n if job.plan is not None and job.phase == "compute" else 0
+            job.tally = (n * job.flops, stepping_now, stepping_now * job.speed)
+        else:
+            job.tally = (0.0, 0, 0.0)
+        self._flops += job.tally[0] - flops
+        self._stepping += job.tally[1] - stepping
+        self._stepping_speed += job.tally[2] - weighted
 
     # --- reading the state -------------------------------------------------------------------------
 
@@ -452,8 +503,18 @@ class Simulation:
     def pflops_in_use(self) -> float:
         return self._busy * self.peak_tflops / 1000.0
 
+    @property
+    def pflops_delivered(self) -> float:
+        """What the GPUs achieve: their peak x the time they compute x their job's MFU."""
+        return self._flops * self.peak_tflops / 1000.0
+
+    @property
+    def tier_links(self) -> tuple[int, ...]:
+        """Directed links per tier (``twin.tiers.TIERS``); 0 for a tier the site does not have."""
+        return tuple(len(m) for m in self._tiers)
+
     def _watts(self, busy: float) -> float:
-        return self._watts_idle + self._watts_per_busy * busy
+        return self._watts_idle + self._watts_per_busy * busy + self._watts_per_wait * (self._allocated - busy)
 
     @property
     def facility_mw(self) -> float:
@@ -485,6 +546,7 @@ class Simulation:
             rates[DATA] / 1e9,
             rates[CHECKPOINT] / 1e9,
             self.alloc.fragmentation(),
+            self.pflops_delivered,
         )
 
     def job_view(self, job: Job) -> JobView:
@@ -500,6 +562,8 @@ class Simulation:
             nodes=job.nodes,
             start_s=job.start_s,
             arrival_s=spec.arrival_s,
+            step_s=job.step_s,
+            comm_share=1.0 - job.util if job.step_s > 0 else 0.0,
         )
 
     def snapshot(self) -> Snapshot:

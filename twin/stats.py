@@ -78,6 +78,16 @@ class Totals:
     faults: int = 0  # components that failed (or degraded)
     restarted: int = 0  # jobs sent back to the queue by a fault
     lost_gpu_s: float = 0.0  # work thrown away by faults: progress since the last checkpoint x GPUs
+    flops_gpu_s: float = 0.0  # integral of delivered FLOPs in GPU-peak-seconds (util x MFU per GPU)
+    stepping_gpu_s: float = 0.0  # integral of GPUs of training jobs in their compute phase
+    stepping_speed_gpu_s: float = 0.0  # the same weighted by speed: ideal step time / actual
+    tier_util_s: np.ndarray = field(default_factory=lambda: np.zeros(4))  # integral of mean util per tier
+    tier_util_max: np.ndarray = field(default_factory=lambda: np.zeros(4))  # max util per tier seen
+
+    @property
+    def step_slowdown(self) -> float:
+        """GPU-weighted actual / ideal step time of training jobs (1: never slowed)."""
+        return self.stepping_gpu_s / self.stepping_speed_gpu_s if self.stepping_speed_gpu_s > 0 else 1.0
 
     @property
     def ended(self) -> int:

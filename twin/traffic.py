@@ -1,8 +1,9 @@
 """The traffic a job makes, as flow groups: pure functions of a job, the fabric and its routes.
 
-A training job runs a hierarchical all-reduce (NVLink inside each server, then a ring across servers on
-every rail) and reads its data from storage; an inference service exchanges requests with the gateway;
-an evaluation job reads. Reads and checkpoint writes are built in ``twin.storage``.
+A training job is laid out by ``twin.parallel`` (tensor, pipeline and data parallel): each step it
+all-reduces its shard's gradients in a ring over its pipeline stage's servers on every rail (NVLink inside
+a server) and sends activations between neighbouring stages; it reads its data from storage. An inference service
+exchanges requests with the gateway; an evaluation job reads. Reads and checkpoint writes are built in ``twin.storage``.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from collections.abc import Callable
 import numpy as np
 
 from twin.flows import DATA, GRADIENT, INFERENCE, Entries, FlowGroup, merge_entries, route_entries
+from twin.parallel import StepPlan
 from twin.storage import checkpoint_flows, read_parts, reads_of_one_server
 from twin.topology import Fabric
-from twin.workload import JobSpec, ring_allreduce_bytes
+from twin.workload import JobSpec
 
 __all__ = ["SAVE", "WORK", "checkpoint_flows", "group_key", "work_flows"]
 
@@ -26,8 +28,11 @@ def group_key(job_id: int, saving: bool) -> tuple[int, int]:
     return (job_id, SAVE if saving else WORK)
 
 
-def work_flows(spec: JobSpec, gpus: np.ndarray, nodes: np.ndarray, fab: Fabric, route: Route) -> FlowGroup | None:
-    """The traffic a running job makes: all-reduce rings, data reads, or inference requests."""
+def work_flows(
+    spec: JobSpec, gpus: np.ndarray, nodes: np.ndarray, fab: Fabric, route: Route, plan: StepPlan | None = None
+) -> FlowGroup | None:
+    """The traffic a running job makes: its training step's collectives (from ``plan``), data reads, or
+    inference requests. Demands are averages over a step at full speed (bytes per step / step time)."""
     if len(nodes) == 1 and spec.kind != "inference" and spec.read_mbs_per_gpu > 0:
         return reads_of_one_server(spec, len(gpus), int(nodes[0]), fab, route, group_key(spec.id, False))
     kinds: list[np.ndarray] = []
@@ -55,21 +60,22 @@ def work_flows(spec: JobSpec, gpus: np.ndarray, nodes: np.ndarray, fab: Fabric, 
         routes = [route(int(a), int(b), int(r)) for a, b, r in zip(src, dst, rail, strict=True)]
         return route_entries(routes, flows, fab.dead_link)
 
-    if spec.trains and n > 1:
-        # Hierarchical all-reduce: NVLink inside each server, then a ring across servers on every rail.
-        per_rail = ring_allreduce_bytes(spec.gradient_bytes, n) / fab.rails / spec.iteration_s
-        a = np.repeat(nodes, fab.rails)
-        b = np.repeat(np.roll(nodes, -1), fab.rails)
-        rail = np.tile(np.arange(fab.rails), n)
-        up, down = fab.host_up[a, rail], fab.host_down[b, rail]
-        # Ring neighbours under the same leaf need no routing: up to the leaf and down again.
-        near = fab.link_dst[up] == fab.link_src[down]
-        i = np.flatnonzero(near)
-        fast = (np.repeat(i, 2), np.column_stack([up[i], down[i]]).ravel(), np.ones(2 * len(i)))
-        far = np.flatnonzero(~near)
-        slow = [route(int(fab.node_gid[a[k]]), int(fab.node_gid[b[k]]), int(rail[k])) for k in far]
-        entries = merge_entries(fast, route_entries(slow, far, fab.dead_link))
-        add(GRADIENT, fab.node_gid[a], fab.node_gid[b], np.full(len(a), per_rail), entries)
+    if spec.trains and n > 1 and plan is not None:
+        # Megatron's rank order (tensor, then data, then pipeline): a pipeline stage is a block of
+        # consecutive servers; its data-parallel ring runs over them on every rail, and each server sends
+        # activations to the server in the same place of the next stage (gradients come back).
+        per_nic = fab.gpus_per_node / fab.rails / plan.step_s  # bytes per GPU per step -> bytes/s on a NIC
+        stages = np.array_split(nodes, min(plan.layout.pp, n))
+        ring = [st for st in stages if len(st) > 1]
+        if ring and plan.dp_bytes > 0:
+            a, b = np.concatenate(ring), np.concatenate([np.roll(st, -1) for st in ring])
+            src, dst, sends, entries = _between(a, b, fab, route, count)
+            add(GRADIENT, src, dst, sends * plan.dp_bytes * per_nic, entries)
+        if len(stages) > 1 and plan.pp_bytes > 0:
+            m = min(len(st) for st in stages)
+            a, b = np.concatenate([st[:m] for st in stages[:-1]]), np.concatenate([st[:m] for st in stages[1:]])
+            src, dst, sends, entries = _between(np.concatenate([a, b]), np.concatenate([b, a]), fab, route, count)
+            add(GRADIENT, src, dst, sends * plan.pp_bytes / 2 * per_nic, entries)
     if spec.kind == "inference" and spec.serve_mbs_per_gpu > 0:
         gw = np.full(n, fab.gateway_gid)
         demand = spec.serve_mbs_per_gpu * 1e6 * per_node
@@ -83,3 +89,45 @@ def work_flows(spec: JobSpec, gpus: np.ndarray, nodes: np.ndarray, fab: Fabric, 
     return FlowGroup.build(
         group_key(spec.id, False), cat(kinds), cat(srcs), cat(dsts), cat(demands), merge_entries(*parts)
     )
+
+
+def _between(
+    a: np.ndarray, b: np.ndarray, fab: Fabric, route: Route, first: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, Entries]:
+    """Flows from server ``a[i]`` to server ``b[i]`` on every rail (each GPU to its peer on the other
+    server): source and destination gids, how many sends each flow carries, and route entries numbered
+    from ``first``. Servers under the same leaf need no routing: up to the leaf and down again. Sends
+    between the same two leaves on one rail share their way through the fabric, so they are one flow:
+    each server's link to and from its leaf carries its own share (a pipeline stage's activations go
+    from every server of a unit to the same unit of the next stage), and a 16,384-GPU job's tens of
+    thousands of sends across a three-tier fabric stay a few hundred routes."""
+    rails = fab.rails
+    src, dst = np.repeat(a, rails), np.repeat(b, rails)
+    rail = np.tile(np.arange(rails), len(a))
+    up, down = fab.host_up[src, rail], fab.host_down[dst, rail]
+    near = np.flatnonzero(fab.link_dst[up] == fab.link_src[down])
+    k = len(near)
+    parts: list[Entries] = [
+        (first + np.repeat(np.arange(k), 2), np.column_stack([up[near], down[near]]).ravel(), np.ones(2 * k))
+    ]
+    far = np.flatnonzero(fab.link_dst[up] != fab.link_src[down])
+    pair = (fab.link_dst[up[far]].astype(np.int64) * len(fab.kind) + fab.link_src[down[far]]) * rails + rail[far]
+    _, group, counts = np.unique(pair, return_inverse=True, return_counts=True)
+    members = far[np.argsort(group, kind="stable")]
+    starts = np.concatenate(([0], np.cumsum(counts)))
+    for g in range(len(counts)):
+        these = members[starts[g] : starts[g + 1]]
+        one = these[0]
+        links, fracs = route(int(fab.node_gid[src[one]]), int(fab.node_gid[dst[one]]), int(rail[one]))
+        flow = first + k + g
+        if not len(links):  # no path: pinned to the dead link, so the job stalls rather than vanishing
+            parts.append((np.array([flow]), np.array([fab.dead_link]), np.ones(1)))
+            continue
+        inner = (links != up[one]) & (links != down[one])
+        share = np.full(len(these), 1.0 / len(these))
+        ls = np.concatenate([up[these], links[inner], down[these]])
+        parts.append((np.full(len(ls), flow), ls, np.concatenate([share, fracs[inner], share])))
+    heads = members[starts[:-1]]
+    chosen = np.concatenate([near, heads])
+    weight = np.concatenate([np.ones(k), counts]).astype(np.float64)
+    return fab.node_gid[src[chosen]], fab.node_gid[dst[chosen]], weight, merge_entries(*parts)

@@ -16,7 +16,6 @@ from twin.presets import PresetSampler, rhythm
 from twin.scenario import JobClass, WorkloadSpec
 
 TRAINING_KINDS = ("pretrain", "finetune", "research")
-GRAD_BYTES_PER_PARAM = 2.0  # fp16/bf16 gradients
 CHECKPOINT_BYTES_PER_PARAM = 14.0  # bf16 weights + fp32 master weights + two Adam moments
 
 
@@ -31,32 +30,21 @@ class JobSpec:
     duration_s: float
     estimate_s: float  # the wall-time limit the user asked for; what backfill plans with
     params_b: float
-    iteration_s: float
     read_mbs_per_gpu: float
     checkpoint_s: float  # progress between checkpoints; 0 means never
     serve_mbs_per_gpu: float
     warm_progress_s: float = 0.0  # work already done when the run starts (warm start)
     outcome: str = "completed"  # completed | cancelled | failed: how it ends after duration_s
+    tokens_per_gpu: float = 2048.0  # a training step's global batch per GPU (LLaMA: 4M tokens on 2,048 GPUs)
+    overlap: float = 0.0  # share of a step's communication hidden behind compute
 
     @property
     def trains(self) -> bool:
         return self.kind in TRAINING_KINDS
 
     @property
-    def gradient_bytes(self) -> float:
-        """Bytes of gradient one data-parallel replica contributes per iteration."""
-        return self.params_b * 1e9 * GRAD_BYTES_PER_PARAM
-
-    @property
     def checkpoint_bytes(self) -> float:
         return self.params_b * 1e9 * CHECKPOINT_BYTES_PER_PARAM
-
-
-def ring_allreduce_bytes(size_bytes: float, members: int) -> float:
-    """Bytes each member sends per ring all-reduce of ``size_bytes``: 2 (n - 1) / n times the size."""
-    if members <= 1:
-        return 0.0
-    return 2.0 * (members - 1) / members * size_bytes
 
 
 class WorkloadGenerator:
@@ -115,11 +103,12 @@ class WorkloadGenerator:
             duration_s=duration,
             estimate_s=estimate,
             params_b=params,
-            iteration_s=cls.iteration_s,
             read_mbs_per_gpu=cls.read_mbs_per_gpu,
             checkpoint_s=cls.checkpoint_minutes * 60.0,
             serve_mbs_per_gpu=cls.serve_mbs_per_gpu,
             warm_progress_s=warm_progress,
+            tokens_per_gpu=cls.tokens_per_gpu,
+            overlap=cls.overlap,
         )
         self.next_id += 1
         return job
@@ -139,7 +128,6 @@ class WorkloadGenerator:
             duration_s=duration,
             estimate_s=duration * float(rng.uniform(lo, hi)),
             params_b=params,
-            iteration_s=0.5,
             read_mbs_per_gpu=20.0,
             checkpoint_s=1800.0,
             serve_mbs_per_gpu=0.0,
