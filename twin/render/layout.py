@@ -751,7 +751,7 @@ def graph_layout(fab: Fabric, seed: int = 7) -> Layout:
         for lk in range(0, 2 * fab.n_edges, 2):
             u, v = int(fab.link_src[lk]), int(fab.link_dst[lk])
             kind = int(fab.link_kind[lk])
-            segs.add(pos[u], pos[v], [lk], [lk + 1], kind, detail=kind == HOST and many_hosts)
+            segs.add(pos[u], pos[v], [lk], [lk + 1], kind, detail=kind in (HOST, STORAGE_NIC) and many_hosts)
     pad = 2 * cell
     return Layout(
         name="graph",
@@ -787,10 +787,14 @@ def _bundled_graph_segments(
         members.setdefault(group.get(v, v), []).append(v)
     middle = {key: pos[vs].mean(axis=0) for key, vs in members.items()}
     order = {key: i for i, key in enumerate(members)}
-    host = fab.link_kind[: 2 * fab.n_edges : 2] == HOST
+    kinds = fab.link_kind[: 2 * fab.n_edges : 2]
+    host = np.isin(kinds, (HOST, STORAGE_NIC))  # a server's own cables, compute and storage
     up = np.flatnonzero(host) * 2
     a, b = fab.link_src[up], fab.link_dst[up]
-    segs.add_many(pos[a], pos[b], up, up + 1, HOST, detail=fab.n_nodes > 64)
+    for kind in (HOST, STORAGE_NIC):
+        mine = kinds[up // 2] == kind
+        if mine.any() or kind == HOST:
+            segs.add_many(pos[a[mine]], pos[b[mine]], up[mine], up[mine] + 1, kind, detail=fab.n_nodes > 64)
     bundles: dict[tuple[object, object], tuple[list[int], list[int], int]] = {}
     for lk in (np.flatnonzero(~host) * 2).tolist():
         gu, gv = (
