@@ -262,3 +262,48 @@ def test_a_site_without_a_storage_network_refuses_storage_attachment() -> None:
     data["storage"][0]["attach"] = "storage"
     with pytest.raises(ScenarioError, match=r"storage\[0\]\.attach: expected 'spine', 'leaf' or 'core'"):
         scenario_from_dict(data)
+
+
+THREE_TIER_STORAGE = {
+    "kind": "rail-optimized",
+    "racks": 4,
+    "nodes_per_rack": 2,
+    "nodes_per_unit": 2,
+    "leaves_per_pod": 2,
+    "spines": 2,
+    "cores": 4,
+    "leaf_radix": 8,
+    "spine_radix": 8,
+    "port_gbps": 100,
+}
+
+
+@pytest.mark.parametrize("where", ["lingang", "leaf-spine", "fat-tree", "three-tier"])
+def test_the_storage_network_is_drawn_below_the_compute_fabric_with_every_cable(where: str) -> None:
+    from twin.render.layout import graph_layout, hall_layout
+
+    if where == "lingang":
+        fab = build_fabric(load_scenario(ROOT / "scenarios" / "lingang.toml"))
+    else:
+        data = storage_site(spine_radix=64)
+        if where == "fat-tree":
+            data["topology"] = {"kind": "fat-tree", "k": 4, "port_gbps": 100, "spine_radix": 8}
+        elif where == "three-tier":
+            data["topology"] = dict(THREE_TIER_STORAGE)
+            data["node"]["nics"] = 2
+        data["workload"]["mix"][0]["gpus"] = [8, 8]
+        fab = build_fabric(scenario_from_dict(data))
+    storage = np.flatnonzero(fab.network == STORAGE_NET)
+    links = np.flatnonzero(fab.link_tier == T_STORAGE)
+    for lay in (hall_layout(fab), graph_layout(fab)):
+        seg = lay.segments
+        assert (lay.rect[storage, 2] > 0).all()
+        x0, y0, x1, y1 = lay.bounds
+        box = lay.rect[storage]
+        assert (box[:, 0] >= x0).all() and (box[:, 1] >= y0).all()
+        assert (box[:, 0] + box[:, 2] <= x1).all() and (box[:, 1] + box[:, 3] <= y1).all()
+        assert set(links.tolist()) <= set(seg.fwd.tolist()) | set(seg.rev.tolist())
+    lay = hall_layout(fab)
+    under = lay.blocks[:, 1] + lay.blocks[:, 3] if len(lay.blocks) else np.zeros(1)
+    assert (lay.rect[fab.storage_spines, 1] > under.max()).all()  # a band under the racks
+    assert (lay.rect[fab.storage_gid, 1] > lay.rect[fab.storage_spines, 1].max()).all()

@@ -59,16 +59,16 @@ def striped(fab: Fabric, nodes: np.ndarray, alive: np.ndarray, write: bool, firs
     a_link = (array_up ^ 1) if write else array_up
     l_link = leaf_up if write else (leaf_up ^ 1)
     nic = fab.storage_up[nodes] if write else fab.storage_down[nodes]
-    ok = ((leaf_up >= 0) & alive[np.maximum(l_link, 0)])[:, None, :] & ((array_up >= 0) & alive[np.maximum(a_link, 0)])
-    ok &= alive[nic][:, None, None]  # (n, arrays, spines)
+    leaf_ok = (leaf_up >= 0) & alive[np.maximum(l_link, 0)] & alive[nic][:, None]  # (n, spines)
+    array_ok = (array_up >= 0) & alive[np.maximum(a_link, 0)]  # (arrays, spines)
+    ok = leaf_ok[:, None, :] & array_ok[None, :, :]  # (n, arrays, spines): the spines a flow may cross
     ways = ok.sum(axis=2)
     flow = first + np.arange(n * arrays).reshape(n, arrays)
     i, a, sp = np.nonzero(ok)
     frac = 1.0 / ways[i, a]
-    limit = (fab.storage_write if write else fab.storage_read)[np.arange(arrays)]
-    through_ = ways > 0
-    dead = ~through_
-    fi, fa = np.nonzero(through_)
+    limit = fab.storage_write if write else fab.storage_read
+    dead = ways == 0
+    fi, fa = np.nonzero(~dead)
     one = np.ones(len(fi))
     parts = (
         (flow[i, a], a_link[a, sp], frac),

@@ -360,7 +360,7 @@ def hall_layout(fab: Fabric, aspect: float = 1.5) -> Layout:
         ar_w = min(2.6, grid_w / len(arrays) * 0.6)
         for i, v in enumerate(arrays.tolist()):
             rect[v] = ((i + 0.5) * grid_w / len(arrays) - ar_w / 2, sp_y + top_h + 2.2, ar_w, 1.0)
-        tier_labels.append(("storage network", grid_w / 2, sp_y + top_h / 2))
+        tier_labels.append(("storage network", grid_w / 2, sp_y - 0.3))
     pos[:] = rect[:, :2] + rect[:, 2:] / 2
     segs = _SegmentList()
     bus: list[tuple[float, float, float, float]] = []
@@ -445,6 +445,51 @@ def _storage_leaves_of_block(fab: Fabric, block_of_rack: np.ndarray, block: int)
     first = np.searchsorted(fab.node_storage_leaf, np.arange(len(fab.storage_leaves)))
     home = block_of_rack[fab.node_rack[first]]
     return fab.storage_leaves[home == block].tolist()
+
+
+def _storage_band(
+    fab: Fabric, rect: np.ndarray, width: float, y: float, segs: _SegmentList, bus: list
+) -> tuple[str, float, float]:
+    """The whole storage network in a band from ``y`` down (three-tier sites): a row of storage leaves, a
+    bus, the storage spines, an array bus, the arrays; each server's storage NICs to its leaf are drawn
+    zoomed in. Returns the band's label."""
+    leaves, spines, arrays = fab.storage_leaves, fab.storage_spines, fab.storage_gid
+    for row_y, verts, h, share in ((y, leaves, SWITCH_H, 0.9), (y + 2.0, spines, SWITCH_H * 2.4, 0.6)):
+        w, n = width / len(verts), len(verts)
+        x = np.arange(n) * w + w * (1 - share) / 2
+        rect[verts] = np.column_stack([x, np.full(n, row_y), np.full(n, w * share), np.full(n, h)])
+    ar_w = min(2.6, width / len(arrays) * 0.6)
+    array_y = y + 2.0 + SWITCH_H * 2.4 + 2.2
+    rect[arrays] = np.column_stack(
+        [
+            (np.arange(len(arrays)) + 0.5) * width / len(arrays) - ar_w / 2,
+            np.full(len(arrays), array_y),
+            np.full(len(arrays), ar_w),
+            np.full(len(arrays), 1.0),
+        ]
+    )
+    leaf_bus, array_bus = y + SWITCH_H + 0.8, array_y - 1.1
+    bus += [(0.0, leaf_bus, width, leaf_bus), (0.0, array_bus, width, array_bus)]
+    for i, v in enumerate(leaves.tolist()):  # each leaf down to the bus
+        x, ly, w, h = rect[v]
+        ups = [int(lk) for lk in fab.storage_leaf_up[i] if lk >= 0]
+        segs.add((x + w / 2, ly + h), (x + w / 2, leaf_bus), ups, [lk ^ 1 for lk in ups], STORAGE_FABRIC)
+    for j, v in enumerate(spines.tolist()):  # the bus to each spine, each spine to the array bus
+        x, sy, w, h = rect[v]
+        ups = [int(lk) for lk in fab.storage_leaf_up[:, j] if lk >= 0]
+        segs.add((x + w / 2, leaf_bus), (x + w / 2, sy), ups, [lk ^ 1 for lk in ups], STORAGE_FABRIC)
+        downs = [int(lk) ^ 1 for lk in fab.storage_array_up[:, j] if lk >= 0]
+        segs.add((x + w / 2, sy + h), (x + w / 2, array_bus), downs, [lk ^ 1 for lk in downs], STORAGE_LINK)
+    for a, v in enumerate(arrays.tolist()):
+        x, ay, w, _ = rect[v]
+        ups = [int(lk) for lk in fab.storage_array_up[a] if lk >= 0]
+        segs.add((x + w / 2, ay), (x + w / 2, array_bus), ups, [lk ^ 1 for lk in ups], STORAGE_LINK)
+    cell = rect[fab.node_gid]
+    leaf = rect[fab.link_dst[fab.storage_up]]
+    a_ = np.column_stack([cell[:, 0] + cell[:, 2] / 2, cell[:, 1] + cell[:, 3]])
+    b_ = np.column_stack([leaf[:, 0] + leaf[:, 2] / 2, leaf[:, 1]])
+    segs.add_many(a_, b_, fab.storage_up, fab.storage_down, STORAGE_NIC, detail=True)
+    return "storage network", width / 2, y - 0.1
 
 
 def _storage_trays(
@@ -551,7 +596,7 @@ def _pod_hall(fab: Fabric, aspect: float) -> Layout:
     pods = np.zeros((n_pods, 4))
     blocks = np.zeros((n_blocks, 4))
     racks = np.zeros((n_racks, 4))
-    spine_ids = np.flatnonzero(fab.kind == SPINE)
+    spine_ids = np.flatnonzero((fab.kind == SPINE) & (fab.network != STORAGE_NET))
     spine_ids = spine_ids[np.lexsort((index_of[spine_ids], rail_of[spine_ids], pod_of[spine_ids]))]
     spines_of_pod = np.split(spine_ids, np.searchsorted(pod_of[spine_ids], np.arange(1, n_pods)))
     segs = _SegmentList()
@@ -619,9 +664,12 @@ def _pod_hall(fab: Fabric, aspect: float) -> Layout:
         (f"rail {r + 1} cores" if rails > 1 else "cores", r * (strip_w + rail_gap) + strip_w / 2, band_y)
         for r in range(rails)
     ]
-    stores = np.flatnonzero(fab.kind == STORAGE).tolist()
+    stores = [] if fab.has_storage_fabric else np.flatnonzero(fab.kind == STORAGE).tolist()
     store_x = grid_w + 2.6
     gw = np.flatnonzero(fab.kind == GATEWAY).tolist()
+    if fab.has_storage_fabric:  # the storage network in a band under the pods
+        grid_h = rows * (pod_h + pgap_y) - pgap_y
+        tier_labels.append(_storage_band(fab, rect, grid_w, grid_h + 1.6, segs, bus))
     for v in gw:  # beside the cores, above the storage: the cores' labels keep the space over them
         rect[v] = (store_x, band_y + band_h - SWITCH_H * 2.4, 2.6, SWITCH_H * 2.4)
     for i, v in enumerate(stores):
