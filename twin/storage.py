@@ -113,8 +113,9 @@ def read_parts(
 def reads_of_one_server(
     spec: JobSpec, gpus: int, node: int, fab: Fabric, route: Route, key: tuple[int, int]
 ) -> FlowGroup:
-    """The common case on a research cluster (most jobs fit in a server): one flow of training data,
-    built directly; the same group the general path builds, with less bookkeeping."""
+    """The common case on a research cluster (most jobs fit in a server): one flow of training data (one
+    per array, striped, with a storage network), built directly; the same group the general path builds,
+    with less bookkeeping."""
     if fab.has_storage_fabric:
         src, dst, demand, entries = _striped_reads(spec, np.array([node]), np.array([gpus]), fab, route, 0)
         return FlowGroup.build(key, np.full(len(src), DATA), src, dst, demand, entries)
