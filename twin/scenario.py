@@ -685,7 +685,7 @@ def _check_size(s: Scenario, root: Table) -> None:
 
 @dataclass(frozen=True)
 class StorageFabricSpec:
-    """A storage network of its own, as in a DGX SuperPOD: every server has ``nics`` storage NICs (both
+    """A storage network of its own, as in a DGX SuperPOD: every server has ``nics`` storage NICs (all
     cabled to its storage leaf, one leaf per ``servers_per_leaf`` servers), each leaf spreads its uplinks
     (downlinks over ``oversubscription``) over the ``spines`` storage spines, and the arrays
     (``attach = "storage"``) spread their ports over the spines. The compute fabric then carries compute
