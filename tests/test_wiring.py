@@ -16,7 +16,7 @@ from twin.errors import ScenarioError
 from twin.power import it_watts
 from twin.scenario import load_scenario, scenario_from_dict, site_size
 from twin.site import describe
-from twin.topology import CORE, LEAF, NODE, SPINE, build_fabric
+from twin.topology import CORE, LEAF, NETWORKS, SPINE, build_fabric
 
 TIER_KIND = {"leaf": LEAF, "spine": SPINE, "core": CORE}
 
@@ -29,7 +29,7 @@ def built_ports(scenario, fab=None) -> tuple[dict[int, int], dict[str, int]]:
     used: dict[int, int] = {}
     cables: dict[str, int] = {}
     for u, v, d in fab.graph.edges(data=True):
-        count = d["ports"] * (nics if NODE in (fab.kind[u], fab.kind[v]) else 1)
+        count = d["ports"] * (nics if d["kind"] == "host" else 1)
         for end in (u, v):
             used[end] = used.get(end, 0) + count
         cables[d["kind"]] = cables.get(d["kind"], 0) + count
@@ -43,12 +43,13 @@ def test_description_counts_what_is_built(path: Path) -> None:
     fab = build_fabric(scenario)
     used, cables = built_ports(scenario, fab)
     for tier in d.tiers:
-        gids = np.flatnonzero(fab.kind == TIER_KIND[tier.name])
+        gids = np.flatnonzero((fab.kind == TIER_KIND[tier.name]) & (fab.network == NETWORKS.index(tier.network)))
         mine = [used[int(g)] for g in gids]
         assert tier.switches == len(gids), tier.name
         assert tier.ports_used == sum(mine), tier.name
         assert tier.busiest == max(mine) <= tier.radix, tier.name
-    by_kind = {"compute": cables.get("host", 0) + cables.get("fabric", 0), "storage": cables.get("storage", 0)}
+    storage = sum(cables.get(k, 0) for k in ("storage", "storage-nic", "storage-fabric"))
+    by_kind = {"compute": cables.get("host", 0) + cables.get("fabric", 0), "storage": storage}
     assert d.cables_in("compute") == by_kind["compute"]
     assert d.cables_in("storage") == by_kind["storage"]
     assert d.cables_in("gateway") == cables.get("gateway", 0)
@@ -61,11 +62,16 @@ def test_lingang_has_24000_compute_cables() -> None:
     counts = {c.name: c.count for c in d.cables}
     assert counts["server-to-leaf"] == 12_000 and counts["leaf-to-spine"] == 12_000
     assert d.cables_in("compute") == 24_000
-    assert d.cables_in("storage") == 8 * 32
-    leaf, spine = d.tiers
+    # The storage network: 1,500 servers x 2 storage NICs, 150 leaves x 20 uplinks, 8 arrays x 16 ports.
+    assert counts["server-to-storage-leaf"] == 3_000 and counts["storage-leaf-to-spine"] == 3_000
+    assert counts["array-to-storage-spine"] == 128 and d.cables_in("storage") == 6_128
+    leaf, spine, storage_leaf, storage_spine = d.tiers
     assert (leaf.switches, leaf.ports_used, leaf.ports) == (600, 24_000, 24_000)
-    # A spine of a rail: 75 leaves x 10 uplinks, the gateway, and 256 storage ports over 16 spines.
-    assert spine.switches == 16 and spine.busiest == 750 + 1 + 16
+    # A spine of a rail: 75 leaves x 10 uplinks and the gateway; storage has a network of its own.
+    assert spine.switches == 16 and spine.busiest == 750 + 1
+    assert (storage_leaf.network, storage_leaf.switches, storage_leaf.busiest) == ("storage", 150, 40)
+    # A storage spine: 150 leaves x 5 uplinks and 8 arrays x 4 ports.
+    assert (storage_spine.switches, storage_spine.busiest, storage_spine.ports) == (4, 750 + 32, 3_200)
     assert d.oversubscription == pytest.approx(1.0)
     assert d.bisection_gbps == pytest.approx(12_000 * 200 / 2)
     assert leaf.down_gbps == leaf.up_gbps == spine.down_gbps == 12_000 * 200.0 and spine.oversubscription is None
@@ -131,8 +137,9 @@ def test_validate_describes_every_tier(capsys: pytest.CaptureFixture[str]) -> No
     assert main(["validate", str(ROOT / "scenarios" / "lingang.toml")]) == 0
     out = capsys.readouterr().out
     assert "24,000 cables (12,000 server-to-leaf, 12,000 leaf-to-spine)" in out
-    assert "leaf" in out and "24,000 of 24,000 used" in out and "12,272 of 12,800 used" in out
-    assert "storage: 256 cables" in out and "bisection bandwidth 1,200.0 Tb/s" in out
+    assert "leaf" in out and "24,000 of 24,000 used" in out and "12,016 of 12,800 used" in out
+    assert "storage network: 154 switches, 6,128 cables (3,000 server-to-storage-leaf" in out
+    assert "3,128 of 3,200 used" in out and "bisection bandwidth 1,200.0 Tb/s" in out
     assert "oversubscription 1:1" in out and "IT power at full load" in out
 
 

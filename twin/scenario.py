@@ -19,7 +19,7 @@ from twin.names import JOB_KINDS
 from twin.presets import PRESETS
 
 TOPOLOGY_KINDS = ("leaf-spine", "fat-tree", "rail-optimized")
-ATTACH_TIERS = ("spine", "core", "leaf")
+ATTACH_TIERS = ("spine", "core", "leaf", "storage")  # storage: the storage fabric's spines
 ARRIVALS = ("poisson", "none")  # none: jobs come only from submit() (traces, tests)
 
 # Real-world maxima (the README's "Limits"). The largest site the project must support is about 100,000
@@ -259,6 +259,7 @@ class Scenario:
     power: PowerSpec
     simulation: SimulationSpec
     faults: FaultSpec = FaultSpec()
+    storage_fabric: StorageFabricSpec | None = None  # a storage network of its own (None: arrays on the compute fabric)
 
     @property
     def nodes(self) -> int:
@@ -338,13 +339,16 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>", text: s
         power=_power(root.table("power", optional=True)),
         simulation=_simulation(root.table("simulation", optional=True)),
         faults=_faults(root.table("faults", optional=True)),
+        storage_fabric=_storage_fabric(root),
     )
     root.done()
     _check_size(scenario, root)
     _check_wiring(scenario, root)
+    _check_storage_fabric(scenario, root)
     from twin.site import check_ports  # here: twin.site reads scenarios
 
-    check_ports(scenario, root.table("topology").fail)  # every port: servers, uplinks, storage, gateway
+    # Every port: servers, uplinks, storage, gateway; and the storage network's.
+    check_ports(scenario, root.table("topology").fail, root.table("storage_fabric", optional=True).fail)
     return scenario
 
 
@@ -688,7 +692,8 @@ def site_size(s: Scenario) -> SiteSize:
         targets = {"spine": spines, "leaf": leaves, "core": cores}
         gateway = topo.spines * rails if topo.cores else spines  # with cores: the first core of each group
     storage = sum(min(st.ports, targets.get(st.attach) or 0) for st in s.storage)
-    return SiteSize(servers, servers * node.gpus, switches, host + fabric + gateway + storage)
+    sf_switches, sf_cables = storage_fabric_size(s)
+    return SiteSize(servers, servers * node.gpus, switches + sf_switches, host + fabric + gateway + storage + sf_cables)
 
 
 def _check_size(s: Scenario, root: Table) -> None:
@@ -712,6 +717,87 @@ def _check_size(s: Scenario, root: Table) -> None:
             f"a site of at most {MAX_GPUS:,} GPUs, {MAX_SERVERS:,} servers, {MAX_SWITCHES:,} switches and "
             f"{MAX_CABLES:,} cables; this one has {value:,} {what} (more than {limit:,})",
         )
+
+
+# --- the storage network ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StorageFabricSpec:
+    """A storage network of its own, as in a DGX SuperPOD: every server has ``nics`` storage NICs (all
+    cabled to its storage leaf, one leaf per ``servers_per_leaf`` servers), each leaf spreads its uplinks
+    (downlinks over ``oversubscription``) over the ``spines`` storage spines, and the arrays
+    (``attach = "storage"``) spread their ports over the spines. The compute fabric then carries compute
+    traffic only."""
+
+    nics: int  # storage NICs per server
+    nic_gbps: float
+    servers_per_leaf: int
+    spines: int
+    leaf_radix: int
+    spine_radix: int
+    port_gbps: float  # leaf-to-spine and array cables
+    oversubscription: float = 1.0  # a storage leaf's down:up bandwidth
+
+    def leaves(self, servers: int) -> int:
+        return servers // self.servers_per_leaf
+
+    @property
+    def leaf_downlinks(self) -> int:
+        return self.servers_per_leaf * self.nics
+
+    @property
+    def leaf_uplinks(self) -> int:
+        down_gbps = self.leaf_downlinks * self.nic_gbps
+        return math.ceil(down_gbps / self.oversubscription / self.port_gbps - 1e-9)
+
+
+def _storage_fabric(root: Table) -> StorageFabricSpec | None:
+    if root.maybe("storage_fabric") is None:
+        return None
+    t = root.table("storage_fabric")
+    nic_gbps = t.float("nic_gbps", positive=True, maximum=MAX_PORT_GBPS)
+    sf = StorageFabricSpec(
+        nics=t.int("nics", minimum=1, maximum=64),
+        nic_gbps=nic_gbps,
+        servers_per_leaf=t.int("servers_per_leaf", minimum=1, maximum=MAX_RADIX),
+        spines=t.int("spines", minimum=1, maximum=4096),
+        leaf_radix=t.int("leaf_radix", minimum=2, maximum=MAX_RADIX),
+        spine_radix=t.int("spine_radix", minimum=2, maximum=MAX_RADIX),
+        port_gbps=t.float("port_gbps", positive=True, maximum=MAX_PORT_GBPS, default=nic_gbps),
+        oversubscription=t.float("oversubscription", minimum=1.0, maximum=64.0, default=1.0),
+    )
+    t.done()
+    return sf
+
+
+def _check_storage_fabric(s: Scenario, root: Table) -> None:
+    """Arrays go on the storage network when there is one (all of them: files are striped over every
+    array), and only then; servers fill whole storage leaves; each leaf reaches every spine."""
+    sf = s.storage_fabric
+    for i, st in enumerate(s.storage):
+        if (st.attach == "storage") != (sf is not None):
+            where = "'storage' (the site has a [storage_fabric])" if sf else "'spine', 'leaf' or 'core'"
+            root.tables("storage")[i].fail("attach", where if sf else f"{where} (no [storage_fabric])")
+    if sf is None:
+        return
+    t = root.table("storage_fabric")
+    if s.nodes % sf.servers_per_leaf:
+        t.fail("servers_per_leaf", f"a divisor of the site's {s.nodes:,} servers, got {sf.servers_per_leaf:,}")
+    if sf.leaf_uplinks < sf.spines:
+        t.fail("spines", f"at most a storage leaf's {sf.leaf_uplinks} uplinks (one to each spine), got {sf.spines:,}")
+    if sf.nic_gbps > sf.port_gbps:
+        t.fail("nic_gbps", f"at most the storage switches' port speed ({sf.port_gbps:g} Gb/s), got {sf.nic_gbps:g}")
+
+
+def storage_fabric_size(s: Scenario) -> tuple[int, int]:
+    """Switches and graph edges (parallel cables merged) of the storage network; (0, 0) without one."""
+    sf = s.storage_fabric
+    if sf is None:
+        return 0, 0
+    leaves = sf.leaves(s.nodes)
+    arrays = sum(min(st.ports, sf.spines) for st in s.storage if st.attach == "storage")
+    return leaves + sf.spines, s.nodes + leaves * min(sf.leaf_uplinks, sf.spines) + arrays
 
 
 # --- a small validating reader -------------------------------------------------------------------

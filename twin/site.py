@@ -5,9 +5,9 @@ Nothing is built, so the largest site is described at once (``validate``) and a 
 cannot take their cables is refused before anything is allocated (:func:`check_ports`). The counts follow
 ``build_fabric`` exactly (a test builds every shipped site and compares), but count physical cables: a
 merged graph edge of k cables (a leaf's parallel uplinks to one spine, a storage array's ports on one
-switch) counts k. Tiers and cable groups carry the network they belong to (``compute`` today; a separate
-storage network adds tiers named ``storage-leaf`` and the like), so the description extends as the site
-does.
+switch) counts k. Tiers and cable groups carry the network they belong to: ``compute``, and ``storage``
+(the storage network's leaves and spines when the site has a ``[storage_fabric]``, else only the arrays'
+cables into compute switches).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from twin.scenario import Scenario
 class Tier:
     """One tier of switches and how full their ports are."""
 
-    network: str  # "compute" (later also "storage")
+    network: str  # "compute", or "storage" (a storage network of its own)
     name: str  # "leaf", "spine", "core"
     field: str  # the scenario field that sets its radix
     switches: int
@@ -160,12 +160,15 @@ def describe(s: Scenario) -> SiteDescription:
             ]
             gateway = topo.spines * rails
             top = "core"
+    storage_tiers, storage_cables = _storage_network(s)
+    tiers += storage_tiers
     cables = [Cables("compute", "server-to-leaf", host_cables, node.nic_gbps)]
     cables += [Cables("compute", name, count, port) for name, count in up]
     for tier in ("leaf", "spine", "core"):
         count = sum(st.ports for st in s.storage if st.attach == tier)
         if count:
             cables.append(Cables("storage", f"storage-to-{tier}", count, port))
+    cables += storage_cables
     cables.append(Cables("gateway", f"gateway-to-{top}", gateway, port))
     # Bisection: half the servers talk to the other half; every tier's uplinks carry half of that cut.
     thinnest = min([host_gbps] + [count * port for _, count in up])
@@ -184,6 +187,30 @@ def describe(s: Scenario) -> SiteDescription:
     )
 
 
+def _storage_network(s: Scenario) -> tuple[list[Tier], list[Cables]]:
+    """The storage network's leaves and spines and its cables (none without a ``[storage_fabric]``): every
+    server's storage NICs to its leaf, each leaf's uplinks spread over the spines, the arrays' ports
+    spread over the spines, as ``build_fabric`` wires them."""
+    sf = s.storage_fabric
+    if sf is None:
+        return [], []
+    leaves, ups = sf.leaves(s.nodes), sf.leaf_uplinks
+    arrays = [st for st in s.storage if st.attach == "storage"]
+    spine_used = leaves * _spread(ups, sf.spines) + _storage_ports(s, "storage", sf.spines)
+    down = s.nodes * sf.nics * sf.nic_gbps
+    up = leaves * ups * sf.port_gbps
+    tiers = [
+        _tier(s, "leaf", "leaf_radix", sf.leaf_radix, np.full(leaves, sf.leaf_downlinks + ups), down, up, "storage"),
+        _tier(s, "spine", "spine_radix", sf.spine_radix, spine_used, up, 0.0, "storage"),
+    ]
+    cables = [
+        Cables("storage", "server-to-storage-leaf", s.nodes * sf.nics, sf.nic_gbps),
+        Cables("storage", "storage-leaf-to-spine", leaves * ups, sf.port_gbps),
+        Cables("storage", "array-to-storage-spine", sum(st.ports for st in arrays), sf.port_gbps),
+    ]
+    return tiers, cables
+
+
 def _core_field(s: Scenario) -> str:
     """The field that sets the cores' radix: core_radix where given, else spine_radix."""
     return "core_radix" if s.topology.core_radix else "spine_radix"
@@ -197,19 +224,27 @@ def _tier(
     return Tier(network, name, field, len(used), radix, int(used.sum()), busiest, down, up, kw)
 
 
-def check_ports(s: Scenario, fail: Callable[[str, str], NoReturn] | None = None) -> None:
+def check_ports(
+    s: Scenario,
+    fail: Callable[[str, str], NoReturn] | None = None,
+    storage_fail: Callable[[str, str], NoReturn] | None = None,
+) -> None:
     """Refuse a site whose busiest switch in some tier needs more ports than it has: ``fail(field,
-    expected)`` (the scenario reader's, which names the file and line), else a ScenarioError naming the
-    tier's radix field, the count and what takes the ports."""
+    expected)`` (the scenario reader's, which names the file and line; ``storage_fail`` for the storage
+    network's tiers), else a ScenarioError naming the tier's radix field, the count and what takes the
+    ports."""
     for tier in describe(s).tiers:
         if tier.busiest > tier.radix:
+            storage = tier.network == "storage"
+            what = f"storage {tier.name}" if storage else tier.name
             expected = (
-                f"at least {tier.busiest} ports on a {tier.name} switch (its links down and up, storage and the "
-                f"gateway), got {tier.radix}-port {tier.name} switches"
+                f"at least {tier.busiest} ports on a {what} switch (its links down and up, storage and the "
+                f"gateway), got {tier.radix}-port {what} switches"
             )
-            if fail is not None:
-                fail(tier.field, expected)
-            raise ScenarioError(s.source, f"topology.{tier.field}", expected)
+            report = storage_fail if storage else fail
+            if report is not None:
+                report(tier.field, expected)
+            raise ScenarioError(s.source, f"{'storage_fabric' if storage else 'topology'}.{tier.field}", expected)
 
 
 def describe_lines(d: SiteDescription) -> list[str]:

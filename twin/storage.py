@@ -3,6 +3,19 @@
 Pure functions of a job, the fabric and its routes, like ``twin.traffic``; kept apart because storage
 has a network and a file system of its own to model (which arrays a file lives on, how a write is
 limited).
+
+Without a storage network (arrays plugged into compute switches) a job reads from one array
+(``spec.id`` modulo the arrays) over the compute fabric, and a checkpoint writes at the servers' line
+rate. With one (``Fabric.has_storage_fabric``) files are striped over every array of the file system, as
+a parallel file system stripes them: each server reads and writes an equal share from and to every array
+(one flow per server and array), over its storage NICs and the storage network only (server, its storage
+leaf, ECMP over the storage spines that reach both, the array), never the compute fabric. A checkpoint's
+demand per server is then what the file system and the server's storage NICs can take: stripes are
+equal, so the slowest array sets the pace, ``min(storage NIC bandwidth, arrays x slowest write / servers)``;
+the seconds at full rate are the bytes per server over that demand, so the bytes written are the
+checkpoint's. Each array's read or write limit is its virtual link in both cases. Routes on the storage
+network are computed here from the Fabric's flat arrays (a two-tier tree needs no search), avoiding the
+links the router knows to be down.
 """
 
 from __future__ import annotations
@@ -27,10 +40,66 @@ def through(route: Route, src: int, dst: int, rail: int, limit: int | None) -> t
     return links, fracs
 
 
+def _alive(route: Route, fab: Fabric) -> np.ndarray:
+    """The links that are up: the router's view (``route`` is a bound ``Router.route``), else all."""
+    alive = getattr(getattr(route, "__self__", None), "alive", None)
+    return alive if alive is not None else np.ones(fab.n_links, bool)
+
+
+def striped(fab: Fabric, nodes: np.ndarray, alive: np.ndarray, write: bool, first: int = 0) -> Entries:
+    """Entries of one flow per (server, array), flow ``first + i * arrays + a``: between server ``nodes[i]``
+    and array ``a`` over the storage network, split equally over the storage spines whose cables to the
+    server's leaf and to the array are up, plus the array's read (or write) limit. A flow with no way
+    through (its storage NICs or every such spine down) is pinned to the dead link."""
+    n, arrays = len(nodes), len(fab.storage_gid)
+    leaf = fab.node_storage_leaf[nodes]
+    leaf_up = fab.storage_leaf_up[leaf]  # (n, spines) leaf -> spine
+    array_up = fab.storage_array_up  # (arrays, spines) array -> spine
+    # Reads go array -> spine -> leaf -> server; writes the other way (a link's reverse is link ^ 1).
+    a_link = (array_up ^ 1) if write else array_up
+    l_link = leaf_up if write else (leaf_up ^ 1)
+    nic = fab.storage_up[nodes] if write else fab.storage_down[nodes]
+    leaf_ok = (leaf_up >= 0) & alive[np.maximum(l_link, 0)] & alive[nic][:, None]  # (n, spines)
+    array_ok = (array_up >= 0) & alive[np.maximum(a_link, 0)]  # (arrays, spines)
+    ok = leaf_ok[:, None, :] & array_ok[None, :, :]  # (n, arrays, spines): the spines a flow may cross
+    ways = ok.sum(axis=2)
+    flow = first + np.arange(n * arrays).reshape(n, arrays)
+    i, a, sp = np.nonzero(ok)
+    frac = 1.0 / ways[i, a]
+    limit = fab.storage_write if write else fab.storage_read
+    dead = ways == 0
+    fi, fa = np.nonzero(~dead)
+    one = np.ones(len(fi))
+    parts = (
+        (flow[i, a], a_link[a, sp], frac),
+        (flow[i, a], l_link[i, sp], frac),
+        (flow[fi, fa], nic[fi], one),
+        (flow[fi, fa], limit[fa], one),
+        (flow[dead], np.full(int(dead.sum()), fab.dead_link), np.ones(int(dead.sum()))),
+    )
+    owner = np.concatenate([p[0] for p in parts])
+    order = np.argsort(owner, kind="stable")
+    links = np.concatenate([p[1] for p in parts]).astype(np.int32)
+    return owner[order].astype(np.int32), links[order], np.concatenate([p[2] for p in parts])[order]
+
+
+def _striped_reads(
+    spec: JobSpec, nodes: np.ndarray, per_node: np.ndarray, fab: Fabric, route: Route, first: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, Entries]:
+    arrays = len(fab.storage_gid)
+    src = np.tile(fab.storage_gid, len(nodes))
+    dst = np.repeat(fab.node_gid[nodes], arrays)
+    demand = np.repeat(spec.read_mbs_per_gpu * 1e6 * np.asarray(per_node, np.float64) / arrays, arrays)
+    return src, dst, demand, striped(fab, nodes, _alive(route, fab), write=False, first=first)
+
+
 def read_parts(
     spec: JobSpec, nodes: np.ndarray, per_node: np.ndarray, fab: Fabric, route: Route, first: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Entries]:
-    """The job's data reads, one flow per server: (src, dst, demand, entries), flows numbered from ``first``."""
+    """The job's data reads, one flow per server (per server and array, striped, with a storage network):
+    (src, dst, demand, entries), flows numbered from ``first``."""
+    if fab.has_storage_fabric:
+        return _striped_reads(spec, nodes, per_node, fab, route, first)
     idx = spec.id % len(fab.storage_gid)
     gid = fab.node_gid[nodes]
     rails = (nodes + spec.id) % fab.rails
@@ -44,8 +113,12 @@ def read_parts(
 def reads_of_one_server(
     spec: JobSpec, gpus: int, node: int, fab: Fabric, route: Route, key: tuple[int, int]
 ) -> FlowGroup:
-    """The common case on a research cluster (most jobs fit in a server): one flow of training data,
-    built directly; the same group the general path builds, with less bookkeeping."""
+    """The common case on a research cluster (most jobs fit in a server): one flow of training data (one
+    per array, striped, with a storage network), built directly; the same group the general path builds,
+    with less bookkeeping."""
+    if fab.has_storage_fabric:
+        src, dst, demand, entries = _striped_reads(spec, np.array([node]), np.array([gpus]), fab, route, 0)
+        return FlowGroup.build(key, np.full(len(src), DATA), src, dst, demand, entries)
     idx = spec.id % len(fab.storage_gid)
     store, dst = int(fab.storage_gid[idx]), int(fab.node_gid[node])
     links, fracs = through(route, store, dst, int((node + spec.id) % fab.rails), int(fab.storage_read[idx]))
@@ -58,6 +131,8 @@ def reads_of_one_server(
 
 def checkpoint_flows(spec: JobSpec, nodes: np.ndarray, fab: Fabric, route: Route) -> tuple[FlowGroup, float]:
     """Every server writes its shard of the checkpoint; also returns seconds of writing at full rate."""
+    if fab.has_storage_fabric:
+        return _striped_checkpoint(spec, nodes, fab, route)
     idx = spec.id % len(fab.storage_gid)
     store, limit = int(fab.storage_gid[idx]), int(fab.storage_write[idx])
     rails = (nodes + spec.id) % fab.rails
@@ -68,3 +143,22 @@ def checkpoint_flows(spec: JobSpec, nodes: np.ndarray, fab: Fabric, route: Route
     entries = route_entries(routes, np.arange(n), fab.dead_link)
     group = FlowGroup.build((spec.id, SAVE), np.full(n, CHECKPOINT), src, np.full(n, store), demands, entries)
     return group, float(spec.checkpoint_bytes / n / demands.min())
+
+
+def checkpoint_rate(fab: Fabric, nodes: np.ndarray) -> float:
+    """Bytes/s each server writes a striped checkpoint at: its share of what the arrays absorb (equal
+    stripes: the slowest array sets the pace) or its storage NICs' bandwidth, whichever is less."""
+    arrays = fab.link_cap[fab.storage_write]
+    nic = fab.link_cap[fab.storage_up[nodes]].min()
+    return float(min(nic, len(arrays) * arrays.min() / len(nodes)))
+
+
+def _striped_checkpoint(spec: JobSpec, nodes: np.ndarray, fab: Fabric, route: Route) -> tuple[FlowGroup, float]:
+    arrays, n = len(fab.storage_gid), len(nodes)
+    rate = checkpoint_rate(fab, nodes)
+    src = np.repeat(fab.node_gid[nodes], arrays)
+    dst = np.tile(fab.storage_gid, n)
+    entries = striped(fab, nodes, _alive(route, fab), write=True)
+    demand = np.full(n * arrays, rate / arrays)
+    group = FlowGroup.build((spec.id, SAVE), np.full(n * arrays, CHECKPOINT), src, dst, demand, entries)
+    return group, float(spec.checkpoint_bytes / n / rate)

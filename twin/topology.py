@@ -6,6 +6,12 @@ undirected graph edge, parallel cables merged into one) becomes two directed lin
 ``2e + 1`` (v to u), since the fabric is full duplex. After them come virtual links that are not
 cables: each storage array's read and write throughput, and one dead link of capacity zero that
 unroutable flows are pinned to.
+
+With a ``[storage_fabric]`` the site has a second network: every server's storage NICs (one merged cable
+to its storage leaf), storage leaves, storage spines (vertex kinds LEAF and SPINE, told apart by
+``Fabric.network``) and the arrays on those spines. Its cables are link kinds ``storage-nic`` and
+``storage-fabric`` (and ``storage`` for the arrays'), and ``Fabric.link_tier`` names every link's tier
+(``LINK_TIERS``) so statistics can be kept per tier. Sites without one are built exactly as before.
 """
 
 from __future__ import annotations
@@ -22,9 +28,19 @@ NODE, LEAF, SPINE, CORE, STORAGE, GATEWAY = range(6)
 VERTEX_KINDS = ("node", "leaf", "spine", "core", "storage", "gateway")
 SWITCH_KINDS = (LEAF, SPINE, CORE)
 
-# Kinds of link, as codes in Fabric.link_kind.
-HOST, FABRIC, STORAGE_LINK, GATEWAY_LINK, VIRTUAL = range(5)
-LINK_KINDS = ("host", "fabric", "storage", "gateway", "virtual")
+# Kinds of link, as codes in Fabric.link_kind: storage-nic is a server's storage NICs to its storage leaf,
+# storage-fabric a storage leaf's cables to a storage spine (both only with a storage network).
+HOST, FABRIC, STORAGE_LINK, GATEWAY_LINK, VIRTUAL, STORAGE_NIC, STORAGE_FABRIC = range(7)
+LINK_KINDS = ("host", "fabric", "storage", "gateway", "virtual", "storage-nic", "storage-fabric")
+
+# Tiers of link, as codes in Fabric.link_tier: what statistics are kept per. "storage" is every cable of
+# storage traffic only (the storage network's, or arrays' cables into compute switches).
+T_HOST, T_LEAF_SPINE, T_SPINE_CORE, T_STORAGE, T_GATEWAY, T_VIRTUAL = range(6)
+LINK_TIERS = ("host", "leaf-spine", "spine-core", "storage", "gateway", "virtual")
+
+# Networks, as codes in Fabric.network (per vertex).
+COMPUTE_NET, STORAGE_NET = 0, 1
+NETWORKS = ("compute", "storage")
 
 GBIT = 1e9 / 8  # bytes per second in one Gb/s
 GBYTE = 1e9
@@ -58,6 +74,18 @@ class Fabric:
     attachments: dict[int, list[tuple[int, int, int]]] = field(default_factory=dict)  # gid -> [(sw, up, down)]
     topology: str = "leaf-spine"  # the scenario's kind
     tiers: int = 2  # switch tiers: 2, or 3 with a core tier (a fat-tree, or a leaf-spine or rail site with cores)
+    network: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))  # per gid: COMPUTE_NET | STORAGE_NET
+    link_tier: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))  # per link: LINK_TIERS code
+    # The storage network (empty without one): per node its storage-NIC links up to and down from its
+    # storage leaf, the node's leaf (index into storage_leaves), and directed links leaf -> spine and
+    # array -> spine per (leaf or array, spine), -1 where there is no cable.
+    storage_up: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    storage_down: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    node_storage_leaf: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    storage_leaves: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))  # gids
+    storage_spines: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))  # gids
+    storage_leaf_up: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int32))
+    storage_array_up: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int32))
 
     @property
     def n_nodes(self) -> int:
@@ -74,6 +102,11 @@ class Fabric:
     @property
     def n_edges(self) -> int:
         return self.graph.number_of_edges()
+
+    @property
+    def has_storage_fabric(self) -> bool:
+        """Storage traffic has a network of its own (it never crosses the compute fabric)."""
+        return len(self.storage_up) > 0
 
     @property
     def switch_gids(self) -> np.ndarray:
@@ -125,15 +158,19 @@ def build_fabric(scenario: Scenario) -> Fabric:
     gateway = b.vertex("gateway", GATEWAY)
     for sw in top:
         b.edge(gateway, sw, GATEWAY_LINK, topo.port_gbps)
+    if scenario.storage_fabric is not None:
+        attach["storage"] = _storage_network(b, scenario, nodes)
     storage = []
     for i, st in enumerate(scenario.storage):
-        gid = b.vertex(st.name, STORAGE, index=i, capacity_pb=st.capacity_pb)
+        extra = {"network": "storage"} if st.attach == "storage" else {}
+        gid = b.vertex(st.name, STORAGE, index=i, capacity_pb=st.capacity_pb, **extra)
         storage.append(gid)
         targets = attach[st.attach]
+        port = scenario.storage_fabric.port_gbps if st.attach == "storage" else topo.port_gbps
         offset = (i * st.ports) % len(targets)
         for j, count in enumerate(_spread(st.ports, len(targets))):
             if count:
-                b.edge(gid, targets[(j + offset) % len(targets)], STORAGE_LINK, count * topo.port_gbps, ports=count)
+                b.edge(gid, targets[(j + offset) % len(targets)], STORAGE_LINK, count * port, ports=count)
     return b.finish(
         scenario,
         node_gids=nodes,
@@ -236,6 +273,24 @@ def _leaves_and_spines(
     return domain, pod, attach, top
 
 
+def _storage_network(b: _Builder, scenario: Scenario, nodes: list[int]) -> list[int]:
+    """The storage network (see StorageFabricSpec): storage leaves and spines, every server's storage NICs
+    to its leaf (one merged cable), each leaf's uplinks spread over the spines. Returns the spines (where
+    the arrays attach)."""
+    sf = scenario.storage_fabric
+    assert sf is not None
+    net = {"network": "storage"}
+    leaves = [b.vertex(f"storage-leaf-{i:03d}", LEAF, index=i, **net) for i in range(sf.leaves(len(nodes)))]
+    spines = [b.vertex(f"storage-spine-{j:02d}", SPINE, index=j, **net) for j in range(sf.spines)]
+    for n, gid in enumerate(nodes):
+        b.edge(gid, leaves[n // sf.servers_per_leaf], STORAGE_NIC, sf.nics * sf.nic_gbps, ports=sf.nics)
+    for leaf in leaves:
+        for j, count in enumerate(_spread(sf.leaf_uplinks, sf.spines)):
+            if count:
+                b.edge(leaf, spines[j], STORAGE_FABRIC, count * sf.port_gbps, ports=count)
+    return spines
+
+
 def _spread(total: int, bins: int) -> list[int]:
     """Split ``total`` ports over ``bins`` switches as evenly as possible."""
     base, extra = divmod(total, bins)
@@ -287,6 +342,7 @@ class _Builder:
         attachments: dict[int, list[tuple[int, int, int]]] = {
             gid: [] for gid in range(len(kinds)) if kinds[gid] not in SWITCH_KINDS
         }
+        storage_nic: dict[int, tuple[int, int, int]] = {}  # server gid -> (storage leaf, up, down)
         for e, (u, v, d) in enumerate(edges):
             g.edges[u, v]["link"] = 2 * e
             src[2 * e], dst[2 * e] = u, v
@@ -296,6 +352,9 @@ class _Builder:
             for a, b_, out, back in ((u, v, 2 * e, 2 * e + 1), (v, u, 2 * e + 1, 2 * e)):
                 if kinds[a] in SWITCH_KINDS and kinds[b_] in SWITCH_KINDS:
                     switch_nbrs[a].append((b_, out))
+                elif kind[2 * e] == STORAGE_NIC:  # kept apart: a server's attachments are its compute NICs
+                    if kinds[a] == NODE:
+                        storage_nic[a] = (b_, out, back)
                 elif kinds[a] not in SWITCH_KINDS:
                     attachments[a].append((b_, out, back))
         read = np.empty(len(storage), np.int32)
@@ -311,6 +370,8 @@ class _Builder:
         src[at] = dst[at] = gateway
         cap[at] = 0.0
         kind[at] = VIRTUAL
+        network = np.array([NETWORKS.index(g.nodes[v].get("network", "compute")) for v in g.nodes], np.int8)
+        store = _StorageArrays.of(self, network, node_gids, storage, storage_nic, switch_nbrs, attachments)
         n = len(node_gids)
         host_up = np.empty((n, rails), np.int32)
         host_down = np.empty((n, rails), np.int32)
@@ -345,4 +406,71 @@ class _Builder:
             attachments=attachments,
             topology=scenario.topology.kind,
             tiers=scenario.topology.tiers,
+            network=network,
+            link_tier=_link_tiers(kind, kinds[src], kinds[dst]),
+            storage_up=store.up,
+            storage_down=store.down,
+            node_storage_leaf=store.node_leaf,
+            storage_leaves=store.leaves,
+            storage_spines=store.spines,
+            storage_leaf_up=store.leaf_up,
+            storage_array_up=store.array_up,
+        )
+
+
+def _link_tiers(kind: np.ndarray, src_kind: np.ndarray, dst_kind: np.ndarray) -> np.ndarray:
+    """Every link's tier (LINK_TIERS) from its kind and its ends' vertex kinds."""
+    tier = np.full(len(kind), T_VIRTUAL, np.int8)
+    tier[kind == HOST] = T_HOST
+    core = (src_kind == CORE) | (dst_kind == CORE)
+    tier[(kind == FABRIC) & ~core] = T_LEAF_SPINE
+    tier[(kind == FABRIC) & core] = T_SPINE_CORE
+    tier[np.isin(kind, (STORAGE_LINK, STORAGE_NIC, STORAGE_FABRIC))] = T_STORAGE
+    tier[kind == GATEWAY_LINK] = T_GATEWAY
+    return tier
+
+
+@dataclass(frozen=True)
+class _StorageArrays:
+    """The storage network as flat arrays (see the Fabric fields of the same names)."""
+
+    up: np.ndarray
+    down: np.ndarray
+    node_leaf: np.ndarray
+    leaves: np.ndarray
+    spines: np.ndarray
+    leaf_up: np.ndarray
+    array_up: np.ndarray
+
+    @staticmethod
+    def of(
+        b: _Builder,
+        network: np.ndarray,
+        node_gids: list[int],
+        storage: list[int],
+        storage_nic: dict[int, tuple[int, int, int]],
+        switch_nbrs: dict[int, list[tuple[int, int]]],
+        attachments: dict[int, list[tuple[int, int, int]]],
+    ) -> _StorageArrays:
+        if not storage_nic:
+            z = np.zeros(0, np.int32)
+            return _StorageArrays(z, z, z, z, z, np.zeros((0, 0), np.int32), np.zeros((0, 0), np.int32))
+        kinds = np.array(b.kinds)
+        leaves = np.flatnonzero((network == STORAGE_NET) & (kinds == LEAF)).astype(np.int32)
+        spines = np.flatnonzero((network == STORAGE_NET) & (kinds == SPINE)).astype(np.int32)
+        local = {int(g): i for i, g in enumerate(spines.tolist())}
+        local.update({int(g): i for i, g in enumerate(leaves.tolist())})
+        ends = np.array([storage_nic[g] for g in node_gids], np.int64)
+        leaf_up = np.full((len(leaves), len(spines)), -1, np.int32)
+        for i, leaf in enumerate(leaves.tolist()):
+            for nbr, out in switch_nbrs[leaf]:
+                leaf_up[i, local[nbr]] = out
+        array_up = np.full((len(storage), len(spines)), -1, np.int32)
+        for a, gid in enumerate(storage):
+            for sw, up, _ in attachments[gid]:
+                if network[sw] == STORAGE_NET:
+                    array_up[a, local[sw]] = up
+        node_leaf = np.array([local[int(v)] for v in ends[:, 0]], np.int32)
+        return _StorageArrays(
+            ends[:, 1].astype(np.int32), ends[:, 2].astype(np.int32), node_leaf, leaves, spines, leaf_up, array_up
         )

@@ -2,7 +2,9 @@
 
 Two layouts. ``hall``: a data hall seen from above: the top tier of switches across the top, blocks of
 racks below (a rail unit, a fat-tree pod or a rack with its leaf), each rack a column of server cells,
-storage arrays in a column on the right. ``graph``: the site as a network graph (force-directed for
+storage arrays in a column on the right (with a storage network of its own: a storage leaf row at the
+foot of each block, and below the grid a band of storage spines over the arrays, fed by storage trays
+down the left of each column of blocks). ``graph``: the site as a network graph (force-directed for
 small sites, concentric shells for large ones), computed by networkx.
 
 Links become *segments*: a line between two points that carries a set of directed links one way and
@@ -34,7 +36,10 @@ from twin.topology import (
     NODE,
     SPINE,
     STORAGE,
+    STORAGE_FABRIC,
     STORAGE_LINK,
+    STORAGE_NET,
+    STORAGE_NIC,
     SWITCH_KINDS,
     Fabric,
 )
@@ -268,8 +273,9 @@ def hall_layout(fab: Fabric, aspect: float = 1.5) -> Layout:
     max_racks = max(len(r) for r in racks_in_block)
     pad = 0.3
     tiers = 2 if fat_tree else 1  # switch rows inside a block: edge (+ aggregation)
+    storage_net = fab.has_storage_fabric
     block_w = max_racks * (CELL_W + RACK_GAP) - RACK_GAP + 2 * pad
-    block_h = rack_h + tiers * (SWITCH_H + 0.35) + 2 * pad
+    block_h = rack_h + (tiers + storage_net) * (SWITCH_H + 0.35) + 2 * pad
     gap_x, gap_y = 1.4, 1.0
     cols = _grid_columns(n_blocks, block_w + gap_x, block_h + gap_y, aspect)
     blocks = np.zeros((n_blocks, 4))
@@ -299,6 +305,12 @@ def hall_layout(fab: Fabric, aspect: float = 1.5) -> Layout:
         )
         leaves_of_block[b] = block_switches
         inner_w = block_w - 2 * pad
+        if storage_net:  # the block's storage leaves in a row under its racks
+            mine = _storage_leaves_of_block(fab, block_of_rack, b)
+            w = inner_w / max(len(mine), 1)
+            y_store = rack_top + rack_h + 0.35
+            for i, sw in enumerate(mine):
+                rect[sw] = (bx + pad + i * w + 0.04, y_store, w - 0.08, SWITCH_H)
         y_leaf = by + pad + (tiers - 1) * (SWITCH_H + 0.35)
         if rails > 1:  # one tile per rail leaf across the block
             w = inner_w / len(block_switches)
@@ -318,7 +330,7 @@ def hall_layout(fab: Fabric, aspect: float = 1.5) -> Layout:
                 leaves_of_block[b].append(sw)
     grid_w = cols * (block_w + gap_x) - gap_x
     top_kind = CORE if fat_tree else SPINE
-    tops = [v for v in range(n_vertices) if fab.kind[v] == top_kind]
+    tops = [v for v in range(n_vertices) if fab.kind[v] == top_kind and fab.network[v] != STORAGE_NET]
     if rails > 1:  # group spines by rail
         tops.sort(key=lambda v: (g.nodes[v]["rail"], g.nodes[v]["index"]))
     bus_y = -1.2
@@ -335,6 +347,20 @@ def hall_layout(fab: Fabric, aspect: float = 1.5) -> Layout:
     store_x = grid_w + 2.6
     for i, v in enumerate(stores):
         rect[v] = (store_x, i * 1.6, 2.6, 1.0)
+    rows = math.ceil(n_blocks / cols)
+    grid_h = rows * (block_h + gap_y) - gap_y
+    tier_labels: list[tuple[str, float, float]] = []
+    storage_bus_y = grid_h + 1.2
+    if storage_net:  # the storage band under the grid: storage spines, and the arrays under them
+        spines, arrays = fab.storage_spines, fab.storage_gid
+        sp_w = min(9.0, grid_w / len(spines) * 0.6)
+        sp_y = storage_bus_y + 1.8
+        for i, v in enumerate(spines.tolist()):
+            rect[v] = ((i + 0.5) * grid_w / len(spines) - sp_w / 2, sp_y, sp_w, top_h)
+        ar_w = min(2.6, grid_w / len(arrays) * 0.6)
+        for i, v in enumerate(arrays.tolist()):
+            rect[v] = ((i + 0.5) * grid_w / len(arrays) - ar_w / 2, sp_y + top_h + 2.2, ar_w, 1.0)
+        tier_labels.append(("storage network", grid_w / 2, sp_y - 0.3))
     pos[:] = rect[:, :2] + rect[:, 2:] / 2
     segs = _SegmentList()
     bus: list[tuple[float, float, float, float]] = []
@@ -347,12 +373,17 @@ def hall_layout(fab: Fabric, aspect: float = 1.5) -> Layout:
         for sw, up, down in fab.attachments[gid]:
             sx, sy, sw_w, sh = rect[sw]
             segs.add((x + w / 2, y), (sx + sw_w / 2, sy + sh), [up], [down], HOST, detail=many_hosts)
-    fabric_edges = int((fab.link_kind[: 2 * fab.n_edges : 2] == FABRIC).sum())
+    if storage_net:  # storage NICs: the foot of a server's cell to its storage leaf
+        cell = rect[fab.node_gid]
+        leaf = rect[fab.link_dst[fab.storage_up]]
+        a = np.column_stack([cell[:, 0] + cell[:, 2] / 2, cell[:, 1] + cell[:, 3]])
+        b = np.column_stack([leaf[:, 0] + leaf[:, 2] / 2, leaf[:, 1]])
+        segs.add_many(a, b, fab.storage_up, fab.storage_down, STORAGE_NIC, detail=many_hosts)
+    fabric_edges = int(np.isin(fab.link_kind[: 2 * fab.n_edges : 2], (FABRIC, STORAGE_FABRIC)).sum())
     top_set = set(tops)
-    rows = math.ceil(n_blocks / cols)
     if fabric_edges <= BUNDLE_ABOVE and rows == 1:  # few cables and nothing in their way: draw each
         for lk in range(0, 2 * fab.n_edges, 2):
-            if fab.link_kind[lk] in (FABRIC, STORAGE_LINK, GATEWAY_LINK):
+            if fab.link_kind[lk] in (FABRIC, STORAGE_LINK, GATEWAY_LINK, STORAGE_FABRIC):
                 u, v = int(fab.link_src[lk]), int(fab.link_dst[lk])
                 segs.add(_port(rect, u, v), _port(rect, v, u), [lk], [lk + 1], int(fab.link_kind[lk]))
     else:
@@ -377,7 +408,12 @@ def hall_layout(fab: Fabric, aspect: float = 1.5) -> Layout:
                 carried = carried + ups
                 above = blocks[b - cols, 1] + pad + SWITCH_H / 2 if b - cols >= 0 else bus_y
                 segs.add((riser_x, stub_y), (riser_x, above), carried, [lk ^ 1 for lk in carried], FABRIC)
-        for v in stores + gw:  # storage and gateway reach the bus directly
+        if storage_net:
+            array_bus_y = storage_bus_y + 1.8 + top_h + 1.1
+            bus.append((-0.5, storage_bus_y, grid_w + 0.5, storage_bus_y))
+            bus.append((0.0, array_bus_y, grid_w, array_bus_y))
+            _storage_trays(fab, rect, blocks, cols, gap_x, (storage_bus_y, array_bus_y), segs)
+        for v in ([] if storage_net else stores) + gw:  # storage and gateway reach the bus directly
             x, y, w, h = rect[v]
             ups = [lk for lk in out.get(v, [])]
             kind = STORAGE_LINK if fab.kind[v] == STORAGE else GATEWAY_LINK
@@ -400,7 +436,116 @@ def hall_layout(fab: Fabric, aspect: float = 1.5) -> Layout:
         segments=segs.build(),
         bus=np.array(bus).reshape(-1, 4),
         bounds=(float(x0), float(y0), float(x1), float(y1)),
+        tier_labels=tuple(tier_labels),
     )
+
+
+def _storage_leaves_of_block(fab: Fabric, block_of_rack: np.ndarray, block: int) -> list[int]:
+    """The storage leaves drawn in a block: those whose first server is in it."""
+    first = np.searchsorted(fab.node_storage_leaf, np.arange(len(fab.storage_leaves)))
+    home = block_of_rack[fab.node_rack[first]]
+    return fab.storage_leaves[home == block].tolist()
+
+
+def _storage_band(
+    fab: Fabric, rect: np.ndarray, width: float, y: float, segs: _SegmentList, bus: list
+) -> tuple[str, float, float]:
+    """The whole storage network in a band from ``y`` down (three-tier sites): a row of storage leaves, a
+    bus, the storage spines, an array bus, the arrays; each server's storage NICs to its leaf are drawn
+    zoomed in. Returns the band's label."""
+    leaves, spines, arrays = fab.storage_leaves, fab.storage_spines, fab.storage_gid
+    for row_y, verts, h, share in ((y, leaves, SWITCH_H, 0.9), (y + 2.0, spines, SWITCH_H * 2.4, 0.6)):
+        w, n = width / len(verts), len(verts)
+        x = np.arange(n) * w + w * (1 - share) / 2
+        rect[verts] = np.column_stack([x, np.full(n, row_y), np.full(n, w * share), np.full(n, h)])
+    ar_w = min(2.6, width / len(arrays) * 0.6)
+    array_y = y + 2.0 + SWITCH_H * 2.4 + 2.2
+    rect[arrays] = np.column_stack(
+        [
+            (np.arange(len(arrays)) + 0.5) * width / len(arrays) - ar_w / 2,
+            np.full(len(arrays), array_y),
+            np.full(len(arrays), ar_w),
+            np.full(len(arrays), 1.0),
+        ]
+    )
+    leaf_bus, array_bus = y + SWITCH_H + 0.8, array_y - 1.1
+    bus += [(0.0, leaf_bus, width, leaf_bus), (0.0, array_bus, width, array_bus)]
+    for i, v in enumerate(leaves.tolist()):  # each leaf down to the bus
+        x, ly, w, h = rect[v]
+        ups = [int(lk) for lk in fab.storage_leaf_up[i] if lk >= 0]
+        segs.add((x + w / 2, ly + h), (x + w / 2, leaf_bus), ups, [lk ^ 1 for lk in ups], STORAGE_FABRIC)
+    for j, v in enumerate(spines.tolist()):  # the bus to each spine, each spine to the array bus
+        x, sy, w, h = rect[v]
+        ups = [int(lk) for lk in fab.storage_leaf_up[:, j] if lk >= 0]
+        segs.add((x + w / 2, leaf_bus), (x + w / 2, sy), ups, [lk ^ 1 for lk in ups], STORAGE_FABRIC)
+        downs = [int(lk) ^ 1 for lk in fab.storage_array_up[:, j] if lk >= 0]
+        segs.add((x + w / 2, sy + h), (x + w / 2, array_bus), downs, [lk ^ 1 for lk in downs], STORAGE_LINK)
+    for a, v in enumerate(arrays.tolist()):
+        x, ay, w, _ = rect[v]
+        ups = [int(lk) for lk in fab.storage_array_up[a] if lk >= 0]
+        segs.add((x + w / 2, ay), (x + w / 2, array_bus), ups, [lk ^ 1 for lk in ups], STORAGE_LINK)
+    cell = rect[fab.node_gid]
+    leaf = rect[fab.link_dst[fab.storage_up]]
+    a_ = np.column_stack([cell[:, 0] + cell[:, 2] / 2, cell[:, 1] + cell[:, 3]])
+    b_ = np.column_stack([leaf[:, 0] + leaf[:, 2] / 2, leaf[:, 1]])
+    segs.add_many(a_, b_, fab.storage_up, fab.storage_down, STORAGE_NIC, detail=True)
+    return "storage network", width / 2, y - 0.1
+
+
+def _storage_trays(
+    fab: Fabric,
+    rect: np.ndarray,
+    blocks: np.ndarray,
+    cols: int,
+    gap_x: float,
+    buses: tuple[float, float],
+    segs: _SegmentList,
+) -> None:
+    """Storage cables in trays: a stub from each block's storage leaves to a riser down the left of its
+    column of blocks, risers down to the storage bus under the grid, a drop from the bus to each storage
+    spine; under the spines an array bus, with a drop from each spine and a riser from each array."""
+    bus_y, array_bus_y = buses
+    leaf_up = fab.storage_leaf_up
+    leaf_row = {int(g): i for i, g in enumerate(fab.storage_leaves.tolist())}
+    block_of_leaf = {}
+    for b in range(len(blocks)):  # which block draws each leaf: the one its tile lies in
+        x, y, w, h = blocks[b]
+        for g, i in leaf_row.items():
+            if x <= rect[g, 0] <= x + w and y <= rect[g, 1] <= y + h:
+                block_of_leaf[i] = b
+    for col in range(min(cols, len(blocks))):
+        members = list(range(col, len(blocks), cols))
+        riser_x = blocks[members[0], 0] - gap_x * 0.3
+        carried: list[int] = []
+        for k, b in enumerate(members):  # from the top block down, accumulating what the riser carries
+            mine = [i for i, home in block_of_leaf.items() if home == b]
+            if not mine:
+                continue
+            ups = [int(lk) for lk in leaf_up[mine].ravel() if lk >= 0]
+            stub_y = float(np.mean([rect[fab.storage_leaves[i], 1] for i in mine])) + SWITCH_H / 2
+            bx = blocks[b, 0]
+            segs.add((bx, stub_y), (riser_x, stub_y), ups, [lk ^ 1 for lk in ups], STORAGE_FABRIC)
+            carried = carried + ups
+            below = bus_y
+            for nxt in members[k + 1 :]:
+                below_leaves = [i for i, home in block_of_leaf.items() if home == nxt]
+                if below_leaves:
+                    below = float(rect[fab.storage_leaves[below_leaves[0]], 1]) + SWITCH_H / 2
+                    break
+            segs.add((riser_x, stub_y), (riser_x, below), carried, [lk ^ 1 for lk in carried], STORAGE_FABRIC)
+    for j, v in enumerate(fab.storage_spines.tolist()):  # drops from the bus to each storage spine
+        x, y, w, _ = rect[v]
+        ups = [int(lk) for lk in leaf_up[:, j] if lk >= 0]
+        segs.add((x + w / 2, bus_y), (x + w / 2, y), ups, [lk ^ 1 for lk in ups], STORAGE_FABRIC)
+    array_up = fab.storage_array_up
+    for j, v in enumerate(fab.storage_spines.tolist()):  # from each spine down to the array bus
+        x, y, w, h = rect[v]
+        downs = [int(lk) ^ 1 for lk in array_up[:, j] if lk >= 0]
+        segs.add((x + w / 2, y + h), (x + w / 2, array_bus_y), downs, [lk ^ 1 for lk in downs], STORAGE_LINK)
+    for a, v in enumerate(fab.storage_gid.tolist()):  # from each array up to the array bus
+        x, y, w, _ = rect[v]
+        ups = [int(lk) for lk in array_up[a] if lk >= 0]
+        segs.add((x + w / 2, y), (x + w / 2, array_bus_y), ups, [lk ^ 1 for lk in ups], STORAGE_LINK)
 
 
 def _pod_hall(fab: Fabric, aspect: float) -> Layout:
@@ -451,7 +596,7 @@ def _pod_hall(fab: Fabric, aspect: float) -> Layout:
     pods = np.zeros((n_pods, 4))
     blocks = np.zeros((n_blocks, 4))
     racks = np.zeros((n_racks, 4))
-    spine_ids = np.flatnonzero(fab.kind == SPINE)
+    spine_ids = np.flatnonzero((fab.kind == SPINE) & (fab.network != STORAGE_NET))
     spine_ids = spine_ids[np.lexsort((index_of[spine_ids], rail_of[spine_ids], pod_of[spine_ids]))]
     spines_of_pod = np.split(spine_ids, np.searchsorted(pod_of[spine_ids], np.arange(1, n_pods)))
     segs = _SegmentList()
@@ -519,9 +664,12 @@ def _pod_hall(fab: Fabric, aspect: float) -> Layout:
         (f"rail {r + 1} cores" if rails > 1 else "cores", r * (strip_w + rail_gap) + strip_w / 2, band_y)
         for r in range(rails)
     ]
-    stores = np.flatnonzero(fab.kind == STORAGE).tolist()
+    stores = [] if fab.has_storage_fabric else np.flatnonzero(fab.kind == STORAGE).tolist()
     store_x = grid_w + 2.6
     gw = np.flatnonzero(fab.kind == GATEWAY).tolist()
+    if fab.has_storage_fabric:  # the storage network in a band under the pods
+        grid_h = rows * (pod_h + pgap_y) - pgap_y
+        tier_labels.append(_storage_band(fab, rect, grid_w, grid_h + 1.6, segs, bus))
     for v in gw:  # beside the cores, above the storage: the cores' labels keep the space over them
         rect[v] = (store_x, band_y + band_h - SWITCH_H * 2.4, 2.6, SWITCH_H * 2.4)
     for i, v in enumerate(stores):
@@ -651,7 +799,7 @@ def graph_layout(fab: Fabric, seed: int = 7) -> Layout:
         for lk in range(0, 2 * fab.n_edges, 2):
             u, v = int(fab.link_src[lk]), int(fab.link_dst[lk])
             kind = int(fab.link_kind[lk])
-            segs.add(pos[u], pos[v], [lk], [lk + 1], kind, detail=kind == HOST and many_hosts)
+            segs.add(pos[u], pos[v], [lk], [lk + 1], kind, detail=kind in (HOST, STORAGE_NIC) and many_hosts)
     pad = 2 * cell
     return Layout(
         name="graph",
@@ -687,10 +835,14 @@ def _bundled_graph_segments(
         members.setdefault(group.get(v, v), []).append(v)
     middle = {key: pos[vs].mean(axis=0) for key, vs in members.items()}
     order = {key: i for i, key in enumerate(members)}
-    host = fab.link_kind[: 2 * fab.n_edges : 2] == HOST
+    kinds = fab.link_kind[: 2 * fab.n_edges : 2]
+    host = np.isin(kinds, (HOST, STORAGE_NIC))  # a server's own cables, compute and storage
     up = np.flatnonzero(host) * 2
     a, b = fab.link_src[up], fab.link_dst[up]
-    segs.add_many(pos[a], pos[b], up, up + 1, HOST, detail=fab.n_nodes > 64)
+    for kind in (HOST, STORAGE_NIC):
+        mine = kinds[up // 2] == kind
+        if mine.any() or kind == HOST:
+            segs.add_many(pos[a[mine]], pos[b[mine]], up[mine], up[mine] + 1, kind, detail=fab.n_nodes > 64)
     bundles: dict[tuple[object, object], tuple[list[int], list[int], int]] = {}
     for lk in (np.flatnonzero(~host) * 2).tolist():
         gu, gv = (
