@@ -317,3 +317,42 @@ def test_the_job_list_never_runs_a_name_into_its_details(size: tuple[int, int]) 
         assert head.right + 6 <= detail.left, (size, job.id)
     widest = job_details(jobs[2])[0]
     assert widest.startswith("8 GPUs") and "compute" in widest
+
+
+@pytest.mark.parametrize(
+    ("metrics", "shown", "hidden"),
+    [
+        (
+            {"pflops": 2855.0, "pflops_delivered": 320.0, "gpu_allocation": 0.8},
+            ["COMPUTE DELIVERED", "320", "of 800 allocated: 40% of their peak (MFU)"],
+            ["COMPUTE IN USE", "2,855"],
+        ),
+        (
+            {"pflops": 2855.0, "pflops_delivered": float("nan"), "gpu_allocation": 0.8},
+            ["COMPUTE IN USE", "2,855"],
+            ["COMPUTE DELIVERED"],
+        ),
+    ],
+    ids=["simulated", "telemetry"],
+)
+def test_the_headline_is_delivered_compute_beside_the_allocated_peak(metrics, shown, hidden) -> None:
+    """A simulation knows what its GPUs deliver: the headline is that, with the allocated GPUs' peak and
+    their MFU under it. Telemetry gives utilisation only: then PFLOPS in use, named as such."""
+    from twin.render.hud import Hud, HudModel, HudState
+    from twin.render.text import Text
+
+    snap = Simulation(load_scenario(SMALL)).snapshot()
+    text = Text(1.0)
+    said: list[str] = []
+    render = text.render
+
+    def spy(s: str, *args, **kwargs):
+        said.append(s)
+        return render(s, *args, **kwargs)
+
+    text.render = spy  # type: ignore[method-assign]
+    Hud(text).draw(pygame.Surface((1920, 1080)), HudModel(HudState("Site", "blurb", 1000.0), snap, metrics, {}, 0.0))
+    for s in shown:
+        assert s in said
+    for s in hidden:
+        assert s not in said

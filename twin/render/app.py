@@ -31,7 +31,7 @@ from twin.topology import NODE
 __all__ = ["DEFAULT_SPEED", "App", "Frame", "render_still", "save_screenshot", "text_scale"]
 
 SPARK_SAMPLES = 360  # one simulated hour at the default 10 s step
-SERIES_KEYS = ("pflops", "gpu_allocation", "facility_mw", "max_link_util")
+SERIES_KEYS = ("pflops", "pflops_delivered", "gpu_allocation", "facility_mw", "max_link_util")
 
 
 def text_scale(size: tuple[int, int]) -> float:

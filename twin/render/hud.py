@@ -345,26 +345,44 @@ class Hud:
 
 
 class Compute:
-    """PFLOPS in use against the peak: the headline figure, a bar and its last hour."""
+    """Delivered PFLOPS against the allocated GPUs' peak and the site's: the headline figure, a bar and
+    its last hour. Sources that cannot know what the GPUs achieve (telemetry gives utilisation only)
+    show PFLOPS in use (busy GPUs x peak) instead, under that name."""
 
     def draw(self, hud: Hud, surf: pygame.Surface, box: pygame.Rect, model: HudModel) -> int:
         text, s, m, st = hud.text, hud.text.scale, model.metrics, model.state
         x, y, inner = box.x, box.y, box.w
-        surf.blit(text.render("COMPUTE IN USE", 13, theme.TEXT_DIM, "semibold"), (x, y))
+        delivered = m.get("pflops_delivered", math.nan)
+        honest = math.isfinite(delivered)
+        key = "pflops_delivered" if honest else "pflops"
+        title = "COMPUTE DELIVERED" if honest else "COMPUTE IN USE"
+        surf.blit(text.render(title, 13, theme.TEXT_DIM, "semibold"), (x, y))
         y += round(20 * s)
-        pflops = m.get("pflops", 0.0)
-        if not math.isfinite(pflops):  # recorded telemetry with a gap here
-            pflops = 0.0
-        big = text.render(_fmt(m, "pflops", "{:,.0f}"), 46, theme.TEXT, "bold")
+        value = m.get(key, 0.0)
+        if not math.isfinite(value):  # recorded telemetry with a gap here
+            value = 0.0
+        big = text.render(_fmt(m, key, "{:,.0f}"), 46, theme.TEXT, "bold")
         surf.blit(big, (x, y))
         unit = text.render(f"/ {st.peak_pflops:,.0f} PFLOPS", 18, theme.TEXT_DIM, "semibold")
         surf.blit(unit, (x + big.get_width() + round(10 * s), y + big.get_height() - unit.get_height() - round(8 * s)))
         y += big.get_height() + round(6 * s)
-        frac = pflops / st.peak_pflops if st.peak_pflops else 0.0
-        hud.bar(surf, pygame.Rect(x, y, inner, round(12 * s)), frac, theme.ACCENT)
-        y += round(20 * s)
+        bar = pygame.Rect(x, y, inner, round(12 * s))
+        peak = st.peak_pflops
+        allocated = m.get("gpu_allocation", math.nan) * peak
+        if honest and math.isfinite(allocated) and peak:
+            hud.bar(surf, bar, allocated / peak, theme.ACCENT_DIM)  # the allocated GPUs' peak behind
+            filled = bar.copy()
+            filled.w = max(bar.h, round(bar.w * min(max(value / peak, 0.0), 1.0)))
+            pygame.draw.rect(surf, theme.ACCENT, filled, border_radius=bar.h // 2)
+        else:
+            hud.bar(surf, bar, value / peak if peak else 0.0, theme.ACCENT)
+        y += round(18 * s)
+        if honest and math.isfinite(allocated) and allocated > 0:
+            note = f"of {allocated:,.0f} allocated: {value / allocated:.0%} of their peak (MFU)"
+            surf.blit(text.render(note, 13, theme.TEXT_DIM), (x, y))
+            y += round(20 * s)
         spark = pygame.Rect(x, y, inner, round(44 * s))
-        hud.sparkline(surf, spark, model.series.get("pflops"), st.peak_pflops, theme.ACCENT)
+        hud.sparkline(surf, spark, model.series.get(key), peak, theme.ACCENT)
         return y + round(56 * s)
 
 

@@ -13,6 +13,7 @@ TEXT = (232, 238, 250)
 TEXT_DIM = (140, 154, 186)
 TEXT_FAINT = (88, 100, 132)
 ACCENT = (86, 204, 255)
+ACCENT_DIM = (38, 84, 116)  # the accent behind it: what could be (allocated peak) under what is
 GOOD = (110, 226, 150)
 WARN = (255, 184, 76)
 HOT = (255, 86, 96)
