@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from test_ops import toml_text
+from test_topology import THREE_TIER
 from test_wiring import built_ports
 
 from conftest import ROOT, site
@@ -264,20 +265,6 @@ def test_a_site_without_a_storage_network_refuses_storage_attachment() -> None:
         scenario_from_dict(data)
 
 
-THREE_TIER_STORAGE = {
-    "kind": "rail-optimized",
-    "racks": 4,
-    "nodes_per_rack": 2,
-    "nodes_per_unit": 2,
-    "leaves_per_pod": 2,
-    "spines": 2,
-    "cores": 4,
-    "leaf_radix": 8,
-    "spine_radix": 8,
-    "port_gbps": 100,
-}
-
-
 @pytest.mark.parametrize("where", ["lingang", "leaf-spine", "fat-tree", "three-tier"])
 def test_the_storage_network_is_drawn_below_the_compute_fabric_with_every_cable(where: str) -> None:
     from twin.render.layout import graph_layout, hall_layout
@@ -289,7 +276,7 @@ def test_the_storage_network_is_drawn_below_the_compute_fabric_with_every_cable(
         if where == "fat-tree":
             data["topology"] = {"kind": "fat-tree", "k": 4, "port_gbps": 100, "spine_radix": 8}
         elif where == "three-tier":
-            data["topology"] = dict(THREE_TIER_STORAGE)
+            data["topology"] = dict(THREE_TIER["topology"])
             data["node"]["nics"] = 2
         data["workload"]["mix"][0]["gpus"] = [8, 8]
         fab = build_fabric(scenario_from_dict(data))
