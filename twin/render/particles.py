@@ -75,16 +75,28 @@ def positions(
 
 
 def stamp(pixels: np.ndarray, xy: np.ndarray, colors: np.ndarray, radius: int, clip: tuple[int, int, int, int]) -> None:
-    """Write square dots into a pixels2d array (indexed [x, y]) inside the clip rectangle."""
+    """Write square dots (corners rounded from radius 2) into a pixels2d array (indexed [x, y]) inside the
+    clip rectangle. Dots whose centre lies within ``radius`` of the clip's edge are left out, so that each
+    offset of the dot is one scatter into the flat pixel buffer, unchecked."""
     if len(xy) == 0:
         return
     cx, cy, cw, ch = clip
+    w, h = pixels.shape
+    x0, y0, x1, y1 = max(cx, 0) + radius, max(cy, 0) + radius, min(cx + cw, w) - radius, min(cy + ch, h) - radius
     x = np.round(xy[:, 0]).astype(np.int64)
     y = np.round(xy[:, 1]).astype(np.int64)
+    ok = (x >= x0) & (x < x1) & (y >= y0) & (y < y1)
+    if not ok.all():
+        x, y, colors = x[ok], y[ok], colors[ok]
+    if len(x) == 0:
+        return
+    size = pixels.itemsize
+    sx, sy = pixels.strides[0] // size, pixels.strides[1] // size
+    flat = np.lib.stride_tricks.as_strided(pixels, shape=((w - 1) * sx + (h - 1) * sy + 1,), strides=(size,))
+    at = x * sx + y * sy
+    colors = colors.astype(pixels.dtype, copy=False)
     for dx in range(-radius, radius + 1):
         for dy in range(-radius, radius + 1):
             if radius > 1 and abs(dx) == radius and abs(dy) == radius:
                 continue  # round the corners of bigger dots
-            px, py = x + dx, y + dy
-            ok = (px >= cx) & (px < cx + cw) & (py >= cy) & (py < cy + ch)
-            pixels[px[ok], py[ok]] = colors[ok]
+            flat[at + (dx * sx + dy * sy)] = colors

@@ -123,6 +123,11 @@ class SiteView:
         self._rgb = np.zeros((0, 3), np.uint8)
         self._rgb_inputs: tuple[np.ndarray, ...] | None = None  # what the server colours were made from
         self._cell_px: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._flash_until = -1e9  # wall time the last flash ends
+        self._updates = 0  # snapshots taken
+        self._cells_key: tuple | None = None  # what the cells on the live layer were last drawn from
+        self._vis_key: tuple | None = None
+        self._vis: tuple[np.ndarray, np.ndarray] | None = None
 
     # --- state --------------------------------------------------------------------------------------
 
@@ -176,10 +181,13 @@ class SiteView:
         """Take a new snapshot: new job colours (flashing where a server just got a job), new loads."""
         old = self.snapshot.node_job if self.snapshot is not None else None
         self.snapshot = snap
+        self._updates += 1
         self.wall = wall
         if old is not None:
             started = (snap.node_job >= 0) & (snap.node_job != old)
             self.flash_at[started] = wall
+            if started.any():
+                self._flash_until = wall + FLASH_S
         self._restyle_due = True
         if wall - self._last_restyle >= RESTYLE_S:
             self._apply_restyle(wall)
@@ -517,9 +525,13 @@ class SiteView:
     def _draw_cells(self, surf: pygame.Surface) -> None:
         """Server cells in their job colours; only cells whose colour changed are redrawn."""
         snap = self.snapshot
-        fab = self.fabric
         if snap is None:
             return
+        flashing = self.wall < self._flash_until
+        key = (self._updates, flashing)
+        if self._drawn_rgb is not None and not flashing and key == self._cells_key:
+            return  # nothing new since the last frame: the usual case, most frames
+        self._cells_key = key
         flash = np.clip(1.0 - (self.wall - self.flash_at) / FLASH_S, 0.0, 1.0) * 0.6
         no_data = snap.no_data if len(snap.no_data) == len(flash) else np.zeros(len(flash), bool)
         now = (snap.node_job, snap.node_util, flash, no_data)
@@ -536,7 +548,7 @@ class SiteView:
         if self.layout.cell_w * self.camera.zoom < 3 and len(self.layout.racks):
             self._draw_racks(surf, rgb)
             return
-        rects, vis = self._visible(self.layout.rect[fab.node_gid])
+        rects, vis = self._node_rects()
         changed = vis if self._drawn_rgb is None else vis & (rgb != self._drawn_rgb).any(axis=1)
         self._drawn_rgb = rgb
         if not changed.any():
@@ -562,6 +574,14 @@ class SiteView:
         del px
         if chassis:
             self._draw_gpus(surf, np.flatnonzero(changed), rects)
+
+    def _node_rects(self) -> tuple[np.ndarray, np.ndarray]:
+        """The servers' screen rects and visibility, cached per camera."""
+        key = (self.camera, self.layout.name)
+        if self._vis_key != key or self._vis is None:
+            self._vis = self._visible(self.layout.rect[self.fabric.node_gid])
+            self._vis_key = key
+        return self._vis
 
     def _cell_pixels(
         self, rects: np.ndarray, vis: np.ndarray, size: tuple[int, int]
