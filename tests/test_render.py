@@ -317,3 +317,16 @@ def test_the_job_list_never_runs_a_name_into_its_details(size: tuple[int, int]) 
         assert head.right + 6 <= detail.left, (size, job.id)
     widest = job_details(jobs[2])[0]
     assert widest.startswith("8 GPUs") and "compute" in widest
+
+
+def test_restyle_sums_made_in_slices_are_the_bundles_sums(monkeypatch: pytest.MonkeyPatch) -> None:
+    from twin.render import scene
+
+    sim = Simulation(load_scenario(ROOT / "scenarios" / "lingang.toml"))
+    sim.run(600)
+    bundles = hall_layout(sim.fabric).segments.bundles
+    load = sim.snapshot().link_load
+    monkeypatch.setattr(scene, "SUM_STEP", 97)  # many slices, none aligned with a run
+    out = np.zeros(bundles.rows)
+    assert len(list(scene.bundle_sums(bundles, load, out))) > 10
+    np.testing.assert_allclose(out, bundles.sums(load), rtol=1e-9, atol=1e-3)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -35,6 +36,33 @@ RESTYLE_S = 0.25  # wall seconds between restyles of the links
 MIX_S = 1.0  # and between new mixes of traffic kinds (the particles' colours), which change slowly
 MIX_STEP_ENTRIES = 100_000  # flow entries a frame adds to the next mix (it is made a slice per frame)
 HOT_MEMBER = 0.9  # a bundle's hottest member is found exactly from this utilisation up
+WORK_BUDGET_S = 0.003  # wall seconds a frame gives to restyling links and mixing traffic kinds
+BUILD_BUDGET_S = 0.003  # and to drawing the next live layer (restyled links) behind the one shown
+SUM_STEP = 50_000  # bundle memberships (or single links) summed per slice of a restyle
+LINE_STEP = 400  # links drawn per slice of the next live layer
+CELL_STEP = 500  # server cells painted per slice (one by one; the whole site at once is one slice)
+
+
+def bundle_sums(bundles, values: np.ndarray, out: np.ndarray) -> Iterator[None]:
+    """``bundles.sums(values)`` for 1-D values into ``out``, SUM_STEP memberships per slice: a running
+    sum over the members in bundle order, carried from slice to slice, then differenced per run."""
+    out[:] = 0.0
+    single_row, single_link = bundles.single_row, bundles.single_link
+    for lo in range(0, len(single_row), 4 * SUM_STEP):
+        out[single_row[lo : lo + 4 * SUM_STEP]] = values[single_link[lo : lo + 4 * SUM_STEP]]
+        yield
+    order = bundles.order
+    if not len(order):
+        return
+    csum = np.zeros(len(order) + 1)
+    for lo in range(0, len(order), SUM_STEP):
+        hi = min(lo + SUM_STEP, len(order))
+        np.cumsum(values[order[lo:hi]], out=csum[lo + 1 : hi + 1])
+        csum[lo + 1 : hi + 1] += csum[lo]
+        yield
+    run = csum[bundles.run_stop] - csum[bundles.run_start]
+    yield
+    out += np.bincount(bundles.run_row, weights=run, minlength=bundles.rows)
 
 
 def fill_outside(surface: pygame.Surface, rect: pygame.Rect, color: tuple[int, int, int]) -> None:
@@ -98,7 +126,9 @@ class SiteView:
         self._coarse = False  # the links on the live layer were drawn without them
         self._drawn_rgb: np.ndarray | None = None
         self._links_dirty = True
-        self._fresh_restyle = False
+        self._loads_work: Iterator[None] | None = None  # the next restyle, being made a slice per frame
+        self._build: Iterator[None] | None = None  # the next live layer, being drawn a slice per frame
+        self._next_live: pygame.Surface | None = None
         self._loads = style.segment_loads(self.layout.segments, np.zeros(fabric.n_links), fabric.link_cap)
         self._mix = np.zeros((2, len(self.layout.segments), 4))
         self.particles = pt.ParticleField(len(self.layout.segments))
@@ -125,7 +155,6 @@ class SiteView:
         self._cell_px: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._flash_until = -1e9  # wall time the last flash ends
         self._updates = 0  # snapshots taken
-        self._cells_key: tuple | None = None  # what the cells on the live layer were last drawn from
         self._vis_key: tuple | None = None
         self._vis: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -175,6 +204,7 @@ class SiteView:
     def _invalidate(self) -> None:
         self._static_ok = False
         self._live_ok = False
+        self._build = None
         self._speed_px = None  # the text scale may have changed
 
     def update(self, snap: Snapshot, wall: float) -> None:
@@ -194,8 +224,15 @@ class SiteView:
 
     def _apply_restyle(self, wall: float) -> None:
         """Link colours and particle mixes follow the latest snapshot, at most every RESTYLE_S: a full
-        redraw of the links is the costliest thing a frame can do, and the eye does not need it faster."""
-        self._restyle_links()
+        redraw of the links is the costliest thing a frame can do, and the eye does not need it faster.
+        The first snapshot (or a new layout) is styled at once; later ones a slice per frame (a restyle
+        still in the making lets the next one wait)."""
+        if self._mix_for != self.layout.name:
+            self._restyle_links()
+        elif self._loads_work is None:
+            self._loads_work = self._restyle_steps()
+        else:
+            return
         self._restyle_due = False
         self._last_restyle = wall
         if self._mix_work is None and wall - self._last_mix >= MIX_S:
@@ -217,12 +254,10 @@ class SiteView:
             np.add.at(kind_load.reshape(-1), key, weight)
             yield
         bundles = layout.segments.bundles
-        bundled = np.ones(bundles.rows, bool)
-        bundled[bundles.single_row] = False
         mix = np.zeros((4, bundles.rows))
         for k in range(4):
-            mix[k] = bundles.sums(kind_load[k], bundled)
-            yield
+            yield from bundle_sums(bundles, kind_load[k], mix[k])
+            mix[k, bundles.single_row] = 0.0  # a single link's mix is read from the links when drawn
         if layout is self.layout:
             self._kind_load = kind_load
             self._set_mix(mix)
@@ -233,9 +268,21 @@ class SiteView:
         self._mix_for = self.layout.name
 
     def _restyle_links(self) -> None:
+        """Restyle the links at once."""
+        self._loads_work = None
+        for _ in self._restyle_steps():
+            pass
+
+    def _restyle_steps(self) -> Iterator[None]:
+        """The links' loads from the latest snapshot, a slice at a time; applied when whole."""
         load = self.snapshot.link_load if self.snapshot is not None else np.zeros(self.fabric.n_links)
-        seg = self.layout.segments
-        self._loads = self._segment_loads(load)
+        layout = self.layout
+        seg = layout.segments
+        loads: dict[str, np.ndarray] = {}
+        yield from self._segment_loads(load, loads)
+        if layout is not self.layout:
+            return
+        self._loads = loads
         if self._mix_for != self.layout.name:  # a new layout (or the first snapshot): its mix at once
             if self.snapshot is not None:
                 self._kind_load = style.kind_link_load(self.snapshot.flows, self.fabric.n_links)
@@ -243,32 +290,35 @@ class SiteView:
             self._mix_work = None
         self._speed_px = None
         self._links_dirty = True
-        self._fresh_restyle = True
 
-    def _segment_loads(self, load: np.ndarray) -> dict[str, np.ndarray]:
+    def _segment_loads(self, load: np.ndarray, out: dict[str, np.ndarray]) -> Iterator[None]:
         """Per segment and direction, as ``style.segment_loads`` gives them: load, utilisation and the
         hottest member's utilisation, summed per run of bundled links (the largest site's trays hold a
-        million memberships). The hottest member is exact wherever it is HOT_MEMBER or more (what a
-        link's colour tells apart); below, a bundle's own utilisation stands in for it."""
+        million memberships), into ``out`` a slice at a time. The hottest member is exact wherever it is
+        HOT_MEMBER or more (what a link's colour tells apart); below, a bundle's own utilisation stands
+        in for it."""
         seg, cap = self.layout.segments, self.fabric.link_cap
         bundles, n = seg.bundles, len(seg)
         if self._cap_for != (self.layout.name, len(seg)):
             self._cap_sums = bundles.sums(cap)
             self._cap_for = (self.layout.name, len(seg))
-        sums = bundles.sums(load)
+        sums = np.zeros(bundles.rows)
+        yield from bundle_sums(bundles, load, sums)
+        yield
         util = np.divide(sums, self._cap_sums, out=np.zeros_like(sums), where=self._cap_sums > 0)
         peak = util.copy()
+        yield
         n_links = len(bundles.link_ptr) - 1
         hot = np.flatnonzero(load[:n_links] >= HOT_MEMBER * cap[:n_links])
         if len(hot):
             first, count = bundles.link_ptr[hot], np.diff(bundles.link_ptr)[hot]
             at = np.repeat(first - np.cumsum(count) + count, count) + np.arange(int(count.sum()))
             np.maximum.at(peak, bundles.link_rows[at], np.repeat(load[hot] / cap[hot], count))
-        out = {"fwd_load": sums[:n], "rev_load": sums[n:], "fwd_util": util[:n], "rev_util": util[n:]}
+            yield
+        out |= {"fwd_load": sums[:n], "rev_load": sums[n:], "fwd_util": util[:n], "rev_util": util[n:]}
         out |= {"fwd_peak": peak[:n], "rev_peak": peak[n:]}
         out["util"] = np.maximum(out["fwd_util"], out["rev_util"])
         out["peak"] = np.maximum(out["fwd_peak"], out["rev_peak"])
-        return out
 
     def tick(self, wall: float) -> None:
         """Advance wall-clock effects (flashes, pulses, particles) without a new snapshot."""
@@ -276,8 +326,7 @@ class SiteView:
         self.wall = wall
         if self._restyle_due and wall - self._last_restyle >= RESTYLE_S:
             self._apply_restyle(wall)
-        elif self._mix_work is not None and next(self._mix_work, StopIteration) is StopIteration:
-            self._mix_work = None
+        self._work(WORK_BUDGET_S)
         if self.camera is None:
             return
         self._segment_screen()
@@ -290,6 +339,21 @@ class SiteView:
         moving.phase = self.particles.phase[:, act]
         moving.step(dt, self._speed_px[:, act], self._seg_len[act])
         self.particles.phase[:, act] = moving.phase
+
+    def _work(self, budget_s: float) -> None:
+        """Slices of the restyle under way, then of the next mix, until the frame's budget is spent."""
+        deadline = time.perf_counter() + budget_s
+        while True:
+            if self._loads_work is not None:
+                if next(self._loads_work, StopIteration) is StopIteration:
+                    self._loads_work = None
+            elif self._mix_work is not None:
+                if next(self._mix_work, StopIteration) is StopIteration:
+                    self._mix_work = None
+            else:
+                return
+            if time.perf_counter() >= deadline:
+                return
 
     # --- drawing -----------------------------------------------------------------------------------
 
@@ -313,9 +377,9 @@ class SiteView:
 
     def _draw_crisp(self, surface: pygame.Surface, view: pygame.Rect) -> None:
         """The picture at the current camera: static layer, links and cells, each redrawn only if stale."""
-        # New link colours wait for the next frame: restyling and redrawing every link in one frame is
-        # the costliest thing a frame can do on the largest site, and one frame late is not to be seen.
-        fresh, self._fresh_restyle = self._fresh_restyle, False
+        # New link colours are drawn onto the next live layer a slice per frame, behind the one shown, and
+        # swapped in when whole: redrawing every link in one frame is the costliest thing a frame can do
+        # on the largest site, and a few frames late is not to be seen. A new camera draws at once.
         if self._static is None or self._static.get_size() != surface.get_size():
             self._static = surface.copy()
             self._live = surface.copy()
@@ -324,21 +388,42 @@ class SiteView:
             self._draw_static(self._static)
             self._static_ok = True
             self._live_ok = False
-        if not self._live_ok:
+        now = not self._live_ok or (self._coarse and not self._moving) or (self._moving and self._links_dirty)
+        if now:  # a new camera, or the camera came to rest (add the detail)
             self._live_ok = True
-            self._drawn_rgb = None
-            self._links_dirty, fresh = True, False
-        if self._coarse and not self._moving:
-            self._links_dirty, fresh = True, False  # the camera came to rest: add the detail
-        if self._links_dirty and not fresh:
+            self._build = None
             self._live.blit(self._static, (0, 0))
             self._coarse = self._moving
             self._draw_links(self._live, detail=not self._moving)
             self._drawn_rgb = None
             self._links_dirty = False
+        elif self._links_dirty and self._build is None:
+            self._build = self._build_steps(surface)
+            self._links_dirty = False
+        if self._build is not None:
+            deadline = time.perf_counter() + BUILD_BUDGET_S
+            while next(self._build, StopIteration) is not StopIteration:
+                if time.perf_counter() >= deadline:
+                    break
+            else:
+                self._build = None
         self._draw_cells(self._live)
         self._live_cam = self.camera
         surface.blit(self._live, view.topleft, view)
+
+    def _build_steps(self, surface: pygame.Surface) -> Iterator[None]:
+        """Draw the next live layer (static layer, links, cells) a slice at a time, then show it."""
+        if self._next_live is None or self._next_live.get_size() != surface.get_size():
+            self._next_live = surface.copy()
+        layer = self._next_live
+        layer.blit(self._static, (0, 0))
+        yield
+        yield from self._link_steps(layer, detail=True)
+        rgb = self._cell_rgb()
+        yield from self._paint_cells(layer, rgb, None)
+        self._live, self._next_live = layer, self._live
+        self._drawn_rgb = rgb
+        self._coarse = False
 
     def _glide(self, surface: pygame.Surface, view: pygame.Rect) -> bool:
         """While the camera moves, show the last crisp picture scaled and moved to the new camera (a few
@@ -507,6 +592,11 @@ class SiteView:
         return self._inside
 
     def _draw_links(self, surf: pygame.Surface, detail: bool = True) -> None:
+        for _ in self._link_steps(surf, detail):
+            pass
+
+    def _link_steps(self, surf: pygame.Surface, detail: bool = True) -> Iterator[None]:
+        """The links in their load colours and widths, hot ones on top, LINE_STEP at a time."""
         a, b = self._segment_screen()
         shown = self._segments_shown() & (detail | ~self.layout.segments.detail)
         act = self._active_segments()
@@ -518,20 +608,31 @@ class SiteView:
         colors = style.link_colors(util[order], peak[order], pulse)
         widths = style.link_widths(util[order], scale)
         idx = act[order]
-        lists = (colors.tolist(), a[idx].tolist(), b[idx].tolist(), widths.astype(int).tolist())
-        for color, p, q, w in zip(*lists, strict=True):
-            pygame.draw.line(surf, color, p, q, w)
+        yield
+        for lo in range(0, len(idx), LINE_STEP):
+            part = slice(lo, lo + LINE_STEP)
+            lists = (colors[part].tolist(), a[idx[part]].tolist(), b[idx[part]].tolist())
+            for color, p, q, w in zip(*lists, widths[part].astype(int).tolist(), strict=True):
+                pygame.draw.line(surf, color, p, q, w)
+            yield
 
     def _draw_cells(self, surf: pygame.Surface) -> None:
         """Server cells in their job colours; only cells whose colour changed are redrawn."""
-        snap = self.snapshot
-        if snap is None:
+        if self.snapshot is None:
             return
         flashing = self.wall < self._flash_until
         key = (self._updates, flashing)
         if self._drawn_rgb is not None and not flashing and key == self._cells_key:
             return  # nothing new since the last frame: the usual case, most frames
         self._cells_key = key
+        rgb = self._cell_rgb()
+        for _ in self._paint_cells(surf, rgb, self._drawn_rgb):
+            pass
+        self._drawn_rgb = rgb
+
+    def _cell_rgb(self) -> np.ndarray:
+        """The servers' colours now: job, load, a flash where a job just started, no data."""
+        snap = self.snapshot
         flash = np.clip(1.0 - (self.wall - self.flash_at) / FLASH_S, 0.0, 1.0) * 0.6
         no_data = snap.no_data if len(snap.no_data) == len(flash) else np.zeros(len(flash), bool)
         now = (snap.node_job, snap.node_util, flash, no_data)
@@ -544,17 +645,19 @@ class SiteView:
                 self._rgb = self._rgb.copy()
                 self._rgb[redo] = style.node_colors(*(a[redo] for a in now))
         self._rgb_inputs = tuple(np.array(a, copy=True) for a in now)
-        rgb = self._rgb
+        return self._rgb
+
+    def _paint_cells(self, surf: pygame.Surface, rgb: np.ndarray, drawn: np.ndarray | None) -> Iterator[None]:
+        """Paint the cells whose colour differs from ``drawn`` (all, if None), a slice at a time."""
         if self.layout.cell_w * self.camera.zoom < 3 and len(self.layout.racks):
-            self._draw_racks(surf, rgb)
+            if drawn is None or not np.array_equal(rgb, drawn):
+                self._draw_racks(surf, rgb)
             return
         rects, vis = self._node_rects()
-        changed = vis if self._drawn_rgb is None else vis & (rgb != self._drawn_rgb).any(axis=1)
-        self._drawn_rgb = rgb
+        changed = vis if drawn is None else vis & (rgb != drawn).any(axis=1)
         if not changed.any():
             return
         zoom_w = self.layout.cell_w * self.camera.zoom
-        px = pygame.surfarray.pixels2d(surf)
         # Zoomed in to its GPUs, a server is a dark chassis in its job's colour and its GPUs light up in it.
         chassis = zoom_w >= GPU_DETAIL_PX
         mapped = map_colors(surf, (rgb * CHASSIS).astype(np.uint8) if chassis else rgb)
@@ -562,16 +665,23 @@ class SiteView:
         if changed.sum() > MANY_CELLS:  # the whole site in view: every changed cell's pixels at once
             node, xs, ys = self._cell_pixels(rects, vis, (w, h))
             mine = changed[node]
+            px = pygame.surfarray.pixels2d(surf)
             px[xs[mine], ys[mine]] = mapped[node[mine]]
+            del px
         else:
-            r = np.round(rects[changed]).astype(np.int64)
+            cells = np.flatnonzero(changed)
+            r = np.round(rects[cells]).astype(np.int64)
             x0 = np.clip(r[:, 0], 0, w)
             y0 = np.clip(r[:, 1], 0, h)
             x1 = np.clip(r[:, 0] + np.maximum(r[:, 2], 1), 0, w)
             y1 = np.clip(r[:, 1] + np.maximum(r[:, 3], 1), 0, h)
-            for i, color in enumerate(mapped[changed].tolist()):
-                px[x0[i] : x1[i], y0[i] : y1[i]] = color
-        del px
+            colors = mapped[cells].tolist()
+            for lo in range(0, len(cells), CELL_STEP):
+                px = pygame.surfarray.pixels2d(surf)
+                for i in range(lo, min(lo + CELL_STEP, len(cells))):
+                    px[x0[i] : x1[i], y0[i] : y1[i]] = colors[i]
+                del px
+                yield
         if chassis:
             self._draw_gpus(surf, np.flatnonzero(changed), rects)
 
@@ -604,9 +714,6 @@ class SiteView:
 
     def _draw_racks(self, surf: pygame.Surface, rgb: np.ndarray) -> None:
         """Zoomed far out, servers are too small to see: each rack takes the mean colour of its servers."""
-        if self._drawn_rgb is not None and np.array_equal(rgb, self._drawn_rgb):
-            return
-        self._drawn_rgb = rgb
         rack = self.fabric.node_rack
         n = np.bincount(rack).astype(float)
         mean = np.stack([np.bincount(rack, weights=rgb[:, c].astype(float)) / n for c in range(3)], axis=1)
