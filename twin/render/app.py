@@ -99,7 +99,7 @@ class Frame:
 
     def draw(self, surface: pygame.Surface, wall: float) -> dict[str, float]:
         t0 = time.perf_counter()
-        self.site.tick(wall)
+        self.site.tick(wall, self.source.now)
         self.site.draw(surface)
         t1 = time.perf_counter()
         if self.hud_visible and self.snap is not None:

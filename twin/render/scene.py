@@ -18,7 +18,7 @@ import numpy as np
 import pygame
 
 from twin.render import particles as pt
-from twin.render import style, theme
+from twin.render import rhythm, style, theme
 from twin.render.camera import Camera
 from twin.render.layout import LAYOUTS, Layout
 from twin.render.text import Text
@@ -35,6 +35,7 @@ MANY_CELLS = 1500  # more changed cells than this are written as one numpy assig
 RESTYLE_S = 0.25  # wall seconds between restyles of the links
 MIX_S = 1.0  # and between new mixes of traffic kinds (the particles' colours), which change slowly
 MIX_STEP_ENTRIES = 100_000  # flow entries a frame adds to the next mix (it is made a slice per frame)
+LEVELS = 12  # brightness levels of particles pulsing with their job's steps
 HOT_MEMBER = 0.9  # a bundle's hottest member is found exactly from this utilisation up
 WORK_BUDGET_S = 0.003  # wall seconds a frame gives to restyling links and mixing traffic kinds
 BUILD_BUDGET_S = 0.003  # and to drawing the next live layer (restyled links) behind the one shown
@@ -155,6 +156,14 @@ class SiteView:
         self._cell_px: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._flash_until = -1e9  # wall time the last flash ends
         self._updates = 0  # snapshots taken
+        self.sim_now: float | None = None  # the source's clock, as last ticked
+        self.sim_per_frame = 0.0  # simulated seconds a frame advances (fast attack, slow release)
+        self._rhythm: dict[str, np.ndarray] | None = None  # per segment direction: main rhythmic job, share
+        self._rhythm_ids = np.zeros(0, np.int64)  # the rhythmic jobs (index -> job id)
+        self._rhythm_jobs = np.zeros((3, 0))  # their step period, communication share and phase offset
+        self._palette_key: tuple | None = None
+        self._palette = np.zeros(0, np.int64)
+        self._cells_key: tuple | None = None  # what the cells on the live layer were last drawn from
         self._vis_key: tuple | None = None
         self._vis: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -219,8 +228,23 @@ class SiteView:
             if started.any():
                 self._flash_until = wall + FLASH_S
         self._restyle_due = True
+        self._rhythm_jobs = self._job_rhythm(self._rhythm_ids)
         if wall - self._last_restyle >= RESTYLE_S:
             self._apply_restyle(wall)
+
+    def _job_rhythm(self, ids: np.ndarray) -> np.ndarray:
+        """Step period, communication share and phase offset of the given jobs in the latest snapshot (a
+        job no longer running has no rhythm)."""
+        out = np.zeros((3, len(ids)))
+        if self.snapshot is None or not len(ids):
+            return out
+        known = {j.id: j for j in self.snapshot.jobs}
+        for i, job_id in enumerate(ids.tolist()):
+            job = known.get(job_id)
+            if job is not None:
+                out[0, i], out[1, i] = job.step_s, job.comm_share
+        out[2] = rhythm.job_offsets(ids)
+        return out
 
     def _apply_restyle(self, wall: float) -> None:
         """Link colours and particle mixes follow the latest snapshot, at most every RESTYLE_S: a full
@@ -258,9 +282,61 @@ class SiteView:
         for k in range(4):
             yield from bundle_sums(bundles, kind_load[k], mix[k])
             mix[k, bundles.single_row] = 0.0  # a single link's mix is read from the links when drawn
+        yield from self._rhythm_steps(flows, kind_load)
         if layout is self.layout:
             self._kind_load = kind_load
             self._set_mix(mix)
+
+    def _rhythm_steps(self, flows: dict[str, np.ndarray], kind_load: np.ndarray) -> Iterator[None]:
+        """Which rhythmic job (if any) leads the traffic on each segment direction, and its share: made
+        with the mix, a slice at a time, and only if some job has a step rhythm."""
+        jobs = [j for j in self.snapshot.jobs if j.step_s > 0 and 0 < j.comm_share < 1]
+        if not jobs or "job" not in flows:
+            self._rhythm, self._rhythm_ids = None, np.zeros(0, np.int64)
+            return
+        layout, n_links = self.layout, self.fabric.n_links
+        ids = np.array(sorted(j.id for j in jobs), np.int64)
+        at = np.minimum(np.searchsorted(ids, flows["job"]), len(ids) - 1)
+        flow_job = np.where(ids[at] == flows["job"], at, -1)
+        per_link: dict[str, np.ndarray] = {}
+        yield from rhythm.link_main_job(flows, flow_job, n_links, per_link)
+        bundles = layout.segments.bundles
+        total = np.zeros(bundles.rows)
+        yield from bundle_sums(bundles, kind_load.sum(axis=0), total)
+        # A row's main job: that of its member link with the most of its own main job's traffic.
+        best = np.zeros(bundles.rows)
+        job = np.full(bundles.rows, -1, np.int64)
+        links = np.flatnonzero(per_link["job"][: len(bundles.link_ptr) - 1] >= 0)
+        first, count = bundles.link_ptr[links], np.diff(bundles.link_ptr)[links]
+        member = np.repeat(first - np.cumsum(count) + count, count) + np.arange(int(count.sum()))
+        rows, link = bundles.link_rows[member], np.repeat(links, count)
+        np.maximum.at(best, rows, per_link["load"][link])
+        top = per_link["load"][link] >= best[rows]
+        job[rows[top]] = per_link["job"][link[top]]
+        share = np.divide(best, total, out=np.zeros(bundles.rows), where=total > 0)
+        yield
+        if layout is self.layout:
+            n = len(layout.segments)
+            self._rhythm = {
+                "job": np.stack([job[:n], job[n:]]),
+                "share": np.clip(np.stack([share[:n], share[n:]]), 0, 1),
+            }
+            self._rhythm_ids = ids
+            self._rhythm_jobs = self._job_rhythm(ids)
+
+    def segment_levels(self, segments: np.ndarray | None = None) -> np.ndarray | None:
+        """Particle brightness (2, segments) now, from the rhythm of the jobs leading their traffic (of
+        the given segments, else all); None when no job has a rhythm."""
+        if self._rhythm is None or not len(self._rhythm_ids):
+            return None
+        step, comm, offset = self._rhythm_jobs
+        now = self.sim_now if self.sim_now is not None else (self.snapshot.time_s if self.snapshot else 0.0)
+        amp = rhythm.pulse_amplitude(step, comm, self.sim_per_frame)
+        levels = rhythm.job_levels(now, step, comm, offset, amp)
+        job, share = self._rhythm["job"], self._rhythm["share"]
+        if segments is not None:
+            job, share = job[:, segments], share[:, segments]
+        return rhythm.segment_levels(levels, job, share)
 
     def _set_mix(self, mix: np.ndarray) -> None:
         n = len(self.layout.segments)
@@ -320,10 +396,15 @@ class SiteView:
         out["util"] = np.maximum(out["fwd_util"], out["rev_util"])
         out["peak"] = np.maximum(out["fwd_peak"], out["rev_peak"])
 
-    def tick(self, wall: float) -> None:
-        """Advance wall-clock effects (flashes, pulses, particles) without a new snapshot."""
+    def tick(self, wall: float, now: float | None = None) -> None:
+        """Advance wall-clock effects (flashes, pulses, particles) without a new snapshot; ``now`` is the
+        source's clock (the jobs' step rhythm follows it)."""
         dt = min(max(wall - self.wall, 0.0), 0.1)
         self.wall = wall
+        if now is not None:
+            step = now - self.sim_now if self.sim_now is not None and now >= self.sim_now else 0.0
+            self.sim_per_frame = max(step, 0.9 * self.sim_per_frame)
+            self.sim_now = now
         if self._restyle_due and wall - self._last_restyle >= RESTYLE_S:
             self._apply_restyle(wall)
         self._work(WORK_BUDGET_S)
@@ -863,6 +944,9 @@ class SiteView:
         shimmer = (~shown | fine) & (length >= 6) & ((act * 2654435761) % 5 == 0)
         shown = shown & ~fine
         colors = np.array([surf.map_rgb(c) for c in (*theme.TRAFFIC, theme.MEASURED)], np.int64)
+        levels = self.segment_levels(act)
+        if levels is not None:
+            colors = self._pulse_palette(surf)
         radius = 1 if self.text.scale < 0.8 else 2 if self.text.scale < 1.6 else 3
         lane = max(1.5, 2.0 * self.text.scale)
         px = pygame.surfarray.pixels2d(surf)
@@ -874,8 +958,22 @@ class SiteView:
                     continue
                 n = pt.counts(util * mask, length)
                 xy, kind = pt.positions(ua, ub, phase, n, mix, lane)
+                if levels is not None:  # brighter while a job communicates, dimmer while it computes
+                    level = np.round(np.clip(levels[d], 0, 1) * (LEVELS - 1)).astype(np.int64)
+                    kind = kind * LEVELS + np.repeat(level, n)
                 pt.stamp(px, xy, colors[kind], r, self.camera.viewport)
         del px
+
+    def _pulse_palette(self, surf: pygame.Surface) -> np.ndarray:
+        """Every particle colour at every brightness level, mapped for the surface: kind * LEVELS + level."""
+        key = (surf.get_shifts(), surf.get_losses(), surf.get_masks())
+        if self._palette_key != key:
+            base = np.array([*theme.TRAFFIC, theme.MEASURED], float)
+            scale = np.linspace(0, 1, LEVELS)
+            rgb = style.dim_colors(base, scale)
+            self._palette = map_colors(surf, rgb.reshape(-1, 3)).astype(np.int64)
+            self._palette_key = key
+        return self._palette
 
     # --- picking -----------------------------------------------------------------------------------
 
