@@ -307,12 +307,19 @@ class SiteView:
         best = np.zeros(bundles.rows)
         job = np.full(bundles.rows, -1, np.int64)
         links = np.flatnonzero(per_link["job"][: len(bundles.link_ptr) - 1] >= 0)
-        first, count = bundles.link_ptr[links], np.diff(bundles.link_ptr)[links]
-        member = np.repeat(first - np.cumsum(count) + count, count) + np.arange(int(count.sum()))
-        rows, link = bundles.link_rows[member], np.repeat(links, count)
-        np.maximum.at(best, rows, per_link["load"][link])
-        top = per_link["load"][link] >= best[rows]
-        job[rows[top]] = per_link["job"][link[top]]
+        ptr, per = bundles.link_ptr, np.diff(bundles.link_ptr)
+        for keep in (False, True):  # the most traffic per row, then the job that has it
+            for lo in range(0, len(links), SUM_STEP // 4):
+                some = links[lo : lo + SUM_STEP // 4]
+                first, count = ptr[some], per[some]
+                member = np.repeat(first - np.cumsum(count) + count, count) + np.arange(int(count.sum()))
+                rows, link = bundles.link_rows[member], np.repeat(some, count)
+                if not keep:
+                    np.maximum.at(best, rows, per_link["load"][link])
+                else:
+                    top = per_link["load"][link] >= best[rows]
+                    job[rows[top]] = per_link["job"][link[top]]
+                yield
         share = np.divide(best, total, out=np.zeros(bundles.rows), where=total > 0)
         yield
         if layout is self.layout:
