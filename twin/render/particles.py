@@ -54,16 +54,15 @@ def positions(
         return np.zeros((0, 2)), np.zeros(0, np.int64)
     a, b, phase, n, mix = a[busy], b[busy], phase[busy], n[busy], mix[busy]
     seg = np.repeat(np.arange(len(n)), n)
-    starts = np.concatenate(([0], np.cumsum(n)[:-1]))
-    k = np.arange(len(seg)) - np.repeat(starts, n)
+    starts = np.cumsum(n) - n
+    k = np.arange(len(seg)) - starts[seg]
     nn = n[seg]
     t = (phase[seg] + k / nn) % 1.0
-    d = b[seg] - a[seg]
-    xy = a[seg] + d * t[:, None]
+    d = b - a
     length = np.hypot(d[:, 0], d[:, 1])
     length[length == 0] = 1.0
-    normal = np.column_stack([-d[:, 1], d[:, 0]]) / length[:, None]
-    xy += normal * offset_px
+    lane = np.column_stack([-d[:, 1], d[:, 0]]) * (offset_px / length)[:, None]  # per segment, then repeated
+    xy = (a + lane)[seg] + d[seg] * t[:, None]
     cum = np.cumsum(mix, axis=1)
     total = cum[:, -1:]
     unknown = total[:, 0] == 0  # measured traffic of no known kind (live data): the extra colour

@@ -165,6 +165,11 @@ class SiteView:
         self._palette = np.zeros(0, np.int64)
         self._cells_key: tuple | None = None  # what the cells on the live layer were last drawn from
         self._vis_key: tuple | None = None
+        self._shown_key: tuple | None = None
+        self._shown = np.zeros(0, bool)
+        self._hot_key: tuple | None = None
+        self._loads_version = 0
+        self._hot = np.zeros(0, np.int64)
         self._vis: tuple[np.ndarray, np.ndarray] | None = None
 
     # --- state --------------------------------------------------------------------------------------
@@ -366,6 +371,7 @@ class SiteView:
         if layout is not self.layout:
             return
         self._loads = loads
+        self._loads_version += 1
         if self._mix_for != self.layout.name:  # a new layout (or the first snapshot): its mix at once
             if self.snapshot is not None:
                 self._kind_load = style.kind_link_load(self.snapshot.flows, self.fabric.n_links)
@@ -660,9 +666,13 @@ class SiteView:
         return self._active
 
     def _segments_shown(self) -> np.ndarray:
-        seg = self.layout.segments
-        show_detail = self.layout.cell_w * self.camera.zoom >= HOST_DETAIL_PX
-        return ~seg.detail | show_detail
+        """Segments drawn as lines at this zoom (host links only close up), cached per camera."""
+        key = (self.camera, self.layout.name)
+        if self._shown_key != key:
+            show_detail = self.layout.cell_w * self.camera.zoom >= HOST_DETAIL_PX
+            self._shown = ~self.layout.segments.detail | show_detail
+            self._shown_key = key
+        return self._shown
 
     def _segments_inside(self) -> np.ndarray:
         """Segments whose bounding box meets the viewport (zoomed in, most of the site is off screen)."""
@@ -859,7 +869,12 @@ class SiteView:
 
     def _draw_pulses(self, surf: pygame.Surface) -> None:
         """Saturated links pulse every frame (the live layer is only restyled a few times a second)."""
-        hot = np.flatnonzero((self._loads["peak"] >= 0.98) & self._segments_shown())
+        key = (self._loads_version, self.camera, self.layout.name)
+        if self._hot_key != key:  # new loads or a new camera: the saturated links shown
+            act = self._active_segments()
+            self._hot = act[(self._loads["peak"][act] >= 0.98) & self._segments_shown()[act]]
+            self._hot_key = key
+        hot = self._hot
         if not len(hot):
             return
         a, b = self._segment_screen()
@@ -956,19 +971,28 @@ class SiteView:
             colors = self._pulse_palette(surf)
         radius = 1 if self.text.scale < 0.8 else 2 if self.text.scale < 1.6 else 3
         lane = max(1.5, 2.0 * self.text.scale)
+        # Both directions and both dot sizes in one go: a few numpy calls a frame, whatever the count.
+        util = [self._loads["fwd_util"][act], self._loads["rev_util"][act]]
+        n = np.concatenate([pt.counts(util[d] * mask, length) for mask in (shimmer, shown) for d in (0, 1)])
+        if not n.any():
+            return
+        phase = self.particles.phase[:, act]
+        mixes = [self._row_mix(0, act), self._row_mix(1, act)]
+        xy, kind = pt.positions(
+            np.concatenate([a, b, a, b]),
+            np.concatenate([b, a, b, a]),
+            np.concatenate([phase[0], phase[1], phase[0], phase[1]]),
+            n,
+            np.concatenate([*mixes, *mixes]),
+            lane,
+        )
+        if levels is not None:  # brighter while a job communicates, dimmer while it computes
+            level = np.round(np.clip(levels, 0, 1) * (LEVELS - 1)).astype(np.int64)
+            kind = kind * LEVELS + np.repeat(np.concatenate([level[0], level[1], level[0], level[1]]), n)
+        fine_dots = int(n[: 2 * len(act)].sum())
         px = pygame.surfarray.pixels2d(surf)
-        for d, (ua, ub) in enumerate(((a, b), (b, a))):
-            util = self._loads["fwd_util" if d == 0 else "rev_util"][act]
-            phase, mix = self.particles.phase[d][act], self._row_mix(d, act)
-            for mask, r in ((shimmer, max(0, radius - 2)), (shown, radius)):
-                if not mask.any():
-                    continue
-                n = pt.counts(util * mask, length)
-                xy, kind = pt.positions(ua, ub, phase, n, mix, lane)
-                if levels is not None:  # brighter while a job communicates, dimmer while it computes
-                    level = np.round(np.clip(levels[d], 0, 1) * (LEVELS - 1)).astype(np.int64)
-                    kind = kind * LEVELS + np.repeat(level, n)
-                pt.stamp(px, xy, colors[kind], r, self.camera.viewport)
+        for part, r in ((slice(0, fine_dots), max(0, radius - 2)), (slice(fine_dots, None), radius)):
+            pt.stamp(px, xy[part], colors[kind[part]], r, self.camera.viewport)
         del px
 
     def _pulse_palette(self, surf: pygame.Surface) -> np.ndarray:
