@@ -4,6 +4,8 @@ and the whole field is a few numpy operations per frame."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 SPACING_PX = 16.0  # particle spacing on a fully loaded link
@@ -71,6 +73,39 @@ def positions(
     q = (k + 0.5) / nn
     kind = np.minimum((cum[seg] < q[:, None]).sum(axis=1), mix.shape[1] - 1)
     return xy, np.where(unknown[seg], mix.shape[1], kind)
+
+
+class Plan(NamedTuple):
+    """What stays of a particle field's picture from frame to frame (only the phases move): each
+    particle's segment row, its place along the segment at phase 0, its lane start and run, its kind."""
+
+    row: np.ndarray
+    frac: np.ndarray
+    base: np.ndarray
+    run: np.ndarray
+    kind: np.ndarray
+
+
+def plan(a: np.ndarray, b: np.ndarray, n: np.ndarray, mix: np.ndarray, offset_px: float) -> Plan:
+    """``positions`` split into what changes only with the loads, mixes and camera (this), and what
+    changes every frame (``place``)."""
+    busy = np.flatnonzero(n)
+    if len(busy) == 0:
+        empty = np.zeros(0, np.int64)
+        return Plan(empty, np.zeros(0), np.zeros((0, 2)), np.zeros((0, 2)), empty)
+    xy0, kind = positions(a, b, np.zeros(len(n)), n, mix, offset_px)
+    seg = np.repeat(busy, n[busy])
+    starts = np.cumsum(n[busy]) - n[busy]
+    k = np.arange(len(seg)) - np.repeat(starts, n[busy])
+    frac = k / n[seg]
+    run = (b - a)[seg]
+    return Plan(seg, frac, xy0 - run * frac[:, None], run, kind)
+
+
+def place(p: Plan, phase: np.ndarray) -> np.ndarray:
+    """Screen positions (P, 2) of a plan's particles at the segments' phases now."""
+    t = (phase[p.row] + p.frac) % 1.0
+    return p.base + p.run * t[:, None]
 
 
 def stamp(pixels: np.ndarray, xy: np.ndarray, colors: np.ndarray, radius: int, clip: tuple[int, int, int, int]) -> None:

@@ -169,6 +169,11 @@ class SiteView:
         self._shown = np.zeros(0, bool)
         self._hot_key: tuple | None = None
         self._loads_version = 0
+        self._mix_version = 0
+        self._plan_key: tuple | None = None
+        self._plan: tuple | None = None  # the particles' plan and what stamping it needs
+        self._rate_key: tuple | None = None
+        self._rate = np.zeros((2, 0))
         self._hot = np.zeros(0, np.int64)
         self._vis: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -354,6 +359,7 @@ class SiteView:
         n = len(self.layout.segments)
         self._mix = np.stack([mix[:, :n].T, mix[:, n:].T])
         self._mix_for = self.layout.name
+        self._mix_version += 1
 
     def _restyle_links(self) -> None:
         """Restyle the links at once."""
@@ -427,12 +433,15 @@ class SiteView:
         if self._speed_px is None:
             s = self.text.scale
             self._speed_px = np.stack([pt.speeds(self._loads["fwd_util"], s), pt.speeds(self._loads["rev_util"], s)])
+            self._rate_key = None
         # Only the particles this level of detail can show move; the rest wait where they are.
         act = self._active_segments()
-        moving = pt.ParticleField(0)
-        moving.phase = self.particles.phase[:, act]
-        moving.step(dt, self._speed_px[:, act], self._seg_len[act])
-        self.particles.phase[:, act] = moving.phase
+        if self._rate_key != self._active_key:  # phase per wall second, per restyle and camera
+            length = self._seg_len[act]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                self._rate = np.where(length > 0, self._speed_px[:, act] / length, 0.0)
+            self._rate_key = self._active_key
+        self.particles.phase[:, act] = (self.particles.phase[:, act] + self._rate * dt) % 1.0
 
     def _work(self, budget_s: float) -> None:
         """Slices of the restyle under way, then of the next mix, until the frame's budget is spent."""
@@ -955,6 +964,31 @@ class SiteView:
 
     def _draw_particles(self, surf: pygame.Surface) -> None:
         act = self._active_segments()
+        key = (self.camera, self.layout.name, self._loads_version, self._mix_version, self.text.scale)
+        if self._plan_key != key or self._plan is None:
+            self._plan = self._particle_plan(act)
+            self._plan_key = key
+        plan, fine_dots = self._plan
+        if not len(plan.row):
+            return
+        phase = self.particles.phase[:, act]
+        xy = pt.place(plan, np.concatenate([phase[0], phase[1], phase[0], phase[1]]))
+        kind = plan.kind
+        colors = np.array([surf.map_rgb(c) for c in (*theme.TRAFFIC, theme.MEASURED)], np.int64)
+        levels = self.segment_levels(act)
+        if levels is not None:  # brighter while a job communicates, dimmer while it computes
+            colors = self._pulse_palette(surf)
+            level = np.round(np.clip(levels, 0, 1) * (LEVELS - 1)).astype(np.int64)
+            kind = kind * LEVELS + np.concatenate([level[0], level[1], level[0], level[1]])[plan.row]
+        radius = 1 if self.text.scale < 0.8 else 2 if self.text.scale < 1.6 else 3
+        px = pygame.surfarray.pixels2d(surf)
+        for part, r in ((slice(0, fine_dots), max(0, radius - 2)), (slice(fine_dots, None), radius)):
+            pt.stamp(px, xy[part], colors[kind[part]], r, self.camera.viewport)
+        del px
+
+    def _particle_plan(self, act: np.ndarray) -> tuple[pt.Plan, int]:
+        """The particles of the active segments, both directions and both dot sizes in one plan (made
+        again only when the loads, the mixes or the camera change), and how many are fine dots."""
         a, b = self._segment_screen()
         a, b, length = a[act], b[act], self._seg_len[act]
         shown = self._segments_shown()[act]
@@ -965,35 +999,13 @@ class SiteView:
         fine = self.layout.segments.detail[act] & (self.layout.cell_w * self.camera.zoom < GPU_DETAIL_PX)
         shimmer = (~shown | fine) & (length >= 6) & ((act * 2654435761) % 5 == 0)
         shown = shown & ~fine
-        colors = np.array([surf.map_rgb(c) for c in (*theme.TRAFFIC, theme.MEASURED)], np.int64)
-        levels = self.segment_levels(act)
-        if levels is not None:
-            colors = self._pulse_palette(surf)
-        radius = 1 if self.text.scale < 0.8 else 2 if self.text.scale < 1.6 else 3
         lane = max(1.5, 2.0 * self.text.scale)
-        # Both directions and both dot sizes in one go: a few numpy calls a frame, whatever the count.
         util = [self._loads["fwd_util"][act], self._loads["rev_util"][act]]
         n = np.concatenate([pt.counts(util[d] * mask, length) for mask in (shimmer, shown) for d in (0, 1)])
-        if not n.any():
-            return
-        phase = self.particles.phase[:, act]
         mixes = [self._row_mix(0, act), self._row_mix(1, act)]
-        xy, kind = pt.positions(
-            np.concatenate([a, b, a, b]),
-            np.concatenate([b, a, b, a]),
-            np.concatenate([phase[0], phase[1], phase[0], phase[1]]),
-            n,
-            np.concatenate([*mixes, *mixes]),
-            lane,
-        )
-        if levels is not None:  # brighter while a job communicates, dimmer while it computes
-            level = np.round(np.clip(levels, 0, 1) * (LEVELS - 1)).astype(np.int64)
-            kind = kind * LEVELS + np.repeat(np.concatenate([level[0], level[1], level[0], level[1]]), n)
-        fine_dots = int(n[: 2 * len(act)].sum())
-        px = pygame.surfarray.pixels2d(surf)
-        for part, r in ((slice(0, fine_dots), max(0, radius - 2)), (slice(fine_dots, None), radius)):
-            pt.stamp(px, xy[part], colors[kind[part]], r, self.camera.viewport)
-        del px
+        ends = (np.concatenate([a, b, a, b]), np.concatenate([b, a, b, a]))
+        plan = pt.plan(*ends, n, np.concatenate([*mixes, *mixes]), lane)
+        return plan, int(n[: 2 * len(act)].sum())
 
     def _pulse_palette(self, surf: pygame.Surface) -> np.ndarray:
         """Every particle colour at every brightness level, mapped for the surface: kind * LEVELS + level."""
