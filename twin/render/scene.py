@@ -555,7 +555,9 @@ class SiteView:
         src = pygame.Rect(round(cx0), round(cy0), round(cx1 - cx0), round(cy1 - cy0)).clip(live.get_rect())
         if dest.size != view.size or dest.topleft != view.topleft:
             surface.fill(theme.BG, view)
-        surface.blit(pygame.transform.scale(live.subsurface(src), dest.size), dest.topleft)
+        dest = dest.clip(surface.get_rect())
+        if dest.w > 0 and dest.h > 0:  # scaled straight into the frame: no new surface, no second copy
+            pygame.transform.scale(live.subsurface(src), dest.size, surface.subsurface(dest))
         self._static_ok = False  # the crisp picture is redrawn once the camera rests
         return True
 
@@ -965,30 +967,37 @@ class SiteView:
     def _draw_particles(self, surf: pygame.Surface) -> None:
         act = self._active_segments()
         key = (self.camera, self.layout.name, self._loads_version, self._mix_version, self.text.scale)
-        if self._plan_key != key or self._plan is None:
-            self._plan = self._particle_plan(act)
-            self._plan_key = key
-        plan, fine_dots = self._plan
-        if not len(plan.row):
-            return
         phase = self.particles.phase[:, act]
-        xy = pt.place(plan, np.concatenate([phase[0], phase[1], phase[0], phase[1]]))
-        kind = plan.kind
+        phase = np.concatenate([phase[0], phase[1], phase[0], phase[1]])
+        if self._moving:  # a gliding camera: a plan would serve one frame only
+            ends, n, mix, lane = self._particle_inputs(act)
+            xy, kind = pt.positions(*ends, phase, n, mix, lane)
+            row, fine_dots = np.repeat(np.arange(len(n)), n), int(n[: 2 * len(act)].sum())
+        else:
+            if self._plan_key != key or self._plan is None:
+                ends, n, mix, lane = self._particle_inputs(act)
+                self._plan = (pt.plan(*ends, n, mix, lane), int(n[: 2 * len(act)].sum()))
+                self._plan_key = key
+            plan, fine_dots = self._plan
+            xy, kind, row = pt.place(plan, phase), plan.kind, plan.row
+        if not len(xy):
+            return
         colors = np.array([surf.map_rgb(c) for c in (*theme.TRAFFIC, theme.MEASURED)], np.int64)
         levels = self.segment_levels(act)
         if levels is not None:  # brighter while a job communicates, dimmer while it computes
             colors = self._pulse_palette(surf)
             level = np.round(np.clip(levels, 0, 1) * (LEVELS - 1)).astype(np.int64)
-            kind = kind * LEVELS + np.concatenate([level[0], level[1], level[0], level[1]])[plan.row]
+            kind = kind * LEVELS + np.concatenate([level[0], level[1], level[0], level[1]])[row]
         radius = 1 if self.text.scale < 0.8 else 2 if self.text.scale < 1.6 else 3
         px = pygame.surfarray.pixels2d(surf)
         for part, r in ((slice(0, fine_dots), max(0, radius - 2)), (slice(fine_dots, None), radius)):
             pt.stamp(px, xy[part], colors[kind[part]], r, self.camera.viewport)
         del px
 
-    def _particle_plan(self, act: np.ndarray) -> tuple[pt.Plan, int]:
-        """The particles of the active segments, both directions and both dot sizes in one plan (made
-        again only when the loads, the mixes or the camera change), and how many are fine dots."""
+    def _particle_inputs(self, act: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray, np.ndarray, float]:
+        """The particles of the active segments, both directions and both dot sizes in one go: segment
+        ends, counts, mixes and lane offset, fine dots first (then a plan of them is made again only when
+        the loads, the mixes or the camera change)."""
         a, b = self._segment_screen()
         a, b, length = a[act], b[act], self._seg_len[act]
         shown = self._segments_shown()[act]
@@ -1004,8 +1013,7 @@ class SiteView:
         n = np.concatenate([pt.counts(util[d] * mask, length) for mask in (shimmer, shown) for d in (0, 1)])
         mixes = [self._row_mix(0, act), self._row_mix(1, act)]
         ends = (np.concatenate([a, b, a, b]), np.concatenate([b, a, b, a]))
-        plan = pt.plan(*ends, n, np.concatenate([*mixes, *mixes]), lane)
-        return plan, int(n[: 2 * len(act)].sum())
+        return ends, n, np.concatenate([*mixes, *mixes]), lane
 
     def _pulse_palette(self, surf: pygame.Surface) -> np.ndarray:
         """Every particle colour at every brightness level, mapped for the surface: kind * LEVELS + level."""
