@@ -37,8 +37,8 @@ MIX_S = 1.0  # and between new mixes of traffic kinds (the particles' colours), 
 MIX_STEP_ENTRIES = 100_000  # flow entries a frame adds to the next mix (it is made a slice per frame)
 LEVELS = 12  # brightness levels of particles pulsing with their job's steps
 HOT_MEMBER = 0.9  # a bundle's hottest member is found exactly from this utilisation up
-WORK_BUDGET_S = 0.003  # wall seconds a frame gives to restyling links and mixing traffic kinds
-BUILD_BUDGET_S = 0.003  # and to drawing the next live layer (restyled links) behind the one shown
+WORK_BUDGET_S = 0.002  # wall seconds a frame gives to restyling links and mixing traffic kinds
+BUILD_BUDGET_S = 0.002  # and to drawing the next live layer (restyled links) behind the one shown
 SUM_STEP = 50_000  # bundle memberships (or single links) summed per slice of a restyle
 LINE_STEP = 400  # links drawn per slice of the next live layer
 CELL_STEP = 500  # server cells painted per slice (one by one; the whole site at once is one slice)
@@ -500,7 +500,8 @@ class SiteView:
             self._draw_links(self._live, detail=not self._moving)
             self._drawn_rgb = None
             self._links_dirty = False
-        elif self._links_dirty and self._build is None:
+        elif self._links_dirty and self._build is None and not self._plan_stale():
+            # (a new plan of the particles is made first, in a frame of its own: costs are not stacked)
             self._build = self._build_steps(surface)
             self._links_dirty = False
         if self._build is not None:
@@ -966,7 +967,7 @@ class SiteView:
 
     def _draw_particles(self, surf: pygame.Surface) -> None:
         act = self._active_segments()
-        key = (self.camera, self.layout.name, self._loads_version, self._mix_version, self.text.scale)
+        key = self._plan_key_now()
         phase = self.particles.phase[:, act]
         phase = np.concatenate([phase[0], phase[1], phase[0], phase[1]])
         if self._moving:  # a gliding camera: a plan would serve one frame only
@@ -993,6 +994,12 @@ class SiteView:
         for part, r in ((slice(0, fine_dots), max(0, radius - 2)), (slice(fine_dots, None), radius)):
             pt.stamp(px, xy[part], colors[kind[part]], r, self.camera.viewport)
         del px
+
+    def _plan_key_now(self) -> tuple:
+        return (self.camera, self.layout.name, self._loads_version, self._mix_version, self.text.scale)
+
+    def _plan_stale(self) -> bool:
+        return self._plan_key != self._plan_key_now()
 
     def _particle_inputs(self, act: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray, np.ndarray, float]:
         """The particles of the active segments, both directions and both dot sizes in one go: segment
