@@ -412,3 +412,18 @@ def test_a_jobs_particles_pulse_with_its_steps_and_calm_down_at_speed() -> None:
         wall = run(1, 2.0 * 0.37, wall)
         calm.append(site.segment_levels()[job >= 0])
     assert np.ptp(np.array(calm), axis=0).max() < 1e-9, "no flicker at speed: the steady mean"
+
+
+def test_a_particle_plan_places_particles_where_positions_does() -> None:
+    from twin.render import particles as pt
+
+    rng = np.random.default_rng(3)
+    a, b = rng.uniform(0, 500, (40, 2)), rng.uniform(0, 500, (40, 2))
+    n = rng.integers(0, 6, 40)
+    mix = rng.uniform(0, 1, (40, 4)) * (rng.uniform(0, 1, (40, 1)) > 0.2)  # some of no known kind
+    plan = pt.plan(a, b, n, mix, 2.0)
+    for _ in range(3):
+        phase = rng.uniform(0, 1, 40)
+        xy, kind = pt.positions(a, b, phase, n, mix, 2.0)
+        np.testing.assert_allclose(pt.place(plan, phase), xy, atol=1e-9)
+        assert np.array_equal(plan.kind, kind) and len(plan.row) == n.sum()
