@@ -356,3 +356,126 @@ def test_the_headline_is_delivered_compute_beside_the_allocated_peak(metrics, sh
         assert s in said
     for s in hidden:
         assert s not in said
+
+
+def test_restyle_sums_made_in_slices_are_the_bundles_sums(monkeypatch: pytest.MonkeyPatch) -> None:
+    from twin.render import scene
+
+    sim = Simulation(load_scenario(ROOT / "scenarios" / "lingang.toml"))
+    sim.run(600)
+    bundles = hall_layout(sim.fabric).segments.bundles
+    load = sim.snapshot().link_load
+    monkeypatch.setattr(scene, "SUM_STEP", 97)  # many slices, none aligned with a run
+    out = np.zeros(bundles.rows)
+    assert len(list(scene.bundle_sums(bundles, load, out))) > 10
+    np.testing.assert_allclose(out, bundles.sums(load), rtol=1e-9, atol=1e-3)
+
+
+def test_pulse_amplitude_fades_out_when_a_step_passes_in_a_few_frames() -> None:
+    from twin.render.rhythm import pulse_amplitude
+
+    assert pulse_amplitude(4.0, 0.35, 1 / 60) == 1.0  # real time: a step is hundreds of frames
+    assert pulse_amplitude(4.0, 0.35, 2.0) == 0.0  # x120: the communication part is under a frame
+    spf = np.geomspace(0.01, 10, 60)
+    amp = np.array([pulse_amplitude(4.0, 0.35, s) for s in spf])
+    assert (np.diff(amp) <= 0).all() and amp[0] == 1 and amp[-1] == 0, "faster clock, calmer pulse"
+    assert pulse_amplitude(0.0, 0.35, 0.01) == 0 and pulse_amplitude(4.0, 0.0, 0.01) == 0
+    assert pulse_amplitude(4.0, 1.0, 0.01) == 0, "all communication: no rhythm to show"
+    assert pulse_amplitude(4.0, 0.35, 0.0) == 1, "paused: the pulse stays, frozen"
+    assert pulse_amplitude(4.0, 0.02, 0.1) < pulse_amplitude(4.0, 0.3, 0.1), "a short burst fades sooner"
+
+
+@pytest.mark.parametrize("share", [0.05, 0.35, 0.5, 0.8])
+def test_a_pulse_keeps_the_mean_brightness(share: float) -> None:
+    from twin.render.rhythm import comm_window, job_levels, mean_level
+
+    t = np.linspace(0, 3.0, 30001)[:-1]  # one 3 s step, finely
+    assert abs(comm_window(t / 3.0, share).mean() - share) < 1e-3
+    for amp in (0.0, 0.4, 1.0):
+        levels = np.array([job_levels(x, 3.0, share, 0.25, amp) for x in t[::10]])
+        assert abs(levels.mean() - mean_level(share)) < 2e-3
+        assert (levels >= 0).all() and (levels <= 1).all()
+    comm, compute = job_levels(share / 2 * 3.0, 3.0, share, 0.0, 1.0), job_levels(2.9, 3.0, share, 0.0, 1.0)
+    assert comm == 1.0 and compute < comm
+
+
+class Rhythmic:
+    """A simulation whose jobs compute and communicate in steps (made up), its clock set by hand."""
+
+    def __init__(self, sim: Simulation, step_s: float, share: float) -> None:
+        self.sim, self.step_s, self.share, self.t = sim, step_s, share, sim.now
+        self.scenario, self.fabric, self.series, self.rack_labels = sim.scenario, sim.fabric, sim.series, ()
+
+    now = property(lambda self: self.t)
+    version = property(lambda self: self.sim.version)
+
+    def snapshot(self):
+        import dataclasses
+
+        snap = self.sim.snapshot()
+        jobs = tuple(dataclasses.replace(j, step_s=self.step_s, comm_share=self.share) for j in snap.jobs)
+        return dataclasses.replace(snap, jobs=jobs)
+
+
+def test_a_jobs_particles_pulse_with_its_steps_and_calm_down_at_speed() -> None:
+    sim = Simulation(load_scenario(SMALL))
+    sim.run(1800)
+    source = Rhythmic(sim, 4.0, 0.35)
+    frame = Frame(source, (1280, 720))
+    frame.refresh(0.0, force=True)
+    surface = pygame.Surface((1280, 720)).convert()
+
+    def run(frames: int, sim_per_frame: float, wall: float) -> float:
+        for _ in range(frames):
+            source.t += sim_per_frame
+            frame.refresh(wall)
+            frame.draw(surface, wall)
+            wall += 1 / 60
+        return wall
+
+    wall = run(90, 0.02, 0.0)  # the mix and the rhythm are made
+    site = frame.site
+    job = site._rhythm["job"]
+    assert (job >= 0).any(), "the jobs' links know their job"
+    first = job[job >= 0][0]
+    step, share, offset = site._rhythm_jobs[:, first]
+    seen = []
+    for phase in (share / 2, share + (1 - share) / 2):  # mid-communication, mid-compute
+        target = (np.ceil(source.t / step) + phase - offset) * step
+        wall = run(int((target - source.t) / 0.02), 0.02, wall)  # at x1.2: a step lasts 200 frames
+        seen.append(site.segment_levels()[job == first])
+    assert (seen[0] > seen[1]).all(), "brighter while communicating"
+    wall = run(30, 2.0, wall)  # x120: a step passes in two frames
+    calm = [site.segment_levels()[job >= 0]]
+    for _ in range(5):
+        wall = run(1, 2.0 * 0.37, wall)
+        calm.append(site.segment_levels()[job >= 0])
+    assert np.ptp(np.array(calm), axis=0).max() < 1e-9, "no flicker at speed: the steady mean"
+
+
+def test_a_particle_plan_places_particles_where_positions_does() -> None:
+    from twin.render import particles as pt
+
+    rng = np.random.default_rng(3)
+    a, b = rng.uniform(0, 500, (40, 2)), rng.uniform(0, 500, (40, 2))
+    n = rng.integers(0, 6, 40)
+    mix = rng.uniform(0, 1, (40, 4)) * (rng.uniform(0, 1, (40, 1)) > 0.2)  # some of no known kind
+    plan = pt.plan(a, b, n, mix, 2.0)
+    for _ in range(3):
+        phase = rng.uniform(0, 1, 40)
+        xy, kind = pt.positions(a, b, phase, n, mix, 2.0)
+        np.testing.assert_allclose(pt.place(plan, phase), xy, atol=1e-9)
+        assert np.array_equal(plan.kind, kind) and len(plan.row) == n.sum()
+
+
+def test_the_pulse_is_bright_where_the_simulation_has_the_job_communicate() -> None:
+    """A step computes first and communicates for its last ``comm_share``: a job 0.8 into a step whose
+    last 40% is communication is mid-burst (full brightness), one 0.3 into it mid-compute (dim)."""
+    from twin.render.rhythm import dim_level, job_levels, step_offset
+
+    for phase, level in ((0.8, 1.0), (0.3, float(dim_level(0.4)))):
+        offset = step_offset(phase, 1234.5, 2.0, 0.4)
+        assert job_levels(1234.5, 2.0, 0.4, offset, 1.0) == pytest.approx(level)
+        # Half a step later it is in the other part.
+        other = job_levels(1234.5 + 1.0, 2.0, 0.4, offset, 1.0)
+        assert other == pytest.approx(float(dim_level(0.4)) if level == 1.0 else 1.0)

@@ -102,6 +102,7 @@ def test_two_node_allreduce_moves_the_formula_bytes() -> None:
     step_s = compute_s + 2e9 / 12.5e9
     assert view.step_s == pytest.approx(step_s) == pytest.approx(0.511086, abs=1e-6)
     assert view.comm_share == pytest.approx(0.16 / step_s)
+    assert view.step_phase == pytest.approx(1.0 / step_s % 1.0)  # 1.957 steps done: in the second's talk
     assert sim.running[0].util == pytest.approx(compute_s / step_s)
     sim.run(duration + 10)
     assert sim.totals.completed == 1

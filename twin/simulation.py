@@ -564,6 +564,7 @@ class Simulation:
             arrival_s=spec.arrival_s,
             step_s=job.step_s,
             comm_share=1.0 - job.util if job.step_s > 0 else 0.0,
+            step_phase=job.progress_at(self.now) / job.plan.step_s % 1.0 if job.step_s > 0 and job.plan else 0.0,
         )
 
     def snapshot(self) -> Snapshot:

@@ -29,6 +29,7 @@ class JobView:
     arrival_s: float
     step_s: float = 0.0  # a training job's step period now (0: no step rhythm), for the view's pulse
     comm_share: float = 0.0  # share of each step spent in exposed communication (links busy)
+    step_phase: float = 0.0  # where in its step the job is now (0..1: compute, then communication)
 
 
 @dataclass(frozen=True)

@@ -99,14 +99,14 @@ class Frame:
 
     def draw(self, surface: pygame.Surface, wall: float) -> dict[str, float]:
         t0 = time.perf_counter()
-        self.site.tick(wall)
+        self.site.tick(wall, self.source.now)
         self.site.draw(surface)
         t1 = time.perf_counter()
         if self.hud_visible and self.snap is not None:
             source = self.source
             keys = SERIES_KEYS + tuple(k for k in ("sim_gpu_allocation",) if k in source.series.fields)
             series = {k: source.series.column(k, SPARK_SAMPLES) for k in keys}
-            self.hud.draw(surface, HudModel(self.state, self.snap, source.series.latest(), series, source.now))
+            self.hud.draw(surface, HudModel(self.state, self.snap, source.series.latest(), series, source.now), wall)
         elif self.state.show_help:  # help is there whether or not the HUD is
             self.hud.draw_help(surface)
         t2 = time.perf_counter()

@@ -21,6 +21,7 @@ from twin.render.text import Text
 from twin.snapshot import JobView, Snapshot
 
 PANEL_W = 440  # right-hand panel width at 1080p
+PANEL_REFRESH_S = 0.5  # wall seconds between redraws of the side panel's figures (they change ~2x a second)
 HELP = (
     ("wheel", "zoom about the cursor"),
     ("drag", "pan"),
@@ -98,6 +99,9 @@ class Hud:
         self._panels: dict[tuple, pygame.Surface] = {}  # translucent boxes by size
         self._legend_key: tuple | None = None
         self._legend_surf: pygame.Surface | None = None
+        self._side: pygame.Surface | None = None  # the side panel as last drawn, at its screen position
+        self._side_key: tuple | None = None
+        self._side_wall = -1e9
 
     def viewport(self, size: tuple[int, int], visible: bool) -> tuple[int, int, int, int]:
         """The part of the window left for the site picture."""
@@ -108,19 +112,16 @@ class Hud:
         top, bottom = round(112 * s), round(64 * s)
         return (round(12 * s), top, w - round((PANEL_W + 36) * s), h - top - bottom)
 
-    def draw(self, surf: pygame.Surface, model: HudModel) -> None:
+    def draw(self, surf: pygame.Surface, model: HudModel, wall: float | None = None) -> None:
+        """Draw the HUD. Given the ``wall`` clock, the side panel is redrawn at most every PANEL_REFRESH_S
+        (or at once when the selection or the size changes) and otherwise blitted as last drawn: its
+        figures change a couple of times a second, and drawing it costs a few milliseconds."""
         s = self.text.scale
         w, h = surf.get_size()
         st = model.state
         self._title(surf, model, s)
         panel = pygame.Rect(w - round((PANEL_W + 20) * s), round(20 * s), round(PANEL_W * s), h - round(40 * s))
-        self._panel(surf, panel)
-        pad = round(20 * s)
-        y = panel.y + pad
-        for section in SIDE_PANEL:
-            y = section.draw(
-                self, surf, pygame.Rect(panel.x + pad, y, panel.w - 2 * pad, panel.bottom - pad - y), model
-            )
+        self._side_panel(surf, panel, model, wall)
         live = model.snap.data_age_s is not None
         self._legend(surf, s, h, panel.x - round(40 * s), bool(model.snap.no_data.any()), live)
         self._alerts(surf, model.snap.alerts, model.now, s, h, panel.x, st.epoch)
@@ -133,6 +134,26 @@ class Hud:
             surf.blit(label, label.get_rect(center=box.center))
         if st.show_help:
             self._help(surf, s)
+
+    def _side_panel(self, surf: pygame.Surface, panel: pygame.Rect, model: HudModel, wall: float | None) -> None:
+        """The right-hand panel, from the cache unless it is due (it lies on the plain background outside
+        the site picture, so it is kept opaque, background included)."""
+        st = model.state
+        key = (surf.get_size(), panel, self.text.scale, st.selected_job, st.peak_pflops)
+        due = wall is None or key != self._side_key or not 0 <= wall - self._side_wall < PANEL_REFRESH_S
+        if due or self._side is None:
+            if self._side is None or self._side.get_size() != surf.get_size():
+                self._side = pygame.Surface(surf.get_size()).convert(surf)
+            target = self._side
+            target.fill(theme.BG, panel)
+            self._panel(target, panel)
+            pad = round(20 * self.text.scale)
+            y = panel.y + pad
+            for section in SIDE_PANEL:
+                box = pygame.Rect(panel.x + pad, y, panel.w - 2 * pad, panel.bottom - pad - y)
+                y = section.draw(self, target, box, model)
+            self._side_key, self._side_wall = key, -1e9 if wall is None else wall
+        surf.blit(self._side, panel.topleft, panel)
 
     def _panel(self, surf: pygame.Surface, rect: pygame.Rect, alpha: int = 225) -> None:
         """A translucent rounded box; drawn once per size and kept (a few dozen sizes at most)."""

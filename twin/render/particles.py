@@ -4,6 +4,8 @@ and the whole field is a few numpy operations per frame."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 SPACING_PX = 16.0  # particle spacing on a fully loaded link
@@ -54,16 +56,15 @@ def positions(
         return np.zeros((0, 2)), np.zeros(0, np.int64)
     a, b, phase, n, mix = a[busy], b[busy], phase[busy], n[busy], mix[busy]
     seg = np.repeat(np.arange(len(n)), n)
-    starts = np.concatenate(([0], np.cumsum(n)[:-1]))
-    k = np.arange(len(seg)) - np.repeat(starts, n)
+    starts = np.cumsum(n) - n
+    k = np.arange(len(seg)) - starts[seg]
     nn = n[seg]
     t = (phase[seg] + k / nn) % 1.0
-    d = b[seg] - a[seg]
-    xy = a[seg] + d * t[:, None]
+    d = b - a
     length = np.hypot(d[:, 0], d[:, 1])
     length[length == 0] = 1.0
-    normal = np.column_stack([-d[:, 1], d[:, 0]]) / length[:, None]
-    xy += normal * offset_px
+    lane = np.column_stack([-d[:, 1], d[:, 0]]) * (offset_px / length)[:, None]  # per segment, then repeated
+    xy = (a + lane)[seg] + d[seg] * t[:, None]
     cum = np.cumsum(mix, axis=1)
     total = cum[:, -1:]
     unknown = total[:, 0] == 0  # measured traffic of no known kind (live data): the extra colour
@@ -74,17 +75,62 @@ def positions(
     return xy, np.where(unknown[seg], mix.shape[1], kind)
 
 
+class Plan(NamedTuple):
+    """What stays of a particle field's picture from frame to frame (only the phases move): each
+    particle's segment row, its place along the segment at phase 0, its lane start and run, its kind."""
+
+    row: np.ndarray
+    frac: np.ndarray
+    base: np.ndarray
+    run: np.ndarray
+    kind: np.ndarray
+
+
+def plan(a: np.ndarray, b: np.ndarray, n: np.ndarray, mix: np.ndarray, offset_px: float) -> Plan:
+    """``positions`` split into what changes only with the loads, mixes and camera (this), and what
+    changes every frame (``place``)."""
+    busy = np.flatnonzero(n)
+    if len(busy) == 0:
+        empty = np.zeros(0, np.int64)
+        return Plan(empty, np.zeros(0), np.zeros((0, 2)), np.zeros((0, 2)), empty)
+    xy0, kind = positions(a, b, np.zeros(len(n)), n, mix, offset_px)
+    seg = np.repeat(busy, n[busy])
+    starts = np.cumsum(n[busy]) - n[busy]
+    k = np.arange(len(seg)) - np.repeat(starts, n[busy])
+    frac = k / n[seg]
+    run = (b - a)[seg]
+    return Plan(seg, frac, xy0 - run * frac[:, None], run, kind)
+
+
+def place(p: Plan, phase: np.ndarray) -> np.ndarray:
+    """Screen positions (P, 2) of a plan's particles at the segments' phases now."""
+    t = (phase[p.row] + p.frac) % 1.0
+    return p.base + p.run * t[:, None]
+
+
 def stamp(pixels: np.ndarray, xy: np.ndarray, colors: np.ndarray, radius: int, clip: tuple[int, int, int, int]) -> None:
-    """Write square dots into a pixels2d array (indexed [x, y]) inside the clip rectangle."""
+    """Write square dots (corners rounded from radius 2) into a pixels2d array (indexed [x, y]) inside the
+    clip rectangle. Dots whose centre lies within ``radius`` of the clip's edge are left out, so that each
+    offset of the dot is one scatter into the flat pixel buffer, unchecked."""
     if len(xy) == 0:
         return
     cx, cy, cw, ch = clip
+    w, h = pixels.shape
+    x0, y0, x1, y1 = max(cx, 0) + radius, max(cy, 0) + radius, min(cx + cw, w) - radius, min(cy + ch, h) - radius
     x = np.round(xy[:, 0]).astype(np.int64)
     y = np.round(xy[:, 1]).astype(np.int64)
+    ok = (x >= x0) & (x < x1) & (y >= y0) & (y < y1)
+    if not ok.all():
+        x, y, colors = x[ok], y[ok], colors[ok]
+    if len(x) == 0:
+        return
+    size = pixels.itemsize
+    sx, sy = pixels.strides[0] // size, pixels.strides[1] // size
+    flat = np.lib.stride_tricks.as_strided(pixels, shape=((w - 1) * sx + (h - 1) * sy + 1,), strides=(size,))
+    at = x * sx + y * sy
+    colors = colors.astype(pixels.dtype, copy=False)
     for dx in range(-radius, radius + 1):
         for dy in range(-radius, radius + 1):
             if radius > 1 and abs(dx) == radius and abs(dy) == radius:
                 continue  # round the corners of bigger dots
-            px, py = x + dx, y + dy
-            ok = (px >= cx) & (px < cx + cw) & (py >= cy) & (py < cy + ch)
-            pixels[px[ok], py[ok]] = colors[ok]
+            flat[at + (dx * sx + dy * sy)] = colors

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from collections.abc import Iterator
 
 import numpy as np
 import pygame
 
 from twin.render import particles as pt
-from twin.render import style, theme
+from twin.render import rhythm, style, theme
 from twin.render.camera import Camera
 from twin.render.layout import LAYOUTS, Layout
 from twin.render.text import Text
@@ -34,7 +35,35 @@ MANY_CELLS = 1500  # more changed cells than this are written as one numpy assig
 RESTYLE_S = 0.25  # wall seconds between restyles of the links
 MIX_S = 1.0  # and between new mixes of traffic kinds (the particles' colours), which change slowly
 MIX_STEP_ENTRIES = 100_000  # flow entries a frame adds to the next mix (it is made a slice per frame)
+LEVELS = 12  # brightness levels of particles pulsing with their job's steps
 HOT_MEMBER = 0.9  # a bundle's hottest member is found exactly from this utilisation up
+WORK_BUDGET_S = 0.002  # wall seconds a frame gives to restyling links and mixing traffic kinds
+BUILD_BUDGET_S = 0.002  # and to drawing the next live layer (restyled links) behind the one shown
+SUM_STEP = 50_000  # bundle memberships (or single links) summed per slice of a restyle
+LINE_STEP = 400  # links drawn per slice of the next live layer
+CELL_STEP = 500  # server cells painted per slice (one by one; the whole site at once is one slice)
+
+
+def bundle_sums(bundles, values: np.ndarray, out: np.ndarray) -> Iterator[None]:
+    """``bundles.sums(values)`` for 1-D values into ``out``, SUM_STEP memberships per slice: a running
+    sum over the members in bundle order, carried from slice to slice, then differenced per run."""
+    out[:] = 0.0
+    single_row, single_link = bundles.single_row, bundles.single_link
+    for lo in range(0, len(single_row), 4 * SUM_STEP):
+        out[single_row[lo : lo + 4 * SUM_STEP]] = values[single_link[lo : lo + 4 * SUM_STEP]]
+        yield
+    order = bundles.order
+    if not len(order):
+        return
+    csum = np.zeros(len(order) + 1)
+    for lo in range(0, len(order), SUM_STEP):
+        hi = min(lo + SUM_STEP, len(order))
+        np.cumsum(values[order[lo:hi]], out=csum[lo + 1 : hi + 1])
+        csum[lo + 1 : hi + 1] += csum[lo]
+        yield
+    run = csum[bundles.run_stop] - csum[bundles.run_start]
+    yield
+    out += np.bincount(bundles.run_row, weights=run, minlength=bundles.rows)
 
 
 def fill_outside(surface: pygame.Surface, rect: pygame.Rect, color: tuple[int, int, int]) -> None:
@@ -98,7 +127,9 @@ class SiteView:
         self._coarse = False  # the links on the live layer were drawn without them
         self._drawn_rgb: np.ndarray | None = None
         self._links_dirty = True
-        self._fresh_restyle = False
+        self._loads_work: Iterator[None] | None = None  # the next restyle, being made a slice per frame
+        self._build: Iterator[None] | None = None  # the next live layer, being drawn a slice per frame
+        self._next_live: pygame.Surface | None = None
         self._loads = style.segment_loads(self.layout.segments, np.zeros(fabric.n_links), fabric.link_cap)
         self._mix = np.zeros((2, len(self.layout.segments), 4))
         self.particles = pt.ParticleField(len(self.layout.segments))
@@ -123,6 +154,28 @@ class SiteView:
         self._rgb = np.zeros((0, 3), np.uint8)
         self._rgb_inputs: tuple[np.ndarray, ...] | None = None  # what the server colours were made from
         self._cell_px: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._flash_until = -1e9  # wall time the last flash ends
+        self._updates = 0  # snapshots taken
+        self.sim_now: float | None = None  # the source's clock, as last ticked
+        self.sim_per_frame = 0.0  # simulated seconds a frame advances (fast attack, slow release)
+        self._rhythm: dict[str, np.ndarray] | None = None  # per segment direction: main rhythmic job, share
+        self._rhythm_ids = np.zeros(0, np.int64)  # the rhythmic jobs (index -> job id)
+        self._rhythm_jobs = np.zeros((3, 0))  # their step period, communication share and phase offset
+        self._palette_key: tuple | None = None
+        self._palette = np.zeros(0, np.int64)
+        self._cells_key: tuple | None = None  # what the cells on the live layer were last drawn from
+        self._vis_key: tuple | None = None
+        self._shown_key: tuple | None = None
+        self._shown = np.zeros(0, bool)
+        self._hot_key: tuple | None = None
+        self._loads_version = 0
+        self._mix_version = 0
+        self._plan_key: tuple | None = None
+        self._plan: tuple | None = None  # the particles' plan and what stamping it needs
+        self._rate_key: tuple | None = None
+        self._rate = np.zeros((2, 0))
+        self._hot = np.zeros(0, np.int64)
+        self._vis: tuple[np.ndarray, np.ndarray] | None = None
 
     # --- state --------------------------------------------------------------------------------------
 
@@ -170,24 +223,52 @@ class SiteView:
     def _invalidate(self) -> None:
         self._static_ok = False
         self._live_ok = False
+        self._build = None
         self._speed_px = None  # the text scale may have changed
 
     def update(self, snap: Snapshot, wall: float) -> None:
         """Take a new snapshot: new job colours (flashing where a server just got a job), new loads."""
         old = self.snapshot.node_job if self.snapshot is not None else None
         self.snapshot = snap
+        self._updates += 1
         self.wall = wall
         if old is not None:
             started = (snap.node_job >= 0) & (snap.node_job != old)
             self.flash_at[started] = wall
+            if started.any():
+                self._flash_until = wall + FLASH_S
         self._restyle_due = True
+        self._rhythm_jobs = self._job_rhythm(self._rhythm_ids)
         if wall - self._last_restyle >= RESTYLE_S:
             self._apply_restyle(wall)
 
+    def _job_rhythm(self, ids: np.ndarray) -> np.ndarray:
+        """Step period, communication share and phase offset of the given jobs in the latest snapshot (a
+        job no longer running has no rhythm). The offset puts each job's communication where the
+        simulation has it: a step computes first and communicates last, and the snapshot says where in
+        its step the job is at the snapshot's time."""
+        out = np.zeros((3, len(ids)))
+        if self.snapshot is None or not len(ids):
+            return out
+        known = {j.id: j for j in self.snapshot.jobs}
+        for i, job_id in enumerate(ids.tolist()):
+            job = known.get(job_id)
+            if job is not None and job.step_s > 0:
+                out[0, i], out[1, i] = job.step_s, job.comm_share
+                out[2, i] = rhythm.step_offset(job.step_phase, self.snapshot.time_s, job.step_s, job.comm_share)
+        return out
+
     def _apply_restyle(self, wall: float) -> None:
         """Link colours and particle mixes follow the latest snapshot, at most every RESTYLE_S: a full
-        redraw of the links is the costliest thing a frame can do, and the eye does not need it faster."""
-        self._restyle_links()
+        redraw of the links is the costliest thing a frame can do, and the eye does not need it faster.
+        The first snapshot (or a new layout) is styled at once; later ones a slice per frame (a restyle
+        still in the making lets the next one wait)."""
+        if self._mix_for != self.layout.name:
+            self._restyle_links()
+        elif self._loads_work is None:
+            self._loads_work = self._restyle_steps()
+        else:
+            return
         self._restyle_due = False
         self._last_restyle = wall
         if self._mix_work is None and wall - self._last_mix >= MIX_S:
@@ -209,25 +290,96 @@ class SiteView:
             np.add.at(kind_load.reshape(-1), key, weight)
             yield
         bundles = layout.segments.bundles
-        bundled = np.ones(bundles.rows, bool)
-        bundled[bundles.single_row] = False
         mix = np.zeros((4, bundles.rows))
         for k in range(4):
-            mix[k] = bundles.sums(kind_load[k], bundled)
-            yield
+            yield from bundle_sums(bundles, kind_load[k], mix[k])
+            mix[k, bundles.single_row] = 0.0  # a single link's mix is read from the links when drawn
+        yield from self._rhythm_steps(flows, kind_load)
         if layout is self.layout:
             self._kind_load = kind_load
             self._set_mix(mix)
+
+    def _rhythm_steps(self, flows: dict[str, np.ndarray], kind_load: np.ndarray) -> Iterator[None]:
+        """Which rhythmic job (if any) leads the traffic on each segment direction, and its share: made
+        with the mix, a slice at a time, and only if some job has a step rhythm."""
+        jobs = [j for j in self.snapshot.jobs if j.step_s > 0 and 0 < j.comm_share < 1]
+        if not jobs or "job" not in flows:
+            self._rhythm, self._rhythm_ids = None, np.zeros(0, np.int64)
+            return
+        layout, n_links = self.layout, self.fabric.n_links
+        ids = np.array(sorted(j.id for j in jobs), np.int64)
+        at = np.minimum(np.searchsorted(ids, flows["job"]), len(ids) - 1)
+        flow_job = np.where(ids[at] == flows["job"], at, -1)
+        per_link: dict[str, np.ndarray] = {}
+        yield from rhythm.link_main_job(flows, flow_job, n_links, per_link)
+        bundles = layout.segments.bundles
+        total = np.zeros(bundles.rows)
+        yield from bundle_sums(bundles, kind_load.sum(axis=0), total)
+        # A row's main job: that of its member link with the most of its own main job's traffic.
+        best = np.zeros(bundles.rows)
+        job = np.full(bundles.rows, -1, np.int64)
+        links = np.flatnonzero(per_link["job"][: len(bundles.link_ptr) - 1] >= 0)
+        ptr, per = bundles.link_ptr, np.diff(bundles.link_ptr)
+        for keep in (False, True):  # the most traffic per row, then the job that has it
+            for lo in range(0, len(links), SUM_STEP // 4):
+                some = links[lo : lo + SUM_STEP // 4]
+                first, count = ptr[some], per[some]
+                member = np.repeat(first - np.cumsum(count) + count, count) + np.arange(int(count.sum()))
+                rows, link = bundles.link_rows[member], np.repeat(some, count)
+                if not keep:
+                    np.maximum.at(best, rows, per_link["load"][link])
+                else:
+                    top = per_link["load"][link] >= best[rows]
+                    job[rows[top]] = per_link["job"][link[top]]
+                yield
+        share = np.divide(best, total, out=np.zeros(bundles.rows), where=total > 0)
+        yield
+        if layout is self.layout:
+            n = len(layout.segments)
+            self._rhythm = {
+                "job": np.stack([job[:n], job[n:]]),
+                "share": np.clip(np.stack([share[:n], share[n:]]), 0, 1),
+            }
+            self._rhythm_ids = ids
+            self._rhythm_jobs = self._job_rhythm(ids)
+
+    def segment_levels(self, segments: np.ndarray | None = None) -> np.ndarray | None:
+        """Particle brightness (2, segments) now, from the rhythm of the jobs leading their traffic (of
+        the given segments, else all); None when no job has a rhythm."""
+        if self._rhythm is None or not len(self._rhythm_ids):
+            return None
+        step, comm, offset = self._rhythm_jobs
+        now = self.sim_now if self.sim_now is not None else (self.snapshot.time_s if self.snapshot else 0.0)
+        amp = rhythm.pulse_amplitude(step, comm, self.sim_per_frame)
+        levels = rhythm.job_levels(now, step, comm, offset, amp)
+        job, share = self._rhythm["job"], self._rhythm["share"]
+        if segments is not None:
+            job, share = job[:, segments], share[:, segments]
+        return rhythm.segment_levels(levels, job, share)
 
     def _set_mix(self, mix: np.ndarray) -> None:
         n = len(self.layout.segments)
         self._mix = np.stack([mix[:, :n].T, mix[:, n:].T])
         self._mix_for = self.layout.name
+        self._mix_version += 1
 
     def _restyle_links(self) -> None:
+        """Restyle the links at once."""
+        self._loads_work = None
+        for _ in self._restyle_steps():
+            pass
+
+    def _restyle_steps(self) -> Iterator[None]:
+        """The links' loads from the latest snapshot, a slice at a time; applied when whole."""
         load = self.snapshot.link_load if self.snapshot is not None else np.zeros(self.fabric.n_links)
-        seg = self.layout.segments
-        self._loads = self._segment_loads(load)
+        layout = self.layout
+        seg = layout.segments
+        loads: dict[str, np.ndarray] = {}
+        yield from self._segment_loads(load, loads)
+        if layout is not self.layout:
+            return
+        self._loads = loads
+        self._loads_version += 1
         if self._mix_for != self.layout.name:  # a new layout (or the first snapshot): its mix at once
             if self.snapshot is not None:
                 self._kind_load = style.kind_link_load(self.snapshot.flows, self.fabric.n_links)
@@ -235,53 +387,78 @@ class SiteView:
             self._mix_work = None
         self._speed_px = None
         self._links_dirty = True
-        self._fresh_restyle = True
 
-    def _segment_loads(self, load: np.ndarray) -> dict[str, np.ndarray]:
+    def _segment_loads(self, load: np.ndarray, out: dict[str, np.ndarray]) -> Iterator[None]:
         """Per segment and direction, as ``style.segment_loads`` gives them: load, utilisation and the
         hottest member's utilisation, summed per run of bundled links (the largest site's trays hold a
-        million memberships). The hottest member is exact wherever it is HOT_MEMBER or more (what a
-        link's colour tells apart); below, a bundle's own utilisation stands in for it."""
+        million memberships), into ``out`` a slice at a time. The hottest member is exact wherever it is
+        HOT_MEMBER or more (what a link's colour tells apart); below, a bundle's own utilisation stands
+        in for it."""
         seg, cap = self.layout.segments, self.fabric.link_cap
         bundles, n = seg.bundles, len(seg)
         if self._cap_for != (self.layout.name, len(seg)):
             self._cap_sums = bundles.sums(cap)
             self._cap_for = (self.layout.name, len(seg))
-        sums = bundles.sums(load)
+        sums = np.zeros(bundles.rows)
+        yield from bundle_sums(bundles, load, sums)
+        yield
         util = np.divide(sums, self._cap_sums, out=np.zeros_like(sums), where=self._cap_sums > 0)
         peak = util.copy()
+        yield
         n_links = len(bundles.link_ptr) - 1
         hot = np.flatnonzero(load[:n_links] >= HOT_MEMBER * cap[:n_links])
         if len(hot):
             first, count = bundles.link_ptr[hot], np.diff(bundles.link_ptr)[hot]
             at = np.repeat(first - np.cumsum(count) + count, count) + np.arange(int(count.sum()))
             np.maximum.at(peak, bundles.link_rows[at], np.repeat(load[hot] / cap[hot], count))
-        out = {"fwd_load": sums[:n], "rev_load": sums[n:], "fwd_util": util[:n], "rev_util": util[n:]}
+            yield
+        out |= {"fwd_load": sums[:n], "rev_load": sums[n:], "fwd_util": util[:n], "rev_util": util[n:]}
         out |= {"fwd_peak": peak[:n], "rev_peak": peak[n:]}
         out["util"] = np.maximum(out["fwd_util"], out["rev_util"])
         out["peak"] = np.maximum(out["fwd_peak"], out["rev_peak"])
-        return out
 
-    def tick(self, wall: float) -> None:
-        """Advance wall-clock effects (flashes, pulses, particles) without a new snapshot."""
+    def tick(self, wall: float, now: float | None = None) -> None:
+        """Advance wall-clock effects (flashes, pulses, particles) without a new snapshot; ``now`` is the
+        source's clock (the jobs' step rhythm follows it)."""
         dt = min(max(wall - self.wall, 0.0), 0.1)
         self.wall = wall
+        if now is not None:
+            step = now - self.sim_now if self.sim_now is not None and now >= self.sim_now else 0.0
+            self.sim_per_frame = max(step, 0.9 * self.sim_per_frame)
+            self.sim_now = now
         if self._restyle_due and wall - self._last_restyle >= RESTYLE_S:
             self._apply_restyle(wall)
-        elif self._mix_work is not None and next(self._mix_work, StopIteration) is StopIteration:
-            self._mix_work = None
+        self._work(WORK_BUDGET_S)
         if self.camera is None:
             return
         self._segment_screen()
         if self._speed_px is None:
             s = self.text.scale
             self._speed_px = np.stack([pt.speeds(self._loads["fwd_util"], s), pt.speeds(self._loads["rev_util"], s)])
+            self._rate_key = None
         # Only the particles this level of detail can show move; the rest wait where they are.
         act = self._active_segments()
-        moving = pt.ParticleField(0)
-        moving.phase = self.particles.phase[:, act]
-        moving.step(dt, self._speed_px[:, act], self._seg_len[act])
-        self.particles.phase[:, act] = moving.phase
+        if self._rate_key != self._active_key:  # phase per wall second, per restyle and camera
+            length = self._seg_len[act]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                self._rate = np.where(length > 0, self._speed_px[:, act] / length, 0.0)
+            self._rate_key = self._active_key
+        self.particles.phase[:, act] = (self.particles.phase[:, act] + self._rate * dt) % 1.0
+
+    def _work(self, budget_s: float) -> None:
+        """Slices of the restyle under way, then of the next mix, until the frame's budget is spent."""
+        deadline = time.perf_counter() + budget_s
+        while True:
+            if self._loads_work is not None:
+                if next(self._loads_work, StopIteration) is StopIteration:
+                    self._loads_work = None
+            elif self._mix_work is not None:
+                if next(self._mix_work, StopIteration) is StopIteration:
+                    self._mix_work = None
+            else:
+                return
+            if time.perf_counter() >= deadline:
+                return
 
     # --- drawing -----------------------------------------------------------------------------------
 
@@ -305,9 +482,9 @@ class SiteView:
 
     def _draw_crisp(self, surface: pygame.Surface, view: pygame.Rect) -> None:
         """The picture at the current camera: static layer, links and cells, each redrawn only if stale."""
-        # New link colours wait for the next frame: restyling and redrawing every link in one frame is
-        # the costliest thing a frame can do on the largest site, and one frame late is not to be seen.
-        fresh, self._fresh_restyle = self._fresh_restyle, False
+        # New link colours are drawn onto the next live layer a slice per frame, behind the one shown, and
+        # swapped in when whole: redrawing every link in one frame is the costliest thing a frame can do
+        # on the largest site, and a few frames late is not to be seen. A new camera draws at once.
         if self._static is None or self._static.get_size() != surface.get_size():
             self._static = surface.copy()
             self._live = surface.copy()
@@ -316,21 +493,43 @@ class SiteView:
             self._draw_static(self._static)
             self._static_ok = True
             self._live_ok = False
-        if not self._live_ok:
+        now = not self._live_ok or (self._coarse and not self._moving) or (self._moving and self._links_dirty)
+        if now:  # a new camera, or the camera came to rest (add the detail)
             self._live_ok = True
-            self._drawn_rgb = None
-            self._links_dirty, fresh = True, False
-        if self._coarse and not self._moving:
-            self._links_dirty, fresh = True, False  # the camera came to rest: add the detail
-        if self._links_dirty and not fresh:
+            self._build = None
             self._live.blit(self._static, (0, 0))
             self._coarse = self._moving
             self._draw_links(self._live, detail=not self._moving)
             self._drawn_rgb = None
             self._links_dirty = False
+        elif self._links_dirty and self._build is None and not self._plan_stale():
+            # (a new plan of the particles is made first, in a frame of its own: costs are not stacked)
+            self._build = self._build_steps(surface)
+            self._links_dirty = False
+        if self._build is not None:
+            deadline = time.perf_counter() + BUILD_BUDGET_S
+            while next(self._build, StopIteration) is not StopIteration:
+                if time.perf_counter() >= deadline:
+                    break
+            else:
+                self._build = None
         self._draw_cells(self._live)
         self._live_cam = self.camera
         surface.blit(self._live, view.topleft, view)
+
+    def _build_steps(self, surface: pygame.Surface) -> Iterator[None]:
+        """Draw the next live layer (static layer, links, cells) a slice at a time, then show it."""
+        if self._next_live is None or self._next_live.get_size() != surface.get_size():
+            self._next_live = surface.copy()
+        layer = self._next_live
+        layer.blit(self._static, (0, 0))
+        yield
+        yield from self._link_steps(layer, detail=True)
+        rgb = self._cell_rgb()
+        yield from self._paint_cells(layer, rgb, None)
+        self._live, self._next_live = layer, self._live
+        self._drawn_rgb = rgb
+        self._coarse = False
 
     def _glide(self, surface: pygame.Surface, view: pygame.Rect) -> bool:
         """While the camera moves, show the last crisp picture scaled and moved to the new camera (a few
@@ -359,7 +558,9 @@ class SiteView:
         src = pygame.Rect(round(cx0), round(cy0), round(cx1 - cx0), round(cy1 - cy0)).clip(live.get_rect())
         if dest.size != view.size or dest.topleft != view.topleft:
             surface.fill(theme.BG, view)
-        surface.blit(pygame.transform.scale(live.subsurface(src), dest.size), dest.topleft)
+        dest = dest.clip(surface.get_rect())
+        if dest.w > 0 and dest.h > 0:  # scaled straight into the frame: no new surface, no second copy
+            pygame.transform.scale(live.subsurface(src), dest.size, surface.subsurface(dest))
         self._static_ok = False  # the crisp picture is redrawn once the camera rests
         return True
 
@@ -479,9 +680,13 @@ class SiteView:
         return self._active
 
     def _segments_shown(self) -> np.ndarray:
-        seg = self.layout.segments
-        show_detail = self.layout.cell_w * self.camera.zoom >= HOST_DETAIL_PX
-        return ~seg.detail | show_detail
+        """Segments drawn as lines at this zoom (host links only close up), cached per camera."""
+        key = (self.camera, self.layout.name)
+        if self._shown_key != key:
+            show_detail = self.layout.cell_w * self.camera.zoom >= HOST_DETAIL_PX
+            self._shown = ~self.layout.segments.detail | show_detail
+            self._shown_key = key
+        return self._shown
 
     def _segments_inside(self) -> np.ndarray:
         """Segments whose bounding box meets the viewport (zoomed in, most of the site is off screen)."""
@@ -499,6 +704,11 @@ class SiteView:
         return self._inside
 
     def _draw_links(self, surf: pygame.Surface, detail: bool = True) -> None:
+        for _ in self._link_steps(surf, detail):
+            pass
+
+    def _link_steps(self, surf: pygame.Surface, detail: bool = True) -> Iterator[None]:
+        """The links in their load colours and widths, hot ones on top, LINE_STEP at a time."""
         a, b = self._segment_screen()
         shown = self._segments_shown() & (detail | ~self.layout.segments.detail)
         act = self._active_segments()
@@ -510,16 +720,31 @@ class SiteView:
         colors = style.link_colors(util[order], peak[order], pulse)
         widths = style.link_widths(util[order], scale)
         idx = act[order]
-        lists = (colors.tolist(), a[idx].tolist(), b[idx].tolist(), widths.astype(int).tolist())
-        for color, p, q, w in zip(*lists, strict=True):
-            pygame.draw.line(surf, color, p, q, w)
+        yield
+        for lo in range(0, len(idx), LINE_STEP):
+            part = slice(lo, lo + LINE_STEP)
+            lists = (colors[part].tolist(), a[idx[part]].tolist(), b[idx[part]].tolist())
+            for color, p, q, w in zip(*lists, widths[part].astype(int).tolist(), strict=True):
+                pygame.draw.line(surf, color, p, q, w)
+            yield
 
     def _draw_cells(self, surf: pygame.Surface) -> None:
         """Server cells in their job colours; only cells whose colour changed are redrawn."""
-        snap = self.snapshot
-        fab = self.fabric
-        if snap is None:
+        if self.snapshot is None:
             return
+        flashing = self.wall < self._flash_until
+        key = (self._updates, flashing)
+        if self._drawn_rgb is not None and not flashing and key == self._cells_key:
+            return  # nothing new since the last frame: the usual case, most frames
+        self._cells_key = key
+        rgb = self._cell_rgb()
+        for _ in self._paint_cells(surf, rgb, self._drawn_rgb):
+            pass
+        self._drawn_rgb = rgb
+
+    def _cell_rgb(self) -> np.ndarray:
+        """The servers' colours now: job, load, a flash where a job just started, no data."""
+        snap = self.snapshot
         flash = np.clip(1.0 - (self.wall - self.flash_at) / FLASH_S, 0.0, 1.0) * 0.6
         no_data = snap.no_data if len(snap.no_data) == len(flash) else np.zeros(len(flash), bool)
         now = (snap.node_job, snap.node_util, flash, no_data)
@@ -532,17 +757,19 @@ class SiteView:
                 self._rgb = self._rgb.copy()
                 self._rgb[redo] = style.node_colors(*(a[redo] for a in now))
         self._rgb_inputs = tuple(np.array(a, copy=True) for a in now)
-        rgb = self._rgb
+        return self._rgb
+
+    def _paint_cells(self, surf: pygame.Surface, rgb: np.ndarray, drawn: np.ndarray | None) -> Iterator[None]:
+        """Paint the cells whose colour differs from ``drawn`` (all, if None), a slice at a time."""
         if self.layout.cell_w * self.camera.zoom < 3 and len(self.layout.racks):
-            self._draw_racks(surf, rgb)
+            if drawn is None or not np.array_equal(rgb, drawn):
+                self._draw_racks(surf, rgb)
             return
-        rects, vis = self._visible(self.layout.rect[fab.node_gid])
-        changed = vis if self._drawn_rgb is None else vis & (rgb != self._drawn_rgb).any(axis=1)
-        self._drawn_rgb = rgb
+        rects, vis = self._node_rects()
+        changed = vis if drawn is None else vis & (rgb != drawn).any(axis=1)
         if not changed.any():
             return
         zoom_w = self.layout.cell_w * self.camera.zoom
-        px = pygame.surfarray.pixels2d(surf)
         # Zoomed in to its GPUs, a server is a dark chassis in its job's colour and its GPUs light up in it.
         chassis = zoom_w >= GPU_DETAIL_PX
         mapped = map_colors(surf, (rgb * CHASSIS).astype(np.uint8) if chassis else rgb)
@@ -550,18 +777,33 @@ class SiteView:
         if changed.sum() > MANY_CELLS:  # the whole site in view: every changed cell's pixels at once
             node, xs, ys = self._cell_pixels(rects, vis, (w, h))
             mine = changed[node]
+            px = pygame.surfarray.pixels2d(surf)
             px[xs[mine], ys[mine]] = mapped[node[mine]]
+            del px
         else:
-            r = np.round(rects[changed]).astype(np.int64)
+            cells = np.flatnonzero(changed)
+            r = np.round(rects[cells]).astype(np.int64)
             x0 = np.clip(r[:, 0], 0, w)
             y0 = np.clip(r[:, 1], 0, h)
             x1 = np.clip(r[:, 0] + np.maximum(r[:, 2], 1), 0, w)
             y1 = np.clip(r[:, 1] + np.maximum(r[:, 3], 1), 0, h)
-            for i, color in enumerate(mapped[changed].tolist()):
-                px[x0[i] : x1[i], y0[i] : y1[i]] = color
-        del px
+            colors = mapped[cells].tolist()
+            for lo in range(0, len(cells), CELL_STEP):
+                px = pygame.surfarray.pixels2d(surf)
+                for i in range(lo, min(lo + CELL_STEP, len(cells))):
+                    px[x0[i] : x1[i], y0[i] : y1[i]] = colors[i]
+                del px
+                yield
         if chassis:
             self._draw_gpus(surf, np.flatnonzero(changed), rects)
+
+    def _node_rects(self) -> tuple[np.ndarray, np.ndarray]:
+        """The servers' screen rects and visibility, cached per camera."""
+        key = (self.camera, self.layout.name)
+        if self._vis_key != key or self._vis is None:
+            self._vis = self._visible(self.layout.rect[self.fabric.node_gid])
+            self._vis_key = key
+        return self._vis
 
     def _cell_pixels(
         self, rects: np.ndarray, vis: np.ndarray, size: tuple[int, int]
@@ -584,9 +826,6 @@ class SiteView:
 
     def _draw_racks(self, surf: pygame.Surface, rgb: np.ndarray) -> None:
         """Zoomed far out, servers are too small to see: each rack takes the mean colour of its servers."""
-        if self._drawn_rgb is not None and np.array_equal(rgb, self._drawn_rgb):
-            return
-        self._drawn_rgb = rgb
         rack = self.fabric.node_rack
         n = np.bincount(rack).astype(float)
         mean = np.stack([np.bincount(rack, weights=rgb[:, c].astype(float)) / n for c in range(3)], axis=1)
@@ -644,7 +883,12 @@ class SiteView:
 
     def _draw_pulses(self, surf: pygame.Surface) -> None:
         """Saturated links pulse every frame (the live layer is only restyled a few times a second)."""
-        hot = np.flatnonzero((self._loads["peak"] >= 0.98) & self._segments_shown())
+        key = (self._loads_version, self.camera, self.layout.name)
+        if self._hot_key != key:  # new loads or a new camera: the saturated links shown
+            act = self._active_segments()
+            self._hot = act[(self._loads["peak"][act] >= 0.98) & self._segments_shown()[act]]
+            self._hot_key = key
+        hot = self._hot
         if not len(hot):
             return
         a, b = self._segment_screen()
@@ -725,6 +969,44 @@ class SiteView:
 
     def _draw_particles(self, surf: pygame.Surface) -> None:
         act = self._active_segments()
+        key = self._plan_key_now()
+        phase = self.particles.phase[:, act]
+        phase = np.concatenate([phase[0], phase[1], phase[0], phase[1]])
+        if self._moving:  # a gliding camera: a plan would serve one frame only
+            ends, n, mix, lane = self._particle_inputs(act)
+            xy, kind = pt.positions(*ends, phase, n, mix, lane)
+            row, fine_dots = np.repeat(np.arange(len(n)), n), int(n[: 2 * len(act)].sum())
+        else:
+            if self._plan_key != key or self._plan is None:
+                ends, n, mix, lane = self._particle_inputs(act)
+                self._plan = (pt.plan(*ends, n, mix, lane), int(n[: 2 * len(act)].sum()))
+                self._plan_key = key
+            plan, fine_dots = self._plan
+            xy, kind, row = pt.place(plan, phase), plan.kind, plan.row
+        if not len(xy):
+            return
+        colors = np.array([surf.map_rgb(c) for c in (*theme.TRAFFIC, theme.MEASURED)], np.int64)
+        levels = self.segment_levels(act)
+        if levels is not None:  # brighter while a job communicates, dimmer while it computes
+            colors = self._pulse_palette(surf)
+            level = np.round(np.clip(levels, 0, 1) * (LEVELS - 1)).astype(np.int64)
+            kind = kind * LEVELS + np.concatenate([level[0], level[1], level[0], level[1]])[row]
+        radius = 1 if self.text.scale < 0.8 else 2 if self.text.scale < 1.6 else 3
+        px = pygame.surfarray.pixels2d(surf)
+        for part, r in ((slice(0, fine_dots), max(0, radius - 2)), (slice(fine_dots, None), radius)):
+            pt.stamp(px, xy[part], colors[kind[part]], r, self.camera.viewport)
+        del px
+
+    def _plan_key_now(self) -> tuple:
+        return (self.camera, self.layout.name, self._loads_version, self._mix_version, self.text.scale)
+
+    def _plan_stale(self) -> bool:
+        return self._plan_key != self._plan_key_now()
+
+    def _particle_inputs(self, act: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray, np.ndarray, float]:
+        """The particles of the active segments, both directions and both dot sizes in one go: segment
+        ends, counts, mixes and lane offset, fine dots first (then a plan of them is made again only when
+        the loads, the mixes or the camera change)."""
         a, b = self._segment_screen()
         a, b, length = a[act], b[act], self._seg_len[act]
         shown = self._segments_shown()[act]
@@ -735,20 +1017,23 @@ class SiteView:
         fine = self.layout.segments.detail[act] & (self.layout.cell_w * self.camera.zoom < GPU_DETAIL_PX)
         shimmer = (~shown | fine) & (length >= 6) & ((act * 2654435761) % 5 == 0)
         shown = shown & ~fine
-        colors = np.array([surf.map_rgb(c) for c in (*theme.TRAFFIC, theme.MEASURED)], np.int64)
-        radius = 1 if self.text.scale < 0.8 else 2 if self.text.scale < 1.6 else 3
         lane = max(1.5, 2.0 * self.text.scale)
-        px = pygame.surfarray.pixels2d(surf)
-        for d, (ua, ub) in enumerate(((a, b), (b, a))):
-            util = self._loads["fwd_util" if d == 0 else "rev_util"][act]
-            phase, mix = self.particles.phase[d][act], self._row_mix(d, act)
-            for mask, r in ((shimmer, max(0, radius - 2)), (shown, radius)):
-                if not mask.any():
-                    continue
-                n = pt.counts(util * mask, length)
-                xy, kind = pt.positions(ua, ub, phase, n, mix, lane)
-                pt.stamp(px, xy, colors[kind], r, self.camera.viewport)
-        del px
+        util = [self._loads["fwd_util"][act], self._loads["rev_util"][act]]
+        n = np.concatenate([pt.counts(util[d] * mask, length) for mask in (shimmer, shown) for d in (0, 1)])
+        mixes = [self._row_mix(0, act), self._row_mix(1, act)]
+        ends = (np.concatenate([a, b, a, b]), np.concatenate([b, a, b, a]))
+        return ends, n, np.concatenate([*mixes, *mixes]), lane
+
+    def _pulse_palette(self, surf: pygame.Surface) -> np.ndarray:
+        """Every particle colour at every brightness level, mapped for the surface: kind * LEVELS + level."""
+        key = (surf.get_shifts(), surf.get_losses(), surf.get_masks())
+        if self._palette_key != key:
+            base = np.array([*theme.TRAFFIC, theme.MEASURED], float)
+            scale = np.linspace(0, 1, LEVELS)
+            rgb = style.dim_colors(base, scale)
+            self._palette = map_colors(surf, rgb.reshape(-1, 3)).astype(np.int64)
+            self._palette_key = key
+        return self._palette
 
     # --- picking -----------------------------------------------------------------------------------
 

@@ -110,3 +110,11 @@ def kind_link_load(flows: dict[str, np.ndarray], n_links: int, n_kinds: int = 4)
     weight = flows["entry_frac"] * flows["rate"][f]
     key = flows["kind"][f].astype(np.int64) * n_links + flows["entry_link"]
     return np.bincount(key, weights=weight, minlength=n_kinds * n_links).reshape(n_kinds, n_links)
+
+
+def dim_colors(base: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Colours (K, 3) at brightness levels (L,) 0..1, blended towards the background (0: invisible on
+    it, 1: the colour itself): (K, L, 3) uint8."""
+    bg = np.array(theme.BG, float)
+    lv = np.clip(np.asarray(levels, float), 0, 1)[None, :, None]
+    return (bg + (np.asarray(base, float)[:, None, :] - bg) * lv).round().astype(np.uint8)
