@@ -277,11 +277,17 @@ class FlowGroup:
 
 
 class FlowTable:
-    """All active flow groups, flattened into arrays whenever the set changes, and their solved rates.
+    """All active flow groups and their solved speeds.
+
+    Each group's per-link load at full speed is appended to flat arrays when it is added and zeroed when it
+    leaves (the arrays are compacted once half of them is dead), so a solve never re-concatenates every
+    group. A solve finds the links whose load at full speed exceeds their capacity: a group that crosses
+    none of them runs at full speed whatever the others do, so only the groups that do are flattened to
+    flows and solved (:func:`group_speeds`); link loads are one weighted sum over the flat arrays.
 
     Fast path: while no link is a bottleneck (every group at full speed), adding a group that fits in
     the spare capacity, or removing any group, leaves every other speed at 1; the loads are updated in
-    place and the full solve is skipped. Most events at a lightly loaded site take this path; a periodic
+    place and the solve is skipped. Most events at a lightly loaded site take this path; a periodic
     full solve keeps the in-place sums from drifting.
     """
 
@@ -289,13 +295,15 @@ class FlowTable:
 
     def __init__(self, capacity: np.ndarray) -> None:
         self.capacity = capacity
+        self._limit = capacity * (1 + _EPS) + _EPS  # a link is overloaded above this (as in max_min_fair)
         self.groups: dict[tuple[int, int], FlowGroup] = {}
         self._dirty = True
         self.speed: dict[tuple[int, int], float] = {}
         self.link_load = np.zeros(len(capacity))
         self.kind_rate = np.zeros(len(TRAFFIC_KINDS))
+        self._store = GroupStore()
         self._flat: dict[str, np.ndarray] = {}
-        self._flat_stale = False
+        self._flat_at: tuple[int, int] = (-1, -1)  # (version, solves) the flat arrays were built at
         self._all_full = False  # every group at speed 1 in the last solution
         self._fast_updates = 0
         self.solves = 0
@@ -305,15 +313,15 @@ class FlowTable:
         if group.key in self.groups:
             self.remove(group.key)
         self.groups[group.key] = group
+        self._store.add(group)
         self.version += 1
         if self._can_skip_solve() and bool(
             (self.link_load[group.links] + group.load <= self.capacity[group.links] * (1 - 1e-9)).all()
         ):
             self.link_load[group.links] += group.load
-            self.kind_rate += np.bincount(group.kind, weights=group.demand, minlength=len(TRAFFIC_KINDS))
+            self.kind_rate += _kind_demand(group)
             self.speed[group.key] = 1.0
             self._fast_updates += 1
-            self._flat_stale = True
         else:
             self._dirty = True
 
@@ -321,15 +329,13 @@ class FlowTable:
         group = self.groups.pop(key, None)
         if group is None:
             return
+        self._store.remove(key)
         self.version += 1
         if self._can_skip_solve():
             self.link_load[group.links] = np.maximum(self.link_load[group.links] - group.load, 0.0)
-            self.kind_rate = np.maximum(
-                self.kind_rate - np.bincount(group.kind, weights=group.demand, minlength=len(TRAFFIC_KINDS)), 0.0
-            )
+            self.kind_rate = np.maximum(self.kind_rate - _kind_demand(group), 0.0)
             self.speed.pop(key, None)
             self._fast_updates += 1
-            self._flat_stale = True
         else:
             self._dirty = True
 
@@ -338,6 +344,7 @@ class FlowTable:
 
     def set_capacity(self, capacity: np.ndarray) -> None:
         self.capacity = capacity
+        self._limit = capacity * (1 + _EPS) + _EPS  # a link is overloaded above this (as in max_min_fair)
         self._dirty = True
         self.version += 1
 
@@ -350,79 +357,175 @@ class FlowTable:
         if not self._dirty:
             return self.speed
         self._dirty = False
-        self._flat_stale = False
         self._fast_updates = 0
         self.solves += 1
-        keys = list(self.groups)
-        groups = [self.groups[k] for k in keys]
-        if groups:
-            cat = np.concatenate
-            var = np.repeat(np.arange(len(groups)), [len(g.links) for g in groups])
-            var_link = cat([g.links for g in groups])
-            var_load = cat([g.load for g in groups])
-        else:
-            var = var_link = np.empty(0, np.int64)
-            var_load = np.empty(0)
-        self._flatten(keys, groups, np.ones(len(groups)))
-        flat = self._flat
-        x = group_speeds(
-            len(groups),
-            flat["group"],
-            flat["demand"],
-            (flat["entry_flow"], flat["entry_link"], flat["entry_frac"]),
-            (var, var_link, var_load),
-            self.capacity,
-        )
-        self.speed = dict(zip(keys, x.tolist(), strict=True))
-        self._all_full = bool((x >= 1.0).all())
-        flat["rate"] = x[flat["group"]] * flat["demand"]
-        self.link_load = np.bincount(
-            flat["entry_link"],
-            weights=flat["entry_frac"] * flat["rate"][flat["entry_flow"]],
-            minlength=len(self.capacity),
-        ).astype(np.float64)
-        self.kind_rate = np.bincount(flat["kind"], weights=flat["rate"], minlength=len(TRAFFIC_KINDS)).astype(
-            np.float64
-        )
+        store = self._store
+        slot, link, load = store.entries()
+        n_links = len(self.capacity)
+        at_full = np.bincount(link, weights=load, minlength=n_links).astype(np.float64, copy=False)
+        tight = np.flatnonzero(at_full > self._limit)
+        speed = dict.fromkeys(self.groups, 1.0)
+        slot_speed = np.ones(store.n_slots)
+        # Entries on an overloaded link (a few links: compare with each; many: look every entry up).
+        hit = np.isin(link, tight) if len(tight) <= 8 else _mask(tight, n_links)[link]
+        hit &= load > 0
+        if hit.any():
+            slots = np.unique(slot[hit])  # slot order is the order groups were added
+            keys = [store.keys[s] for s in slots.tolist()]
+            x = _solve_groups([self.groups[k] for k in keys], self.capacity)
+            slot_speed[slots] = x
+            speed.update(zip(keys, x.tolist(), strict=True))
+            at_full = np.bincount(link, weights=load * slot_speed[slot], minlength=n_links).astype(
+                np.float64, copy=False
+            )
+        self.link_load = at_full
+        self.speed = speed
+        self._all_full = bool((slot_speed >= 1.0).all())
+        self.kind_rate = (store.kind_demand() * slot_speed[:, None]).sum(axis=0)
         return self.speed
 
-    def _flatten(self, keys: list[tuple[int, int]], groups: list[FlowGroup], x: np.ndarray) -> None:
-        """Every flow of every group in flat arrays, with its rate at its group's speed x."""
-        self._flat_stale = False
-        n_flows = np.array([len(g.demand) for g in groups], np.int64)
-        n_entries = np.array([len(g.entry_link) for g in groups], np.int64)
-        flow_base = np.r_[0, np.cumsum(n_flows)[:-1]].astype(np.int64)
-        cat = np.concatenate
-        if groups:
-            flow_group = np.repeat(np.arange(len(groups)), n_flows)
-            demand = cat([g.demand for g in groups])
-            kind = cat([g.kind for g in groups])
-            src = cat([g.src for g in groups])
-            dst = cat([g.dst for g in groups])
-            entry_flow = cat([g.entry_flow for g in groups]) + np.repeat(flow_base, n_entries)
-            entry_link = cat([g.entry_link for g in groups])
-            entry_frac = cat([g.entry_frac for g in groups])
-        else:
-            flow_group = entry_flow = entry_link = np.empty(0, np.int64)
-            demand = entry_frac = np.empty(0)
-            kind = np.empty(0, np.int8)
-            src = dst = np.empty(0, np.int32)
-        self._flat = {
-            "group": flow_group,
-            "kind": kind,
-            "src": src,
-            "dst": dst,
-            "rate": x[flow_group] * demand,
-            "demand": demand,
-            "entry_flow": entry_flow,
-            "entry_link": entry_link,
-            "entry_frac": entry_frac,
-            "job": np.array([k[0] for k in keys], np.int64)[flow_group] if groups else np.empty(0, np.int64),
-        }
-
     def flat(self) -> dict[str, np.ndarray]:
-        """The flattened flows (for snapshots and renderers), rebuilt on demand after fast updates."""
-        if self._flat_stale:  # read-only: the simulation's own state is left exactly as it was
+        """Every flow of every group in flat arrays with its rate at its group's speed (for snapshots and
+        renderers), built when first asked for after a change."""
+        at = (self.version, self.solves)
+        if self._flat_at != at:
+            self._flat_at = at
             keys = list(self.groups)
-            self._flatten(keys, [self.groups[k] for k in keys], np.array([self.speed[k] for k in keys], float))
+            speeds = np.array([self.speed.get(k, 1.0) for k in keys], float)
+            self._flat = _flatten(keys, [self.groups[k] for k in keys], speeds)
         return self._flat
+
+
+def _mask(index: np.ndarray, n: int) -> np.ndarray:
+    mask = np.zeros(n, bool)
+    mask[index] = True
+    return mask
+
+
+def _kind_demand(group: FlowGroup) -> np.ndarray:
+    """Bytes/s a group carries per traffic kind at full speed."""
+    return np.bincount(group.kind, weights=group.demand, minlength=len(TRAFFIC_KINDS))
+
+
+def _solve_groups(groups: list[FlowGroup], capacity: np.ndarray) -> np.ndarray:
+    """:func:`group_speeds` over the given groups alone."""
+    flat = _flatten([g.key for g in groups], groups, np.ones(len(groups)))
+    var = np.repeat(np.arange(len(groups)), [len(g.links) for g in groups])
+    var_link = np.concatenate([g.links for g in groups])
+    var_load = np.concatenate([g.load for g in groups])
+    return group_speeds(
+        len(groups),
+        flat["group"],
+        flat["demand"],
+        (flat["entry_flow"], flat["entry_link"], flat["entry_frac"]),
+        (var, var_link, var_load),
+        capacity,
+    )
+
+
+def _flatten(keys: list[tuple[int, int]], groups: list[FlowGroup], x: np.ndarray) -> dict[str, np.ndarray]:
+    """Every flow of the groups in flat arrays, with its rate at its group's speed x."""
+    n_flows = np.array([len(g.demand) for g in groups], np.int64)
+    n_entries = np.array([len(g.entry_link) for g in groups], np.int64)
+    flow_base = np.r_[0, np.cumsum(n_flows)[:-1]].astype(np.int64)
+    cat = np.concatenate
+    if groups:
+        flow_group = np.repeat(np.arange(len(groups)), n_flows)
+        demand = cat([g.demand for g in groups])
+        kind = cat([g.kind for g in groups])
+        src = cat([g.src for g in groups])
+        dst = cat([g.dst for g in groups])
+        entry_flow = cat([g.entry_flow for g in groups]) + np.repeat(flow_base, n_entries)
+        entry_link = cat([g.entry_link for g in groups])
+        entry_frac = cat([g.entry_frac for g in groups])
+    else:
+        flow_group = entry_flow = entry_link = np.empty(0, np.int64)
+        demand = entry_frac = np.empty(0)
+        kind = np.empty(0, np.int8)
+        src = dst = np.empty(0, np.int32)
+    return {
+        "group": flow_group,
+        "kind": kind,
+        "src": src,
+        "dst": dst,
+        "rate": x[flow_group] * demand,
+        "demand": demand,
+        "entry_flow": entry_flow,
+        "entry_link": entry_link,
+        "entry_frac": entry_frac,
+        "job": np.array([k[0] for k in keys], np.int64)[flow_group] if groups else np.empty(0, np.int64),
+    }
+
+
+class GroupStore:
+    """Every group's (link, load at full speed) pairs in flat arrays, in the order the groups were added.
+
+    A group is appended to the end when added and its loads zeroed when removed (its slot is dead); the
+    arrays are compacted, order kept, once a quarter of the entries are dead. ``entries()`` then always
+    equals the concatenation of the live groups' ``links`` and ``load`` (with zero-load dead entries
+    between them), so sums over it are those of a fresh concatenation.
+    """
+
+    def __init__(self) -> None:
+        self._slot = np.empty(0, np.int64)
+        self._link = np.empty(0, np.int64)
+        self._load = np.empty(0)
+        self._kind = np.empty((0, len(TRAFFIC_KINDS)))
+        self.size = 0  # entries used, live or dead
+        self.dead = 0  # entries of removed groups
+        self.keys: list[tuple[int, int] | None] = []  # per slot, None once removed
+        self._where: dict[tuple[int, int], tuple[int, int, int]] = {}  # key -> (slot, first entry, end)
+        self._groups: dict[tuple[int, int], FlowGroup] = {}
+
+    @property
+    def n_slots(self) -> int:
+        return len(self.keys)
+
+    def add(self, group: FlowGroup) -> None:
+        if group.key in self._where:
+            self.remove(group.key)
+        n = len(group.links)
+        if self.size + n > len(self._link):
+            grow = max(2 * len(self._link), self.size + n, 1024)
+            self._slot = np.resize(self._slot, grow)
+            self._link = np.resize(self._link, grow)
+            self._load = np.resize(self._load, grow)
+        if len(self.keys) == len(self._kind):
+            self._kind = np.resize(self._kind, (max(2 * len(self._kind), 64), len(TRAFFIC_KINDS)))
+        slot, start = len(self.keys), self.size
+        self._slot[start : start + n] = slot
+        self._link[start : start + n] = group.links
+        self._load[start : start + n] = group.load
+        self._kind[slot] = _kind_demand(group)
+        self.keys.append(group.key)
+        self._where[group.key] = (slot, start, start + n)
+        self._groups[group.key] = group
+        self.size += n
+
+    def remove(self, key: tuple[int, int]) -> None:
+        slot, start, end = self._where.pop(key)
+        del self._groups[key]
+        self._load[start:end] = 0.0
+        self._kind[slot] = 0.0
+        self.keys[slot] = None
+        self.dead += end - start
+        if self.dead > max(self.size // 4, 4096) or len(self.keys) > 2 * len(self._where) + 64:
+            self._compact()
+
+    def _compact(self) -> None:
+        groups = list(self._groups.values())
+        self._where.clear()
+        self._groups.clear()
+        self.keys.clear()
+        self.size = self.dead = 0
+        for group in groups:
+            self.add(group)
+
+    def entries(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(slot, link, load at full speed) of every entry; dead ones carry zero load."""
+        n = self.size
+        return self._slot[:n], self._link[:n], self._load[:n]
+
+    def kind_demand(self) -> np.ndarray:
+        """Bytes/s per traffic kind at full speed, one row per slot (zero for dead slots)."""
+        return self._kind[: len(self.keys)]
