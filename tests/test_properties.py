@@ -30,6 +30,7 @@ from twin.flows import FlowGroup, FlowTable, max_min_fair
 from twin.scenario import scenario_from_dict
 from twin.scheduler import POLICIES, Allocation, Placement, Running
 from twin.simulation import Simulation
+from twin.stats import link_stats
 from twin.topology import build_fabric
 from twin.workload import JobSpec
 
@@ -276,6 +277,31 @@ def test_incremental_updates_agree_with_a_fresh_solve(case: tuple[Problem, list[
     for field in ("job", "kind", "src", "dst", "demand", "entry_flow", "entry_link", "entry_frac"):
         np.testing.assert_array_equal(mine[field], theirs[field], err_msg=field)
     np.testing.assert_allclose(mine["rate"], theirs["rate"], rtol=1e-9, atol=1e-12)
+
+
+@given(
+    st.lists(st.sampled_from([0.0, 0.0, 0.0, 0.5, 1.0, 2.5, 7.0]), min_size=1, max_size=40),
+    st.integers(0, 2**32 - 1),
+)
+@PROPERTY
+def test_link_stats_are_the_plain_figures(loads: list[float], seed: int) -> None:
+    """``link_stats`` takes shortcuts (the physical links as one slice when they are one run, the p99 among
+    the loaded links only); its figures are exactly the plain ones over index arrays."""
+    rng = np.random.default_rng(seed)
+    load = np.array(loads)
+    n = len(load)
+    cap = rng.choice([0.0, 1.0, 4.0], n)
+    inv_cap = np.divide(1.0, cap, out=np.zeros(n), where=cap > 0)
+    physical = np.arange(int(rng.integers(0, n + 1))) if rng.random() < 0.5 else np.flatnonzero(rng.random(n) < 0.7)
+    fabric = np.flatnonzero(rng.random(n) < 0.5)
+    got = link_stats(load, inv_cap, physical, fabric)
+    util = load * inv_cap
+    phys = util[physical]
+    assert got.max == (float(phys.max()) if len(phys) else 0.0)
+    assert got.mean_fabric == (float((load[fabric] * inv_cap[fabric]).sum() / len(fabric)) if len(fabric) else 0.0)
+    assert got.fabric_load == float(load[fabric].sum())
+    k = int(0.99 * (len(phys) - 1))
+    assert got.p99 == (float(np.partition(phys, k)[k]) if len(phys) else 0.0)
 
 
 # --- GPUs ---------------------------------------------------------------------------------------------------

@@ -106,10 +106,17 @@ class LinkStats:
 
     @cached_property
     def p99(self) -> float:
-        phys = self.util[self.physical]
+        phys = _pick(self.util, self.physical)
         if not len(phys):
             return 0.0
         k = int(0.99 * (len(phys) - 1))
+        # Most links of a large site carry nothing: the k-th smallest is among the loaded ones, or zero.
+        loaded = phys > 0
+        idle = len(phys) - int(np.count_nonzero(loaded))
+        if k >= idle:
+            return float(np.partition(phys[loaded], k - idle)[k - idle])
+        if idle == len(phys) or phys.min() >= 0:
+            return 0.0
         return float(np.partition(phys, k)[k])
 
     @staticmethod
@@ -119,14 +126,22 @@ class LinkStats:
 
 def link_stats(load: np.ndarray, inv_cap: np.ndarray, physical: np.ndarray, fabric: np.ndarray) -> LinkStats:
     """Utilisation of every link and the figures the HUD and report quote (a pure function): ``inv_cap``
-    is 1 / capacity (0 where a link has none); ``physical`` and ``fabric`` are index arrays of the
+    is 1 / capacity (0 where a link has none); ``physical`` and ``fabric`` are sorted index arrays of the
     physical and the switch-to-switch links."""
     util = load * inv_cap
-    on_fabric = load[fabric]
+    phys = _pick(util, physical)
     return LinkStats(
         util=util,
-        mean_fabric=float((on_fabric * inv_cap[fabric]).sum() / len(fabric)) if len(fabric) else 0.0,
-        max=float(util[physical].max()) if len(physical) else 0.0,
-        fabric_load=float(on_fabric.sum()),
+        mean_fabric=float(util[fabric].sum() / len(fabric)) if len(fabric) else 0.0,
+        max=float(phys.max()) if len(phys) else 0.0,
+        fabric_load=float(load[fabric].sum()),
         physical=physical,
     )
+
+
+def _pick(values: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``values[index]`` for a sorted index array without repeats; a view, not a copy, when the indices are
+    one run (the physical links of a site come first, its virtual ones last)."""
+    if len(index) and int(index[-1]) - int(index[0]) + 1 == len(index):
+        return values[int(index[0]) : int(index[-1]) + 1]
+    return values[index]
