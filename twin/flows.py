@@ -285,10 +285,10 @@ class FlowTable:
     none of them runs at full speed whatever the others do, so only the groups that do are flattened to
     flows and solved (:func:`group_speeds`); link loads are one weighted sum over the flat arrays.
 
-    Fast path: while no link is a bottleneck (every group at full speed), adding a group that fits in
-    the spare capacity, or removing any group, leaves every other speed at 1; the loads are updated in
-    place and the solve is skipped. Most events at a lightly loaded site take this path; a periodic
-    full solve keeps the in-place sums from drifting.
+    Fast path: the speeds depend only on the groups that cross an overloaded link, so adding a group that
+    overloads none of its links, or removing one that crossed none, changes no other speed (the new one
+    runs at full speed); the loads are updated in place and the solve is skipped. Most events take this
+    path; a full solve every ``RESYNC_EVERY`` of them keeps the in-place sums from drifting.
     """
 
     RESYNC_EVERY = 500  # fast updates between full solves
@@ -304,7 +304,8 @@ class FlowTable:
         self._store = GroupStore()
         self._flat: dict[str, np.ndarray] = {}
         self._flat_at: tuple[int, int] = (-1, -1)  # (version, solves) the flat arrays were built at
-        self._all_full = False  # every group at speed 1 in the last solution
+        self._at_full = np.zeros(len(capacity))  # each link's load with every group at full speed
+        self._involved: set[tuple[int, int]] = set()  # groups crossing an overloaded link in the last solve
         self._fast_updates = 0
         self.solves = 0
         self.version = 0  # bumps on every change of the flows, solved or not (renderers watch it)
@@ -315,10 +316,10 @@ class FlowTable:
         self.groups[group.key] = group
         self._store.add(group)
         self.version += 1
-        if self._can_skip_solve() and bool(
-            (self.link_load[group.links] + group.load <= self.capacity[group.links] * (1 - 1e-9)).all()
-        ):
-            self.link_load[group.links] += group.load
+        links = group.links
+        if self._can_skip_solve() and bool((self._at_full[links] + group.load <= self._limit[links]).all()):
+            self._at_full[links] += group.load
+            self.link_load[links] += group.load
             self.kind_rate += _kind_demand(group)
             self.speed[group.key] = 1.0
             self._fast_updates += 1
@@ -331,7 +332,8 @@ class FlowTable:
             return
         self._store.remove(key)
         self.version += 1
-        if self._can_skip_solve():
+        if self._can_skip_solve() and key not in self._involved:
+            self._at_full[group.links] = np.maximum(self._at_full[group.links] - group.load, 0.0)
             self.link_load[group.links] = np.maximum(self.link_load[group.links] - group.load, 0.0)
             self.kind_rate = np.maximum(self.kind_rate - _kind_demand(group), 0.0)
             self.speed.pop(key, None)
@@ -340,7 +342,7 @@ class FlowTable:
             self._dirty = True
 
     def _can_skip_solve(self) -> bool:
-        return not self._dirty and self._all_full and self._fast_updates < self.RESYNC_EVERY
+        return not self._dirty and self._fast_updates < self.RESYNC_EVERY
 
     def set_capacity(self, capacity: np.ndarray) -> None:
         self.capacity = capacity
@@ -364,8 +366,10 @@ class FlowTable:
         n_links = len(self.capacity)
         at_full = np.bincount(link, weights=load, minlength=n_links).astype(np.float64, copy=False)
         tight = np.flatnonzero(at_full > self._limit)
+        self._at_full = at_full
         speed = dict.fromkeys(self.groups, 1.0)
         slot_speed = np.ones(store.n_slots)
+        keys = []
         # Entries on an overloaded link (a few links: compare with each; many: look every entry up).
         hit = np.isin(link, tight) if len(tight) <= 8 else _mask(tight, n_links)[link]
         hit &= load > 0
@@ -375,12 +379,13 @@ class FlowTable:
             x = _solve_groups([self.groups[k] for k in keys], self.capacity)
             slot_speed[slots] = x
             speed.update(zip(keys, x.tolist(), strict=True))
-            at_full = np.bincount(link, weights=load * slot_speed[slot], minlength=n_links).astype(
+            self.link_load = np.bincount(link, weights=load * slot_speed[slot], minlength=n_links).astype(
                 np.float64, copy=False
             )
-        self.link_load = at_full
+        else:
+            self.link_load = at_full.copy()
         self.speed = speed
-        self._all_full = bool((slot_speed >= 1.0).all())
+        self._involved = set(keys)
         self.kind_rate = (store.kind_demand() * slot_speed[:, None]).sum(axis=0)
         return self.speed
 
