@@ -250,13 +250,14 @@ def solve_from_scratch(groups: list[FlowGroup], capacity: np.ndarray) -> tuple[n
 @pytest.mark.parametrize("seed", range(20))
 def test_the_table_s_kept_arrays_equal_a_fresh_flatten_after_random_adds_and_removes(seed: int) -> None:
     """FlowTable keeps each group's link loads in flat arrays (appended on add, zeroed on remove, compacted
-    now and then) and solves only the groups that cross an overloaded link: after any sequence of adds,
-    replacements and removes its speeds, link loads, per-kind rates and flat flows are those of flattening
+    now and then), updates loads in place between exact solves and solves only the groups that cross an
+    overloaded link: after any sequence of adds, replacements and removes its speeds, link loads, per-kind rates and flat flows are those of flattening
     every group and solving them all from scratch."""
     rng = np.random.default_rng(seed)
     n_links = int(rng.integers(3, 12))
     capacity = rng.uniform(5.0, 40.0, n_links)
     table = FlowTable(capacity)
+    table.RESYNC_EVERY = int(rng.choice([3, 500]))  # exact solves often, or incremental ones between
     store = GroupStore()
     for step in range(int(rng.integers(20, 300))):
         key = int(rng.integers(0, 25))

@@ -279,26 +279,24 @@ class FlowGroup:
 class FlowTable:
     """All active flow groups and their solved speeds.
 
-    Each group's per-link load at full speed is appended to flat arrays when it is added and zeroed when it
-    leaves (the arrays are compacted once half of them is dead), so a solve never re-concatenates every
-    group. A solve finds the links whose load at full speed exceeds their capacity: a group that crosses
-    none of them runs at full speed whatever the others do, so only the groups that do are flattened to
-    flows and solved (:func:`group_speeds`); link loads are one weighted sum over the flat arrays.
+    The speeds depend only on the groups that cross an overloaded link (one whose load with every group at
+    full speed exceeds its capacity): every other group runs at full speed whatever the rest do. So the
+    table keeps each link's load at full speed up to date on every change, and a solve flattens and solves
+    (:func:`group_speeds`) only the groups crossing an overloaded link. Each group's per-link loads are
+    also kept in flat arrays (:class:`GroupStore`: appended on add, zeroed on remove), so an exact solve,
+    every ``RESYNC_EVERY`` changes, recomputes every sum from scratch without re-concatenating the groups.
 
-    Fast path: the speeds depend only on the groups that cross an overloaded link, so adding a group that
-    overloads none of its links, or removing one that crossed none, changes no other speed (the new one
-    runs at full speed); the loads are updated in place and the solve is skipped. Most events take this
-    path; a full solve every ``RESYNC_EVERY`` of them keeps the in-place sums from drifting.
+    Fast path: adding a group that overloads none of its links, or removing one that crossed none, changes
+    no other speed (the new one runs at full speed); the loads are updated in place and the solve is
+    skipped. Most events take this path. Between exact solves a solve updates the link loads only for the
+    groups whose speed changed, were added or left.
     """
 
-    RESYNC_EVERY = 500  # fast updates between full solves
+    RESYNC_EVERY = 500  # changes (fast updates and solves) between exact solves
 
     def __init__(self, capacity: np.ndarray) -> None:
-        self.capacity = capacity
-        self._limit = capacity * (1 + _EPS) + _EPS  # a link is overloaded above this (as in max_min_fair)
         self.groups: dict[tuple[int, int], FlowGroup] = {}
-        self._dirty = True
-        self.speed: dict[tuple[int, int], float] = {}
+        self.speed: dict[tuple[int, int], float] = {}  # of every group whose load is in link_load
         self.link_load = np.zeros(len(capacity))
         self.kind_rate = np.zeros(len(TRAFFIC_KINDS))
         self._store = GroupStore()
@@ -306,9 +304,12 @@ class FlowTable:
         self._flat_at: tuple[int, int] = (-1, -1)  # (version, solves) the flat arrays were built at
         self._at_full = np.zeros(len(capacity))  # each link's load with every group at full speed
         self._involved: set[tuple[int, int]] = set()  # groups crossing an overloaded link in the last solve
-        self._fast_updates = 0
+        self._left: list[tuple[FlowGroup, float]] = []  # groups removed since the last solve, at their speed
+        self._changes = 0  # since the last exact solve
         self.solves = 0
         self.version = 0  # bumps on every change of the flows, solved or not (renderers watch it)
+        self.set_capacity(capacity)
+        self.version = 0
 
     def add(self, group: FlowGroup) -> None:
         if group.key in self.groups:
@@ -317,12 +318,13 @@ class FlowTable:
         self._store.add(group)
         self.version += 1
         links = group.links
-        if self._can_skip_solve() and bool((self._at_full[links] + group.load <= self._limit[links]).all()):
-            self._at_full[links] += group.load
+        self._at_full[links] += group.load
+        self._over[links] = self._at_full[links] > self._limit[links]
+        if self._can_skip_solve() and not self._over[links].any():
             self.link_load[links] += group.load
             self.kind_rate += _kind_demand(group)
             self.speed[group.key] = 1.0
-            self._fast_updates += 1
+            self._changes += 1
         else:
             self._dirty = True
 
@@ -332,21 +334,27 @@ class FlowTable:
             return
         self._store.remove(key)
         self.version += 1
+        links = group.links
+        self._at_full[links] = np.maximum(self._at_full[links] - group.load, 0.0)
+        self._over[links] = self._at_full[links] > self._limit[links]
+        speed = self.speed.pop(key, None)
         if self._can_skip_solve() and key not in self._involved:
-            self._at_full[group.links] = np.maximum(self._at_full[group.links] - group.load, 0.0)
-            self.link_load[group.links] = np.maximum(self.link_load[group.links] - group.load, 0.0)
+            self.link_load[links] = np.maximum(self.link_load[links] - group.load, 0.0)
             self.kind_rate = np.maximum(self.kind_rate - _kind_demand(group), 0.0)
-            self.speed.pop(key, None)
-            self._fast_updates += 1
+            self._changes += 1
         else:
             self._dirty = True
+            if speed is not None:  # its load is in link_load: take it out at the next solve
+                self._left.append((group, speed))
 
     def _can_skip_solve(self) -> bool:
-        return not self._dirty and self._fast_updates < self.RESYNC_EVERY
+        return not self._dirty and self._changes < self.RESYNC_EVERY
 
     def set_capacity(self, capacity: np.ndarray) -> None:
         self.capacity = capacity
         self._limit = capacity * (1 + _EPS) + _EPS  # a link is overloaded above this (as in max_min_fair)
+        self._over = self._at_full > self._limit
+        self._changes = self.RESYNC_EVERY  # solve exactly
         self._dirty = True
         self.version += 1
 
@@ -359,35 +367,54 @@ class FlowTable:
         if not self._dirty:
             return self.speed
         self._dirty = False
-        self._fast_updates = 0
         self.solves += 1
         store = self._store
         slot, link, load = store.entries()
         n_links = len(self.capacity)
-        at_full = np.bincount(link, weights=load, minlength=n_links).astype(np.float64, copy=False)
-        tight = np.flatnonzero(at_full > self._limit)
-        self._at_full = at_full
+        exact = self._changes >= self.RESYNC_EVERY
+        if exact:
+            self._at_full = np.bincount(link, weights=load, minlength=n_links).astype(np.float64, copy=False)
+            self._over = self._at_full > self._limit
+            self._changes = 0
+        else:
+            self._changes += 1
+        tight = np.flatnonzero(self._over)
         speed = dict.fromkeys(self.groups, 1.0)
         slot_speed = np.ones(store.n_slots)
-        keys = []
-        # Entries on an overloaded link (a few links: compare with each; many: look every entry up).
-        hit = np.isin(link, tight) if len(tight) <= 8 else _mask(tight, n_links)[link]
-        hit &= load > 0
-        if hit.any():
+        keys: list[tuple[int, int]] = []
+        if len(tight):
+            # Entries on an overloaded link (a few links: compare with each; many: look every entry up).
+            hit = np.isin(link, tight) if len(tight) <= 8 else self._over[link]
+            hit &= load > 0
             slots = np.unique(slot[hit])  # slot order is the order groups were added
             keys = [store.keys[s] for s in slots.tolist()]
-            x = _solve_groups([self.groups[k] for k in keys], self.capacity)
-            slot_speed[slots] = x
-            speed.update(zip(keys, x.tolist(), strict=True))
+            if keys:
+                x = _solve_groups([self.groups[k] for k in keys], self.capacity)
+                slot_speed[slots] = x
+                speed.update(zip(keys, x.tolist(), strict=True))
+        if exact:
             self.link_load = np.bincount(link, weights=load * slot_speed[slot], minlength=n_links).astype(
                 np.float64, copy=False
             )
         else:
-            self.link_load = at_full.copy()
+            self._update_loads(speed)
+        self._left.clear()
         self.speed = speed
         self._involved = set(keys)
         self.kind_rate = (store.kind_demand() * slot_speed[:, None]).sum(axis=0)
         return self.speed
+
+    def _update_loads(self, speed: dict[tuple[int, int], float]) -> None:
+        """Link loads after a solve, changed in place for the groups that left, arrived or changed speed."""
+        load = self.link_load
+        old = self.speed
+        for group, was in self._left:
+            load[group.links] = np.maximum(load[group.links] - was * group.load, 0.0)
+        for key, now in speed.items():
+            was = old.get(key, 0.0)
+            if now != was:
+                links = self.groups[key].links
+                load[links] = np.maximum(load[links] + (now - was) * self.groups[key].load, 0.0)
 
     def flat(self) -> dict[str, np.ndarray]:
         """Every flow of every group in flat arrays with its rate at its group's speed (for snapshots and
