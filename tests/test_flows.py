@@ -251,8 +251,8 @@ def solve_from_scratch(groups: list[FlowGroup], capacity: np.ndarray) -> tuple[n
 def test_the_table_s_kept_arrays_equal_a_fresh_flatten_after_random_adds_and_removes(seed: int) -> None:
     """FlowTable keeps each group's link loads in flat arrays (appended on add, zeroed on remove, compacted
     now and then), updates loads in place between exact solves and solves only the groups that cross an
-    overloaded link: after any sequence of adds, replacements and removes its speeds, link loads, per-kind rates and flat flows are those of flattening
-    every group and solving them all from scratch."""
+    overloaded link: after any sequence of adds, replacements and removes its speeds, link loads, per-kind
+    rates and flat flows are those of flattening every group and solving them all from scratch."""
     rng = np.random.default_rng(seed)
     n_links = int(rng.integers(3, 12))
     capacity = rng.uniform(5.0, 40.0, n_links)
@@ -291,3 +291,37 @@ def test_the_table_s_kept_arrays_equal_a_fresh_flatten_after_random_adds_and_rem
     flat = table.flat()
     np.testing.assert_allclose(flat["rate"], x[flat["group"]] * flat["demand"], rtol=1e-12)
     assert flat["job"].tolist() == [g.key[0] for g in groups for _ in g.demand]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_small_problem_on_a_large_fabric_solves_as_on_its_own_links(seed: int) -> None:
+    """With far more links than entries the solvers number the used links 0..k-1 first: the answers are
+    exactly those on a fabric of just those links."""
+    rng = np.random.default_rng(seed)
+    n_links = 6
+    groups = [random_group(rng, key, n_links) for key in range(5)]
+    capacity = rng.uniform(2.0, 12.0, n_links)
+    spread = np.sort(rng.choice(5000, n_links, replace=False))  # the same links among 5,000
+    wide = np.full(5000, 1e-3)
+    wide[spread] = capacity
+    for i, g in enumerate(groups):
+        groups[i] = FlowGroup.build(
+            g.key, g.kind, g.src, g.dst, g.demand, (g.entry_flow, spread[g.entry_link], g.entry_frac)
+        )
+    narrow, _, _ = solve_from_scratch(
+        [
+            FlowGroup.build(
+                g.key,
+                g.kind,
+                g.src,
+                g.dst,
+                g.demand,
+                (g.entry_flow, np.searchsorted(spread, g.entry_link), g.entry_frac),
+            )
+            for g in groups
+        ],
+        capacity,
+    )
+    got, _, _ = solve_from_scratch(groups, wide)
+    np.testing.assert_array_equal(got, narrow)
+    assert (narrow < 1).any() or seed > 2

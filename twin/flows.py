@@ -49,6 +49,9 @@ def max_min_fair(
     x = cap.astype(np.float64).copy()
     if len(var) == 0:
         return x
+    if 8 * len(link) < len(capacity):  # a small problem on a large fabric: number its links 0..k-1 first
+        used, link = np.unique(link, return_inverse=True)
+        capacity = capacity[used]
     load_at_cap = np.bincount(link, weights=weight * cap[var], minlength=len(capacity))
     tight = load_at_cap > capacity * (1 + _EPS) + _EPS
     keep = tight[link] & (weight > 0)
@@ -134,6 +137,10 @@ def group_speeds(
     Rates only go down in step 2 and step 3 fills only spare capacity, so no link is ever over capacity.
     """
     flow, link, frac = entries
+    g_var, g_link, g_load = group_entries
+    if 8 * (len(link) + len(g_link)) < len(capacity):  # a few groups on a large fabric: only their links
+        used, where = np.unique(np.concatenate([link, g_link]), return_inverse=True)
+        link, g_link, capacity = where[: len(link)], where[len(link) :], capacity[used]
     rate = max_min_fair(flow, link, frac, capacity, demand)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(demand > 0, rate / demand, np.inf)
@@ -146,7 +153,6 @@ def group_speeds(
     # slow group back, so step 3 has nothing to share.
     if not slow.any() or bool((ratio[demand > 0] <= speed[flow_group[demand > 0]] * (1 + 1e-12)).all()):
         return speed
-    g_var, g_link, g_load = group_entries
     used = np.bincount(g_link, weights=g_load * speed[g_var], minlength=len(capacity))
     spare = np.maximum(capacity - used, 0.0)
     # A group crossing a link that is still full cannot gain: leave it out before solving (most are).
