@@ -532,3 +532,25 @@ def test_easy_backfill_never_delays_the_blocked_head(name: str, case: tuple[Site
     _, starts, reservation = run_observed(name, s, specs)
     for job_id, when in reservation.items():
         assert starts[job_id] <= when + 1e-6, f"job {job_id} started at {starts[job_id]}, reserved for {when}"
+
+
+@given(st.lists(st.integers(1, 12), min_size=1, max_size=12), st.integers(2, 9))
+@PROPERTY
+def test_repeated_rows_land_in_the_ring_as_single_rows_do(runs: list[int], capacity: int) -> None:
+    """``TimeSeries.append_repeated`` (the samples between two events, written at once) leaves the ring
+    buffer exactly as appending each row alone would, across wrap-arounds and runs longer than the buffer."""
+    from twin.metrics import TimeSeries
+
+    fields = ("time_s", "a", "b")
+    one, many = TimeSeries(capacity, fields), TimeSeries(capacity, fields)
+    t = 0.0
+    for i, n in enumerate(runs):
+        times = [t + k for k in range(n)]
+        t += n
+        for time in times:
+            one.append_values((time, float(i), -float(i)))
+        many.append_repeated((times[0], float(i), -float(i)), times)
+        assert len(one) == len(many)
+        for name in fields:
+            np.testing.assert_array_equal(one.column(name), many.column(name))
+        assert one.latest() == many.latest()
