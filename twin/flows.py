@@ -266,8 +266,11 @@ class FlowGroup:
         demand = np.asarray(demands, np.float64)
         entry_flow, entry_link, entry_frac = entries
         # What the solver sees: one weight per (group, link), however many of its flows share the link.
-        group_links, where = np.unique(entry_link, return_inverse=True)
-        load = np.bincount(where, weights=entry_frac * demand[entry_flow], minlength=len(group_links))
+        if len(entry_link) < 2 or bool((entry_link[1:] > entry_link[:-1]).all()):  # each link once already
+            group_links, load = entry_link, entry_frac * demand[entry_flow]
+        else:
+            group_links, where = np.unique(entry_link, return_inverse=True)
+            load = np.bincount(where, weights=entry_frac * demand[entry_flow], minlength=len(group_links))
         return FlowGroup(
             key=key,
             kind=np.asarray(kinds, np.int8),
@@ -321,14 +324,16 @@ class FlowTable:
         if group.key in self.groups:
             self.remove(group.key)
         self.groups[group.key] = group
-        self._store.add(group)
+        kinds = self._store.add(group)
         self.version += 1
         links = group.links
-        self._at_full[links] += group.load
-        self._over[links] = self._at_full[links] > self._limit[links]
-        if self._can_skip_solve() and not self._over[links].any():
+        at_full = self._at_full[links] + group.load
+        self._at_full[links] = at_full
+        over = at_full > self._limit[links]
+        self._over[links] = over
+        if self._can_skip_solve() and not over.any():
             self.link_load[links] += group.load
-            self.kind_rate += _kind_demand(group)
+            self.kind_rate += kinds
             self.speed[group.key] = 1.0
             self._changes += 1
         else:
@@ -338,15 +343,16 @@ class FlowTable:
         group = self.groups.pop(key, None)
         if group is None:
             return
-        self._store.remove(key)
+        kinds = self._store.remove(key)
         self.version += 1
         links = group.links
-        self._at_full[links] = np.maximum(self._at_full[links] - group.load, 0.0)
-        self._over[links] = self._at_full[links] > self._limit[links]
+        at_full = np.maximum(self._at_full[links] - group.load, 0.0)
+        self._at_full[links] = at_full
+        self._over[links] = at_full > self._limit[links]
         speed = self.speed.pop(key, None)
         if self._can_skip_solve() and key not in self._involved:
             self.link_load[links] = np.maximum(self.link_load[links] - group.load, 0.0)
-            self.kind_rate = np.maximum(self.kind_rate - _kind_demand(group), 0.0)
+            self.kind_rate = np.maximum(self.kind_rate - kinds, 0.0)
             self._changes += 1
         else:
             self._dirty = True
@@ -519,7 +525,8 @@ class GroupStore:
     def n_slots(self) -> int:
         return len(self.keys)
 
-    def add(self, group: FlowGroup) -> None:
+    def add(self, group: FlowGroup) -> np.ndarray:
+        """Append a group (replacing one of the same key); returns its bytes/s per kind at full speed."""
         if group.key in self._where:
             self.remove(group.key)
         n = len(group.links)
@@ -534,21 +541,25 @@ class GroupStore:
         self._slot[start : start + n] = slot
         self._link[start : start + n] = group.links
         self._load[start : start + n] = group.load
-        self._kind[slot] = _kind_demand(group)
+        kinds = self._kind[slot] = _kind_demand(group)
         self.keys.append(group.key)
         self._where[group.key] = (slot, start, start + n)
         self._groups[group.key] = group
         self.size += n
+        return kinds
 
-    def remove(self, key: tuple[int, int]) -> None:
+    def remove(self, key: tuple[int, int]) -> np.ndarray:
+        """Zero a group's entries; returns its bytes/s per kind at full speed."""
         slot, start, end = self._where.pop(key)
         del self._groups[key]
         self._load[start:end] = 0.0
+        kinds = self._kind[slot].copy()
         self._kind[slot] = 0.0
         self.keys[slot] = None
         self.dead += end - start
         if self.dead > max(self.size // 4, 4096) or len(self.keys) > 2 * len(self._where) + 64:
             self._compact()
+        return kinds
 
     def _compact(self) -> None:
         groups = list(self._groups.values())
