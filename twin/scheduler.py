@@ -54,20 +54,25 @@ class Allocation:
     def _count(self, gpus: np.ndarray, sign: int) -> None:
         """``free`` after GPUs come free (+1) or are taken (-1); the fragmentation's sums follow."""
         gpn = self.gpus_per_node
-        nodes = gpus // gpn
-        if len(nodes) and nodes.min() == nodes.max():  # one node, as most jobs
-            nodes, counts = nodes[:1], len(gpus)
-        else:
-            nodes, counts = np.unique(nodes, return_counts=True)
-        free = self.free[nodes]
         was = self._sums if self._sums[0] == self.version else None
-        self.free[nodes] = free + sign * counts
         self.version += 1
+        ids = gpus.tolist() if len(gpus) <= gpn else []
+        node = ids[0] // gpn if ids else -1
+        if ids and all(g // gpn == node for g in ids):  # one node, as most jobs: plain integers
+            before = int(self.free[node])
+            after = before + sign * len(ids)
+            self.free[node] = after
+            if was is not None:
+                stranded = (after if 0 < after < gpn else 0) - (before if 0 < before < gpn else 0)
+                self._sums = (self.version, was[1] + after - before, was[2] + stranded)
+            return
+        nodes, counts = np.unique(gpus // gpn, return_counts=True)
+        free = self.free[nodes]
+        self.free[nodes] = free + sign * counts
         if was is not None:
             now = self.free[nodes]
-            _, total, partial = was
-            total += int(now.sum() - free.sum())
-            partial += int(now[(now > 0) & (now < gpn)].sum() - free[(free > 0) & (free < gpn)].sum())
+            total = was[1] + int(now.sum() - free.sum())
+            partial = was[2] + int(now[(now > 0) & (now < gpn)].sum() - free[(free > 0) & (free < gpn)].sum())
             self._sums = (self.version, total, partial)
 
     def changed(self) -> None:
@@ -96,19 +101,17 @@ Placement = Callable[[Allocation, int], "np.ndarray | None"]
 def _gpus_on(alloc: Allocation, nodes: np.ndarray, per_node: int) -> np.ndarray:
     """The first ``per_node`` free GPUs of each node, as flat indices."""
     gpn = alloc.gpus_per_node
-    out = []
-    for n in nodes:
-        free = np.flatnonzero(alloc.owner[n] == -1)[:per_node]
-        out.append(n * gpn + free)
-    return np.concatenate(out)
+    out = [n * gpn + np.flatnonzero(alloc.owner[n] == -1)[:per_node] for n in nodes]
+    return out[0] if len(out) == 1 else np.concatenate(out)
 
 
 def place_first_fit(alloc: Allocation, gpus: int) -> np.ndarray | None:
     """Lowest-numbered nodes that fit, ignoring the fabric (the naive baseline)."""
     gpn = alloc.gpus_per_node
     if gpus <= gpn:
-        fits = np.flatnonzero(alloc.free >= gpus)
-        return _gpus_on(alloc, fits[:1], gpus) if len(fits) else None
+        fits = alloc.free >= gpus
+        first = int(fits.argmax())
+        return _gpus_on(alloc, np.array([first]), gpus) if fits[first] else None
     need = gpus // gpn
     empty = np.flatnonzero(alloc.free == gpn)
     return _gpus_on(alloc, empty[:need], gpn) if len(empty) >= need else None
