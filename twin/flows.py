@@ -329,9 +329,7 @@ class FlowTable:
         links = group.links
         at_full = self._at_full[links] + group.load
         self._at_full[links] = at_full
-        over = at_full > self._limit[links]
-        self._over[links] = over
-        if self._can_skip_solve() and not over.any():
+        if not self._dirty and self._changes < self.RESYNC_EVERY and (at_full <= self._limit[links]).all():
             self.link_load[links] += group.load
             self.kind_rate += kinds
             self.speed[group.key] = 1.0
@@ -346,11 +344,10 @@ class FlowTable:
         kinds = self._store.remove(key)
         self.version += 1
         links = group.links
-        at_full = np.maximum(self._at_full[links] - group.load, 0.0)
-        self._at_full[links] = at_full
-        self._over[links] = at_full > self._limit[links]
+        at_full = self._at_full[links] - group.load
+        self._at_full[links] = np.maximum(at_full, 0.0, out=at_full)
         speed = self.speed.pop(key, None)
-        if self._can_skip_solve() and key not in self._involved:
+        if not self._dirty and self._changes < self.RESYNC_EVERY and key not in self._involved:
             self.link_load[links] = np.maximum(self.link_load[links] - group.load, 0.0)
             self.kind_rate = np.maximum(self.kind_rate - kinds, 0.0)
             self._changes += 1
@@ -359,13 +356,9 @@ class FlowTable:
             if speed is not None:  # its load is in link_load: take it out at the next solve
                 self._left.append((group, speed))
 
-    def _can_skip_solve(self) -> bool:
-        return not self._dirty and self._changes < self.RESYNC_EVERY
-
     def set_capacity(self, capacity: np.ndarray) -> None:
         self.capacity = capacity
         self._limit = capacity * (1 + _EPS) + _EPS  # a link is overloaded above this (as in max_min_fair)
-        self._over = self._at_full > self._limit
         self._changes = self.RESYNC_EVERY  # solve exactly
         self._dirty = True
         self.version += 1
@@ -386,17 +379,17 @@ class FlowTable:
         exact = self._changes >= self.RESYNC_EVERY
         if exact:
             self._at_full = np.bincount(link, weights=load, minlength=n_links).astype(np.float64, copy=False)
-            self._over = self._at_full > self._limit
             self._changes = 0
         else:
             self._changes += 1
-        tight = np.flatnonzero(self._over)
+        over = self._at_full > self._limit
+        tight = np.flatnonzero(over)
         speed = dict.fromkeys(self.groups, 1.0)
         slot_speed = np.ones(store.n_slots)
         keys: list[tuple[int, int]] = []
         if len(tight):
             # Entries on an overloaded link (a few links: compare with each; many: look every entry up).
-            hit = np.isin(link, tight) if len(tight) <= 8 else self._over[link]
+            hit = np.isin(link, tight) if len(tight) <= 8 else over[link]
             hit &= load > 0
             slots = np.unique(slot[hit])  # slot order is the order groups were added
             keys = [store.keys[s] for s in slots.tolist()]
@@ -448,6 +441,10 @@ def _mask(index: np.ndarray, n: int) -> np.ndarray:
 
 def _kind_demand(group: FlowGroup) -> np.ndarray:
     """Bytes/s a group carries per traffic kind at full speed."""
+    if len(group.kind) == 1:
+        out = np.zeros(len(TRAFFIC_KINDS))
+        out[group.kind[0]] = group.demand[0]
+        return out
     return np.bincount(group.kind, weights=group.demand, minlength=len(TRAFFIC_KINDS))
 
 
@@ -519,7 +516,6 @@ class GroupStore:
         self.dead = 0  # entries of removed groups
         self.keys: list[tuple[int, int] | None] = []  # per slot, None once removed
         self._where: dict[tuple[int, int], tuple[int, int, int]] = {}  # key -> (slot, first entry, end)
-        self._groups: dict[tuple[int, int], FlowGroup] = {}
 
     @property
     def n_slots(self) -> int:
@@ -544,31 +540,38 @@ class GroupStore:
         kinds = self._kind[slot] = _kind_demand(group)
         self.keys.append(group.key)
         self._where[group.key] = (slot, start, start + n)
-        self._groups[group.key] = group
         self.size += n
         return kinds
 
     def remove(self, key: tuple[int, int]) -> np.ndarray:
         """Zero a group's entries; returns its bytes/s per kind at full speed."""
         slot, start, end = self._where.pop(key)
-        del self._groups[key]
         self._load[start:end] = 0.0
         kinds = self._kind[slot].copy()
         self._kind[slot] = 0.0
         self.keys[slot] = None
         self.dead += end - start
-        if self.dead > max(self.size // 4, 4096) or len(self.keys) > 2 * len(self._where) + 64:
+        if self.dead > max(self.size // 4, 4096) or len(self.keys) > 4 * len(self._where) + 4096:
             self._compact()
         return kinds
 
     def _compact(self) -> None:
-        groups = list(self._groups.values())
-        self._where.clear()
-        self._groups.clear()
-        self.keys.clear()
-        self.size = self.dead = 0
-        for group in groups:
-            self.add(group)
+        """Drop dead entries and slots, keeping the order."""
+        n = self.size
+        alive = np.array([k is not None for k in self.keys], bool)
+        renumber = np.cumsum(alive) - 1
+        keep = alive[self._slot[:n]]
+        self._slot = renumber[self._slot[:n][keep]]
+        self._link = self._link[:n][keep]
+        self._load = self._load[:n][keep]
+        self._kind = self._kind[: len(self.keys)][alive]
+        self.keys = [k for k in self.keys if k is not None]
+        self.size, self.dead = len(self._link), 0
+        counts = np.bincount(self._slot, minlength=len(self.keys)).tolist()
+        start = 0
+        for slot, (key, count) in enumerate(zip(self.keys, counts, strict=True)):
+            self._where[key] = (slot, start, start + count)
+            start += count
 
     def entries(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(slot, link, load at full speed) of every entry; dead ones carry zero load."""
