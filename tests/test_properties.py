@@ -554,3 +554,24 @@ def test_repeated_rows_land_in_the_ring_as_single_rows_do(runs: list[int], capac
         for name in fields:
             np.testing.assert_array_equal(one.column(name), many.column(name))
         assert one.latest() == many.latest()
+
+
+@pytest.mark.parametrize("kind", ["uniform", "mostly idle", "all idle", "ties", "negative", "few loaded"])
+def test_the_p99_of_many_links_is_the_plain_percentile(kind: str) -> None:
+    """On a large site the p99 is looked for above a threshold read off a sample; it is exactly the value
+    a full partition gives, whatever the utilisations look like."""
+    from twin.stats import _kth_smallest
+
+    rng = np.random.default_rng(len(kind))
+    for n in (20_001, 54_321, 455_841):
+        values = {
+            "uniform": rng.random(n),
+            "mostly idle": rng.random(n) * (rng.random(n) < 0.3),
+            "all idle": np.zeros(n),
+            "ties": rng.integers(0, 3, n) / 2.0,
+            "negative": rng.normal(0.0, 1.0, n),
+            "few loaded": rng.random(n) * (rng.random(n) < 0.005),
+        }[kind]
+        for q in (0.99, 0.5, 0.0, 1.0):
+            k = int(q * (n - 1))
+            assert _kth_smallest(values, q) == float(np.partition(values, k)[k]), (n, q)
