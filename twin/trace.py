@@ -132,7 +132,26 @@ def parse_time(text: str) -> float:
     return value
 
 
+_DAYS: dict[str, float] = {}  # epoch seconds of a day's midnight (UTC), by its YYYY-MM-DD
+
+
 def _parse_time(text: str) -> float:
+    if len(text) == 19 and text[10] == " " and text[13] == ":" and text[16] == ":" and text.isascii():
+        # The common case, YYYY-MM-DD HH:MM:SS: its day looked up once, its time of day in integers.
+        day, h, m, sec = text[:10], text[11:13], text[14:16], text[17:]
+        if h.isdigit() and m.isdigit() and sec.isdigit() and int(h) < 24 and int(m) < 60 and int(sec) < 60:
+            midnight = _DAYS.get(day)
+            if midnight is None:
+                try:
+                    midnight = datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp()
+                except (ValueError, OverflowError, OSError):
+                    midnight = None
+                if midnight is not None:
+                    if len(_DAYS) >= 4096:
+                        _DAYS.clear()
+                    _DAYS[day] = midnight
+            if midnight is not None:
+                return midnight + (int(h) * 3600 + int(m) * 60 + int(sec))
     try:
         return float(text)
     except ValueError:
