@@ -267,7 +267,7 @@ def test_the_table_s_kept_arrays_equal_a_fresh_flatten_after_random_adds_and_rem
         else:
             group = random_group(rng, key, n_links)
             table.add(group)
-            store.add(group)
+            store.add(group, np.bincount(group.kind, weights=group.demand, minlength=4))
         if rng.random() < 0.7 or step % 10 == 0:
             table.solve()
         # The store's live entries are always the concatenation of the live groups', in table order.

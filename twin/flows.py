@@ -309,6 +309,9 @@ class FlowTable:
         self.link_load = np.zeros(len(capacity))
         self.kind_rate = np.zeros(len(TRAFFIC_KINDS))
         self._store = GroupStore()
+        # Groups added since the store was last brought up to date (newer than every group in it, so
+        # appending them in this order keeps the store in table order), with their per-kind demand.
+        self._pending: dict[tuple[int, int], tuple[FlowGroup, np.ndarray]] = {}
         self._flat: dict[str, np.ndarray] = {}
         self._flat_at: tuple[int, int] = (-1, -1)  # (version, solves) the flat arrays were built at
         self._at_full = np.zeros(len(capacity))  # each link's load with every group at full speed
@@ -324,7 +327,8 @@ class FlowTable:
         if group.key in self.groups:
             self.remove(group.key)
         self.groups[group.key] = group
-        kinds = self._store.add(group)
+        kinds = _kind_demand(group)
+        self._pending[group.key] = (group, kinds)
         self.version += 1
         links = group.links
         at_full = self._at_full[links] + group.load
@@ -341,7 +345,8 @@ class FlowTable:
         group = self.groups.pop(key, None)
         if group is None:
             return
-        kinds = self._store.remove(key)
+        pending = self._pending.pop(key, None)
+        kinds = self._store.remove(key) if pending is None else pending[1]
         self.version += 1
         links = group.links
         at_full = self._at_full[links] - group.load
@@ -374,6 +379,9 @@ class FlowTable:
         self._dirty = False
         self.solves += 1
         store = self._store
+        for group, kinds in self._pending.values():
+            store.add(group, kinds)
+        self._pending.clear()
         slot, link, load = store.entries()
         n_links = len(self.capacity)
         exact = self._changes >= self.RESYNC_EVERY
@@ -521,8 +529,8 @@ class GroupStore:
     def n_slots(self) -> int:
         return len(self.keys)
 
-    def add(self, group: FlowGroup) -> np.ndarray:
-        """Append a group (replacing one of the same key); returns its bytes/s per kind at full speed."""
+    def add(self, group: FlowGroup, kinds: np.ndarray) -> None:
+        """Append a group (replacing one of the same key), with its bytes/s per kind at full speed."""
         if group.key in self._where:
             self.remove(group.key)
         n = len(group.links)
@@ -537,11 +545,10 @@ class GroupStore:
         self._slot[start : start + n] = slot
         self._link[start : start + n] = group.links
         self._load[start : start + n] = group.load
-        kinds = self._kind[slot] = _kind_demand(group)
+        self._kind[slot] = kinds
         self.keys.append(group.key)
         self._where[group.key] = (slot, start, start + n)
         self.size += n
-        return kinds
 
     def remove(self, key: tuple[int, int]) -> np.ndarray:
         """Zero a group's entries; returns its bytes/s per kind at full speed."""
