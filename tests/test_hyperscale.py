@@ -195,3 +195,13 @@ def test_routes_of_many_flows_at_once_are_each_flow_s_route(sim: Simulation) -> 
         np.testing.assert_array_equal(g, w)
     assert (got[1][got[0] == 0] == fab.dead_link).all()
     assert [len(a) for a in router.routes(src[:0], dst[:0], rail[:0])] == [0, 0, 0]
+    # Through a storage array's limit (a virtual link after the route, as reads and writes go), or not pinned.
+    limit = int(fab.storage_read[1])
+    got = router.routes(src, dst, rail, fab.dead_link, via=limit)
+    through = [alone.route(int(a), int(b), int(r)) for a, b, r in zip(src, dst, rail, strict=True)]
+    through = [(np.append(lk, limit), np.append(fr, 1.0)) if len(lk) else (lk, fr) for lk, fr in through]
+    want = route_entries(through, np.arange(len(src)), fab.dead_link)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)
+    flow = router.routes(src, dst, rail)[0]
+    assert 0 not in flow and len(np.unique(flow)) == len(src) - 1  # the cut-off server's flow has no entries
