@@ -5,13 +5,16 @@ bounded memory, and a slice of it is replayed on Helios Earth, with RSS sampled 
     .venv/bin/python bench/replay.py --rows 3000000
 
 Prints rows per second, replayed GPU jobs per second (FIFO unless ``--policy`` says otherwise, the
-network included) and RSS at the start, middle and end of each phase, then one JSON line last.
+network included), the replay's CPU seconds, a digest of its schedule (every job's start time and GPUs,
+so two versions of the code can be shown to schedule job for job alike) and RSS at the start, middle and
+end of each phase, then one JSON line last. ``--replay-only`` writes just the slice that is replayed.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import os
 import sys
@@ -65,7 +68,10 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--replay-rows", type=int, default=40_000)
     ap.add_argument("--policy", default="fifo", help="the scheduling policy of the replay")
+    ap.add_argument("--replay-only", action="store_true", help="skip the million-row read")
     args = ap.parse_args()
+    if args.replay_only:
+        args.rows = args.replay_rows
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "trace.csv"
         t0 = time.perf_counter()
@@ -94,16 +100,25 @@ def main() -> None:
         site = load_scenario(ROOT / "scenarios" / "helios-earth.toml")
         site = dataclasses.replace(site, scheduler=dataclasses.replace(site.scheduler, policy=args.policy))
         replay = Replay(site, small)
-        t0 = time.perf_counter()
+        schedule = hashlib.sha256()
+        assign = replay.sim.alloc.assign
+
+        def recorded(job_id: int, gpus: np.ndarray) -> None:  # every start, in order: (job, time, GPUs)
+            schedule.update(f"{job_id},{replay.sim.now!r},{gpus.tolist()};".encode())
+            assign(job_id, gpus)
+
+        replay.sim.alloc.assign = recorded
+        t0, c0 = time.perf_counter(), time.process_time()
         samples = [rss_mb()]
         while not replay.done:
             replay.run(replay.sim.now + 6 * 3600)
             samples.append(rss_mb())
-        replay_s = time.perf_counter() - t0
+        replay_s, replay_cpu_s = time.perf_counter() - t0, time.process_time() - c0
         block = replay.report_block()
         print(
             f"replay: {block['jobs_replayed']:,} GPU jobs over {replay.sim.now / 86400:.1f} simulated days in "
-            f"{replay_s:.1f} s ({block['jobs_replayed'] / replay_s:,.0f} jobs/s, {args.policy}); "
+            f"{replay_s:.1f} s, {replay_cpu_s:.1f} s of CPU ({block['jobs_replayed'] / replay_s:,.0f} jobs/s, "
+            f"{args.policy}); schedule {schedule.hexdigest()[:16]}; "
             f"RSS first/median/last {samples[1]:.0f}/{np.median(samples):.0f}/{samples[-1]:.0f} MB; "
             f"wait mean ours {block['mean_wait_s']:.0f} s, recorded {block['recorded_mean_wait_s']:.0f} s"
         )
@@ -116,6 +131,8 @@ def main() -> None:
                     "replay_jobs": block["jobs_replayed"],
                     "replay_days": round(replay.sim.now / 86400, 2),
                     "replay_s": round(replay_s, 2),
+                    "replay_cpu_s": round(replay_cpu_s, 2),
+                    "schedule_sha256": schedule.hexdigest(),
                     "replay_jobs_per_s": round(block["jobs_replayed"] / replay_s),
                     "policy": args.policy,
                     "replay_rss_mb_first_last": [round(samples[1], 1), round(samples[-1], 1)],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from twin.flows import group_speeds, max_min_fair
+from twin.flows import FlowGroup, FlowTable, GroupStore, group_speeds, max_min_fair
 
 
 def solve(routes: list[list[tuple[int, float]]], capacity: list[float], caps: list[float] | None = None) -> np.ndarray:
@@ -204,3 +204,124 @@ def test_group_speeds_match_the_reference_and_are_max_min(seed: int) -> None:
     for f in range(len(rate)):
         if rate[f] < demand[f] * (1 - 1e-9):
             assert any(sat[lk] and rate[f] >= rate[var[link == lk]].max() * (1 - 1e-7) for lk in link[var == f]), f
+
+
+def random_group(rng: np.random.Generator, key: int, n_links: int) -> FlowGroup:
+    """A job of 1 to 4 flows, each over 1 to 3 links with ECMP-like fractions."""
+    n = int(rng.integers(1, 5))
+    rows = [
+        (f, int(lk), float(rng.choice([1.0, 0.5, 0.25])))
+        for f in range(n)
+        for lk in sorted(rng.choice(n_links, size=int(rng.integers(1, 4)), replace=False))
+    ]
+    var, link, frac = (np.array(col) for col in zip(*rows, strict=True))
+    return FlowGroup.build(
+        (key, key % 2),
+        rng.integers(0, 4, n),
+        np.arange(n),
+        np.arange(n) + 50,
+        rng.uniform(0.5, 10.0, n),
+        (var, link, frac.astype(float)),
+    )
+
+
+def solve_from_scratch(groups: list[FlowGroup], capacity: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every group flattened and solved together, as the table did before it kept its arrays: speeds, link
+    loads and rates per traffic kind."""
+    flows = np.array([len(g.demand) for g in groups])
+    base = np.r_[0, np.cumsum(flows)[:-1]]
+    flow_group = np.repeat(np.arange(len(groups)), flows)
+    demand = np.concatenate([g.demand for g in groups])
+    entry_flow = np.concatenate([g.entry_flow + b for g, b in zip(groups, base, strict=True)])
+    entry_link = np.concatenate([g.entry_link for g in groups])
+    entry_frac = np.concatenate([g.entry_frac for g in groups])
+    g_var = np.repeat(np.arange(len(groups)), [len(g.links) for g in groups])
+    g_link = np.concatenate([g.links for g in groups])
+    g_load = np.concatenate([g.load for g in groups])
+    x = group_speeds(
+        len(groups), flow_group, demand, (entry_flow, entry_link, entry_frac), (g_var, g_link, g_load), capacity
+    )
+    rate = x[flow_group] * demand
+    load = np.bincount(entry_link, weights=entry_frac * rate[entry_flow], minlength=len(capacity))
+    kinds = np.bincount(np.concatenate([g.kind for g in groups]), weights=rate, minlength=4)
+    return x, load, kinds
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_table_s_kept_arrays_equal_a_fresh_flatten_after_random_adds_and_removes(seed: int) -> None:
+    """FlowTable keeps each group's link loads in flat arrays (appended on add, zeroed on remove, compacted
+    now and then), updates loads in place between exact solves and solves only the groups that cross an
+    overloaded link: after any sequence of adds, replacements and removes its speeds, link loads, per-kind
+    rates and flat flows are those of flattening every group and solving them all from scratch."""
+    rng = np.random.default_rng(seed)
+    n_links = int(rng.integers(3, 12))
+    capacity = rng.uniform(5.0, 40.0, n_links)
+    table = FlowTable(capacity)
+    table.RESYNC_EVERY = int(rng.choice([3, 500]))  # exact solves often, or incremental ones between
+    store = GroupStore()
+    for step in range(int(rng.integers(20, 300))):
+        key = int(rng.integers(0, 25))
+        if (key, key % 2) in table.groups and rng.random() < 0.5:
+            table.remove((key, key % 2))
+            store.remove((key, key % 2))
+        else:
+            group = random_group(rng, key, n_links)
+            table.add(group)
+            store.add(group, np.bincount(group.kind, weights=group.demand, minlength=4))
+        if rng.random() < 0.7 or step % 10 == 0:
+            table.solve()
+        # The store's live entries are always the concatenation of the live groups', in table order.
+        slot, link, load = store.entries()
+        live = load > 0
+        groups = list(table.groups.values())
+        want_link = np.concatenate([g.links for g in groups]) if groups else np.empty(0)
+        np.testing.assert_array_equal(
+            link[live], want_link[np.concatenate([g.load for g in groups]) > 0] if groups else want_link
+        )
+        assert [store.keys[s] for s in np.unique(slot[live])] == [g.key for g in groups if (g.load > 0).any()]
+    speed = table.solve()
+    groups = list(table.groups.values())
+    if not groups:
+        return
+    x, load, kinds = solve_from_scratch(groups, capacity)
+    assert list(speed) == [g.key for g in groups]
+    np.testing.assert_allclose([speed[g.key] for g in groups], x, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(table.link_load, load, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(table.kind_rate, kinds, rtol=1e-9, atol=1e-9)
+    flat = table.flat()
+    np.testing.assert_allclose(flat["rate"], x[flat["group"]] * flat["demand"], rtol=1e-12)
+    assert flat["job"].tolist() == [g.key[0] for g in groups for _ in g.demand]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_small_problem_on_a_large_fabric_solves_as_on_its_own_links(seed: int) -> None:
+    """With far more links than entries the solvers number the used links 0..k-1 first: the answers are
+    exactly those on a fabric of just those links."""
+    rng = np.random.default_rng(seed)
+    n_links = 6
+    groups = [random_group(rng, key, n_links) for key in range(5)]
+    capacity = rng.uniform(2.0, 12.0, n_links)
+    spread = np.sort(rng.choice(5000, n_links, replace=False))  # the same links among 5,000
+    wide = np.full(5000, 1e-3)
+    wide[spread] = capacity
+    for i, g in enumerate(groups):
+        groups[i] = FlowGroup.build(
+            g.key, g.kind, g.src, g.dst, g.demand, (g.entry_flow, spread[g.entry_link], g.entry_frac)
+        )
+    narrow, _, _ = solve_from_scratch(
+        [
+            FlowGroup.build(
+                g.key,
+                g.kind,
+                g.src,
+                g.dst,
+                g.demand,
+                (g.entry_flow, np.searchsorted(spread, g.entry_link), g.entry_frac),
+            )
+            for g in groups
+        ],
+        capacity,
+    )
+    got, _, _ = solve_from_scratch(groups, wide)
+    np.testing.assert_array_equal(got, narrow)
+    assert (narrow < 1).any() or seed > 2

@@ -168,3 +168,40 @@ def test_drawn_legibly_from_the_site_down_to_one_gpu(frame: Frame) -> None:
     want = style.node_colors(frame.snap.node_job[n : n + 1], frame.snap.node_util[n : n + 1])[0] * CHASSIS
     assert np.abs(edge - want.astype(int)).max() <= 2 and edge.sum() < job_rgb.sum()
     assert site.layout.segments.detail[site._active_segments()].any()  # zoomed in: its host links are there
+
+
+def test_routes_of_many_flows_at_once_are_each_flow_s_route(sim: Simulation) -> None:
+    """``Router.routes`` (a job's flows routed in one call) gives exactly the entries of routing each flow
+    alone and numbering them (``route_entries``), a flow without a path pinned to the dead link."""
+    from twin.flows import route_entries
+
+    fab = sim.fabric
+    rng = np.random.default_rng(5)
+    nodes = rng.integers(0, fab.n_nodes, 40)
+    src = np.r_[fab.node_gid[nodes[:20]], np.full(10, fab.storage_gid[1]), fab.node_gid[nodes[30:]]]
+    dst = np.r_[fab.node_gid[nodes[20:40]], fab.node_gid[nodes[:10]], np.full(10, fab.gateway_gid)]
+    rail = rng.integers(0, fab.rails, len(src))
+    alive = np.ones(fab.n_links, bool)
+    alive[fab.host_up[nodes[0]]] = False  # the first server is cut off on every rail: no path
+    router, alone = Router(fab, alive), Router(fab, alive)
+    got = router.routes(src, dst, rail, fab.dead_link)
+    want = route_entries(
+        [alone.route(int(a), int(b), int(r)) for a, b, r in zip(src, dst, rail, strict=True)],
+        np.arange(len(src)),
+        fab.dead_link,
+    )
+    for g, w in zip(got, want, strict=True):
+        assert g.dtype == w.dtype
+        np.testing.assert_array_equal(g, w)
+    assert (got[1][got[0] == 0] == fab.dead_link).all()
+    assert [len(a) for a in router.routes(src[:0], dst[:0], rail[:0])] == [0, 0, 0]
+    # Through a storage array's limit (a virtual link after the route, as reads and writes go), or not pinned.
+    limit = int(fab.storage_read[1])
+    got = router.routes(src, dst, rail, fab.dead_link, via=limit)
+    through = [alone.route(int(a), int(b), int(r)) for a, b, r in zip(src, dst, rail, strict=True)]
+    through = [(np.append(lk, limit), np.append(fr, 1.0)) if len(lk) else (lk, fr) for lk, fr in through]
+    want = route_entries(through, np.arange(len(src)), fab.dead_link)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)
+    flow = router.routes(src, dst, rail)[0]
+    assert 0 not in flow and len(np.unique(flow)) == len(src) - 1  # the cut-off server's flow has no entries

@@ -30,6 +30,7 @@ from twin.flows import FlowGroup, FlowTable, max_min_fair
 from twin.scenario import scenario_from_dict
 from twin.scheduler import POLICIES, Allocation, Placement, Running
 from twin.simulation import Simulation
+from twin.stats import link_stats
 from twin.topology import build_fabric
 from twin.workload import JobSpec
 
@@ -278,6 +279,31 @@ def test_incremental_updates_agree_with_a_fresh_solve(case: tuple[Problem, list[
     np.testing.assert_allclose(mine["rate"], theirs["rate"], rtol=1e-9, atol=1e-12)
 
 
+@given(
+    st.lists(st.sampled_from([0.0, 0.0, 0.0, 0.5, 1.0, 2.5, 7.0]), min_size=1, max_size=40),
+    st.integers(0, 2**32 - 1),
+)
+@PROPERTY
+def test_link_stats_are_the_plain_figures(loads: list[float], seed: int) -> None:
+    """``link_stats`` takes shortcuts (the physical links as one slice when they are one run, the p99 among
+    the loaded links only); its figures are exactly the plain ones over index arrays."""
+    rng = np.random.default_rng(seed)
+    load = np.array(loads)
+    n = len(load)
+    cap = rng.choice([0.0, 1.0, 4.0], n)
+    inv_cap = np.divide(1.0, cap, out=np.zeros(n), where=cap > 0)
+    physical = np.arange(int(rng.integers(0, n + 1))) if rng.random() < 0.5 else np.flatnonzero(rng.random(n) < 0.7)
+    fabric = np.flatnonzero(rng.random(n) < 0.5)
+    got = link_stats(load, inv_cap, physical, fabric)
+    util = load * inv_cap
+    phys = util[physical]
+    assert got.max == (float(phys.max()) if len(phys) else 0.0)
+    assert got.mean_fabric == (float((load[fabric] * inv_cap[fabric]).sum() / len(fabric)) if len(fabric) else 0.0)
+    assert got.fabric_load == float(load[fabric].sum())
+    k = int(0.99 * (len(phys) - 1))
+    assert got.p99 == (float(np.partition(phys, k)[k]) if len(phys) else 0.0)
+
+
 # --- GPUs ---------------------------------------------------------------------------------------------------
 
 
@@ -506,3 +532,46 @@ def test_easy_backfill_never_delays_the_blocked_head(name: str, case: tuple[Site
     _, starts, reservation = run_observed(name, s, specs)
     for job_id, when in reservation.items():
         assert starts[job_id] <= when + 1e-6, f"job {job_id} started at {starts[job_id]}, reserved for {when}"
+
+
+@given(st.lists(st.integers(1, 12), min_size=1, max_size=12), st.integers(2, 9))
+@PROPERTY
+def test_repeated_rows_land_in_the_ring_as_single_rows_do(runs: list[int], capacity: int) -> None:
+    """``TimeSeries.append_repeated`` (the samples between two events, written at once) leaves the ring
+    buffer exactly as appending each row alone would, across wrap-arounds and runs longer than the buffer."""
+    from twin.metrics import TimeSeries
+
+    fields = ("time_s", "a", "b")
+    one, many = TimeSeries(capacity, fields), TimeSeries(capacity, fields)
+    t = 0.0
+    for i, n in enumerate(runs):
+        times = [t + k for k in range(n)]
+        t += n
+        for time in times:
+            one.append_values((time, float(i), -float(i)))
+        many.append_repeated((times[0], float(i), -float(i)), times)
+        assert len(one) == len(many)
+        for name in fields:
+            np.testing.assert_array_equal(one.column(name), many.column(name))
+        assert one.latest() == many.latest()
+
+
+@pytest.mark.parametrize("kind", ["uniform", "mostly idle", "all idle", "ties", "negative", "few loaded"])
+def test_the_p99_of_many_links_is_the_plain_percentile(kind: str) -> None:
+    """On a large site the p99 is looked for above a threshold read off a sample; it is exactly the value
+    a full partition gives, whatever the utilisations look like."""
+    from twin.stats import _kth_smallest
+
+    rng = np.random.default_rng(len(kind))
+    for n in (20_001, 54_321, 455_841):
+        values = {
+            "uniform": rng.random(n),
+            "mostly idle": rng.random(n) * (rng.random(n) < 0.3),
+            "all idle": np.zeros(n),
+            "ties": rng.integers(0, 3, n) / 2.0,
+            "negative": rng.normal(0.0, 1.0, n),
+            "few loaded": rng.random(n) * (rng.random(n) < 0.005),
+        }[kind]
+        for q in (0.99, 0.5, 0.0, 1.0):
+            k = int(q * (n - 1))
+            assert _kth_smallest(values, q) == float(np.partition(values, k)[k]), (n, q)

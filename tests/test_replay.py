@@ -228,3 +228,25 @@ def test_replay_drives_the_live_view(tmp_path: Path) -> None:
     assert app.source is replay
     app.run()
     assert replay.sim.totals.submitted > 0, "frames advanced the replay, which fed the simulation"
+
+
+def test_timestamps_read_the_quick_way_are_the_ones_datetime_reads() -> None:
+    """``parse_time`` reads ``YYYY-MM-DD HH:MM:SS`` from a per-day cache and integer arithmetic; every such
+    time gives exactly what ``datetime`` gives, and impossible ones (hour 24, minute 60, 29 February 2021,
+    a month 13) are still refused."""
+    import random
+    from datetime import UTC, datetime
+
+    import pytest
+
+    from twin.trace import parse_time
+
+    rng = random.Random(3)
+    for _ in range(5000):
+        t = rng.randint(0, 4_102_444_800)
+        text = datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        assert parse_time(text) == float(t) == datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+    for bad in ("2020-05-01 24:00:00", "2020-05-01 23:60:00", "2021-02-29 10:00:00", "2020-13-01 00:00:00"):
+        with pytest.raises(ValueError):
+            parse_time(bad)
+    assert parse_time("2020-02-29 23:59:59") == datetime(2020, 2, 29, 23, 59, 59, tzinfo=UTC).timestamp()

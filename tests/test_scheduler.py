@@ -71,3 +71,33 @@ def test_easy_backfill_reservation() -> None:
     started = easy_backfill(queue, alloc, running, 0.0, place_first_fit, depth=10)
     assert [s.id for s, _ in started] == [2]
     assert [q.id for q in queue] == [1, 3]
+
+
+def test_free_counts_and_fragmentation_kept_in_step_agree_with_a_recount() -> None:
+    """``Allocation`` updates the free counts and the fragmentation's sums per node touched; after random
+    assigns and releases (one node or several, a GPU listed twice refused) both equal a recount."""
+    rng = np.random.default_rng(7)
+    alloc = allocation()
+    gpn = alloc.gpus_per_node
+    for step in range(400):
+        if alloc.held and rng.random() < 0.45:
+            alloc.release(int(rng.choice(list(alloc.held))))
+        else:
+            free = np.flatnonzero(alloc.owner.reshape(-1) == -1)
+            if not len(free):
+                continue
+            gpus = rng.choice(free, int(rng.integers(1, min(20, len(free)) + 1)), replace=False)
+            if rng.random() < 0.05 and len(gpus) > 1:
+                gpus[-1] = gpus[0]  # a GPU twice: refused, nothing changes
+                try:
+                    alloc.assign(step, gpus)
+                except RuntimeError:
+                    continue
+                raise AssertionError("a GPU listed twice was accepted")
+            alloc.assign(step, gpus)
+        if rng.random() < 0.5:
+            alloc.fragmentation()  # keep the sums current some of the time, so both paths run
+        free = (alloc.owner == -1).sum(axis=1)
+        assert np.array_equal(alloc.free, free)
+        partial = free[(free > 0) & (free < gpn)].sum()
+        assert alloc.fragmentation() == (float(partial / free.sum()) if free.sum() else 0.0)

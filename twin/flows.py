@@ -49,6 +49,9 @@ def max_min_fair(
     x = cap.astype(np.float64).copy()
     if len(var) == 0:
         return x
+    if 8 * len(link) < len(capacity):  # a small problem on a large fabric: number its links 0..k-1 first
+        used, link = np.unique(link, return_inverse=True)
+        capacity = capacity[used]
     load_at_cap = np.bincount(link, weights=weight * cap[var], minlength=len(capacity))
     tight = load_at_cap > capacity * (1 + _EPS) + _EPS
     keep = tight[link] & (weight > 0)
@@ -134,6 +137,10 @@ def group_speeds(
     Rates only go down in step 2 and step 3 fills only spare capacity, so no link is ever over capacity.
     """
     flow, link, frac = entries
+    g_var, g_link, g_load = group_entries
+    if 8 * (len(link) + len(g_link)) < len(capacity):  # a few groups on a large fabric: only their links
+        used, where = np.unique(np.concatenate([link, g_link]), return_inverse=True)
+        link, g_link, capacity = where[: len(link)], where[len(link) :], capacity[used]
     rate = max_min_fair(flow, link, frac, capacity, demand)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(demand > 0, rate / demand, np.inf)
@@ -146,7 +153,6 @@ def group_speeds(
     # slow group back, so step 3 has nothing to share.
     if not slow.any() or bool((ratio[demand > 0] <= speed[flow_group[demand > 0]] * (1 + 1e-12)).all()):
         return speed
-    g_var, g_link, g_load = group_entries
     used = np.bincount(g_link, weights=g_load * speed[g_var], minlength=len(capacity))
     spare = np.maximum(capacity - used, 0.0)
     # A group crossing a link that is still full cannot gain: leave it out before solving (most are).
@@ -260,8 +266,11 @@ class FlowGroup:
         demand = np.asarray(demands, np.float64)
         entry_flow, entry_link, entry_frac = entries
         # What the solver sees: one weight per (group, link), however many of its flows share the link.
-        group_links, where = np.unique(entry_link, return_inverse=True)
-        load = np.bincount(where, weights=entry_frac * demand[entry_flow], minlength=len(group_links))
+        if len(entry_link) < 2 or bool((entry_link[1:] > entry_link[:-1]).all()):  # each link once already
+            group_links, load = entry_link, entry_frac * demand[entry_flow]
+        else:
+            group_links, where = np.unique(entry_link, return_inverse=True)
+            load = np.bincount(where, weights=entry_frac * demand[entry_flow], minlength=len(group_links))
         return FlowGroup(
             key=key,
             kind=np.asarray(kinds, np.int8),
@@ -277,43 +286,58 @@ class FlowGroup:
 
 
 class FlowTable:
-    """All active flow groups, flattened into arrays whenever the set changes, and their solved rates.
+    """All active flow groups and their solved speeds.
 
-    Fast path: while no link is a bottleneck (every group at full speed), adding a group that fits in
-    the spare capacity, or removing any group, leaves every other speed at 1; the loads are updated in
-    place and the full solve is skipped. Most events at a lightly loaded site take this path; a periodic
-    full solve keeps the in-place sums from drifting.
+    The speeds depend only on the groups that cross an overloaded link (one whose load with every group at
+    full speed exceeds its capacity): every other group runs at full speed whatever the rest do. So the
+    table keeps each link's load at full speed up to date on every change, and a solve flattens and solves
+    (:func:`group_speeds`) only the groups crossing an overloaded link. Each group's per-link loads are
+    also kept in flat arrays (:class:`GroupStore`: appended on add, zeroed on remove), so an exact solve,
+    every ``RESYNC_EVERY`` changes, recomputes every sum from scratch without re-concatenating the groups.
+
+    Fast path: adding a group that overloads none of its links, or removing one that crossed none, changes
+    no other speed (the new one runs at full speed); the loads are updated in place and the solve is
+    skipped. Most events take this path. Between exact solves a solve updates the link loads only for the
+    groups whose speed changed, were added or left.
     """
 
-    RESYNC_EVERY = 500  # fast updates between full solves
+    RESYNC_EVERY = 500  # changes (fast updates and solves) between exact solves
 
     def __init__(self, capacity: np.ndarray) -> None:
-        self.capacity = capacity
         self.groups: dict[tuple[int, int], FlowGroup] = {}
-        self._dirty = True
-        self.speed: dict[tuple[int, int], float] = {}
+        self.speed: dict[tuple[int, int], float] = {}  # of every group whose load is in link_load
         self.link_load = np.zeros(len(capacity))
         self.kind_rate = np.zeros(len(TRAFFIC_KINDS))
+        self._store = GroupStore()
+        # Groups added since the store was last brought up to date (newer than every group in it, so
+        # appending them in this order keeps the store in table order), with their per-kind demand.
+        self._pending: dict[tuple[int, int], tuple[FlowGroup, np.ndarray]] = {}
         self._flat: dict[str, np.ndarray] = {}
-        self._flat_stale = False
-        self._all_full = False  # every group at speed 1 in the last solution
-        self._fast_updates = 0
+        self._flat_at: tuple[int, int] = (-1, -1)  # (version, solves) the flat arrays were built at
+        self._at_full = np.zeros(len(capacity))  # each link's load with every group at full speed
+        self._involved: set[tuple[int, int]] = set()  # groups crossing an overloaded link in the last solve
+        self._left: list[tuple[FlowGroup, float]] = []  # groups removed since the last solve, at their speed
+        self._changes = 0  # since the last exact solve
         self.solves = 0
         self.version = 0  # bumps on every change of the flows, solved or not (renderers watch it)
+        self.set_capacity(capacity)
+        self.version = 0
 
     def add(self, group: FlowGroup) -> None:
         if group.key in self.groups:
             self.remove(group.key)
         self.groups[group.key] = group
+        kinds = _kind_demand(group)
+        self._pending[group.key] = (group, kinds)
         self.version += 1
-        if self._can_skip_solve() and bool(
-            (self.link_load[group.links] + group.load <= self.capacity[group.links] * (1 - 1e-9)).all()
-        ):
-            self.link_load[group.links] += group.load
-            self.kind_rate += np.bincount(group.kind, weights=group.demand, minlength=len(TRAFFIC_KINDS))
+        links = group.links
+        at_full = self._at_full[links] + group.load
+        self._at_full[links] = at_full
+        if not self._dirty and self._changes < self.RESYNC_EVERY and (at_full <= self._limit[links]).all():
+            self.link_load[links] += group.load
+            self.kind_rate += kinds
             self.speed[group.key] = 1.0
-            self._fast_updates += 1
-            self._flat_stale = True
+            self._changes += 1
         else:
             self._dirty = True
 
@@ -321,23 +345,26 @@ class FlowTable:
         group = self.groups.pop(key, None)
         if group is None:
             return
+        pending = self._pending.pop(key, None)
+        kinds = self._store.remove(key) if pending is None else pending[1]
         self.version += 1
-        if self._can_skip_solve():
-            self.link_load[group.links] = np.maximum(self.link_load[group.links] - group.load, 0.0)
-            self.kind_rate = np.maximum(
-                self.kind_rate - np.bincount(group.kind, weights=group.demand, minlength=len(TRAFFIC_KINDS)), 0.0
-            )
-            self.speed.pop(key, None)
-            self._fast_updates += 1
-            self._flat_stale = True
+        links = group.links
+        at_full = self._at_full[links] - group.load
+        self._at_full[links] = np.maximum(at_full, 0.0, out=at_full)
+        speed = self.speed.pop(key, None)
+        if not self._dirty and self._changes < self.RESYNC_EVERY and key not in self._involved:
+            self.link_load[links] = np.maximum(self.link_load[links] - group.load, 0.0)
+            self.kind_rate = np.maximum(self.kind_rate - kinds, 0.0)
+            self._changes += 1
         else:
             self._dirty = True
-
-    def _can_skip_solve(self) -> bool:
-        return not self._dirty and self._all_full and self._fast_updates < self.RESYNC_EVERY
+            if speed is not None:  # its load is in link_load: take it out at the next solve
+                self._left.append((group, speed))
 
     def set_capacity(self, capacity: np.ndarray) -> None:
         self.capacity = capacity
+        self._limit = capacity * (1 + _EPS) + _EPS  # a link is overloaded above this (as in max_min_fair)
+        self._changes = self.RESYNC_EVERY  # solve exactly
         self._dirty = True
         self.version += 1
 
@@ -350,79 +377,214 @@ class FlowTable:
         if not self._dirty:
             return self.speed
         self._dirty = False
-        self._flat_stale = False
-        self._fast_updates = 0
         self.solves += 1
-        keys = list(self.groups)
-        groups = [self.groups[k] for k in keys]
-        if groups:
-            cat = np.concatenate
-            var = np.repeat(np.arange(len(groups)), [len(g.links) for g in groups])
-            var_link = cat([g.links for g in groups])
-            var_load = cat([g.load for g in groups])
+        store = self._store
+        for group, kinds in self._pending.values():
+            store.add(group, kinds)
+        self._pending.clear()
+        slot, link, load = store.entries()
+        n_links = len(self.capacity)
+        exact = self._changes >= self.RESYNC_EVERY
+        if exact:
+            self._at_full = np.bincount(link, weights=load, minlength=n_links).astype(np.float64, copy=False)
+            self._changes = 0
         else:
-            var = var_link = np.empty(0, np.int64)
-            var_load = np.empty(0)
-        self._flatten(keys, groups, np.ones(len(groups)))
-        flat = self._flat
-        x = group_speeds(
-            len(groups),
-            flat["group"],
-            flat["demand"],
-            (flat["entry_flow"], flat["entry_link"], flat["entry_frac"]),
-            (var, var_link, var_load),
-            self.capacity,
-        )
-        self.speed = dict(zip(keys, x.tolist(), strict=True))
-        self._all_full = bool((x >= 1.0).all())
-        flat["rate"] = x[flat["group"]] * flat["demand"]
-        self.link_load = np.bincount(
-            flat["entry_link"],
-            weights=flat["entry_frac"] * flat["rate"][flat["entry_flow"]],
-            minlength=len(self.capacity),
-        ).astype(np.float64)
-        self.kind_rate = np.bincount(flat["kind"], weights=flat["rate"], minlength=len(TRAFFIC_KINDS)).astype(
-            np.float64
-        )
+            self._changes += 1
+        over = self._at_full > self._limit
+        tight = np.flatnonzero(over)
+        speed = dict.fromkeys(self.groups, 1.0)
+        slot_speed = np.ones(store.n_slots)
+        keys: list[tuple[int, int]] = []
+        if len(tight):
+            # Entries on an overloaded link (a few links: compare with each; many: look every entry up).
+            hit = np.isin(link, tight) if len(tight) <= 8 else over[link]
+            hit &= load > 0
+            slots = np.unique(slot[hit])  # slot order is the order groups were added
+            keys = [store.keys[s] for s in slots.tolist()]
+            if keys:
+                x = _solve_groups([self.groups[k] for k in keys], self.capacity)
+                slot_speed[slots] = x
+                speed.update(zip(keys, x.tolist(), strict=True))
+        if exact:
+            self.link_load = np.bincount(link, weights=load * slot_speed[slot], minlength=n_links).astype(
+                np.float64, copy=False
+            )
+        else:
+            self._update_loads(speed)
+        self._left.clear()
+        self.speed = speed
+        self._involved = set(keys)
+        self.kind_rate = (store.kind_demand() * slot_speed[:, None]).sum(axis=0)
         return self.speed
 
-    def _flatten(self, keys: list[tuple[int, int]], groups: list[FlowGroup], x: np.ndarray) -> None:
-        """Every flow of every group in flat arrays, with its rate at its group's speed x."""
-        self._flat_stale = False
-        n_flows = np.array([len(g.demand) for g in groups], np.int64)
-        n_entries = np.array([len(g.entry_link) for g in groups], np.int64)
-        flow_base = np.r_[0, np.cumsum(n_flows)[:-1]].astype(np.int64)
-        cat = np.concatenate
-        if groups:
-            flow_group = np.repeat(np.arange(len(groups)), n_flows)
-            demand = cat([g.demand for g in groups])
-            kind = cat([g.kind for g in groups])
-            src = cat([g.src for g in groups])
-            dst = cat([g.dst for g in groups])
-            entry_flow = cat([g.entry_flow for g in groups]) + np.repeat(flow_base, n_entries)
-            entry_link = cat([g.entry_link for g in groups])
-            entry_frac = cat([g.entry_frac for g in groups])
-        else:
-            flow_group = entry_flow = entry_link = np.empty(0, np.int64)
-            demand = entry_frac = np.empty(0)
-            kind = np.empty(0, np.int8)
-            src = dst = np.empty(0, np.int32)
-        self._flat = {
-            "group": flow_group,
-            "kind": kind,
-            "src": src,
-            "dst": dst,
-            "rate": x[flow_group] * demand,
-            "demand": demand,
-            "entry_flow": entry_flow,
-            "entry_link": entry_link,
-            "entry_frac": entry_frac,
-            "job": np.array([k[0] for k in keys], np.int64)[flow_group] if groups else np.empty(0, np.int64),
-        }
+    def _update_loads(self, speed: dict[tuple[int, int], float]) -> None:
+        """Link loads after a solve, changed in place for the groups that left, arrived or changed speed."""
+        load = self.link_load
+        old = self.speed
+        for group, was in self._left:
+            load[group.links] = np.maximum(load[group.links] - was * group.load, 0.0)
+        for key, now in speed.items():
+            was = old.get(key, 0.0)
+            if now != was:
+                links = self.groups[key].links
+                load[links] = np.maximum(load[links] + (now - was) * self.groups[key].load, 0.0)
 
     def flat(self) -> dict[str, np.ndarray]:
-        """The flattened flows (for snapshots and renderers), rebuilt on demand after fast updates."""
-        if self._flat_stale:  # read-only: the simulation's own state is left exactly as it was
+        """Every flow of every group in flat arrays with its rate at its group's speed (for snapshots and
+        renderers), built when first asked for after a change."""
+        at = (self.version, self.solves)
+        if self._flat_at != at:
+            self._flat_at = at
             keys = list(self.groups)
-            self._flatten(keys, [self.groups[k] for k in keys], np.array([self.speed[k] for k in keys], float))
+            speeds = np.array([self.speed.get(k, 1.0) for k in keys], float)
+            self._flat = _flatten(keys, [self.groups[k] for k in keys], speeds)
         return self._flat
+
+
+def _mask(index: np.ndarray, n: int) -> np.ndarray:
+    mask = np.zeros(n, bool)
+    mask[index] = True
+    return mask
+
+
+def _kind_demand(group: FlowGroup) -> np.ndarray:
+    """Bytes/s a group carries per traffic kind at full speed."""
+    if len(group.kind) == 1:
+        out = np.zeros(len(TRAFFIC_KINDS))
+        out[group.kind[0]] = group.demand[0]
+        return out
+    return np.bincount(group.kind, weights=group.demand, minlength=len(TRAFFIC_KINDS))
+
+
+def _solve_groups(groups: list[FlowGroup], capacity: np.ndarray) -> np.ndarray:
+    """:func:`group_speeds` over the given groups alone."""
+    flat = _flatten([g.key for g in groups], groups, np.ones(len(groups)))
+    var = np.repeat(np.arange(len(groups)), [len(g.links) for g in groups])
+    var_link = np.concatenate([g.links for g in groups])
+    var_load = np.concatenate([g.load for g in groups])
+    return group_speeds(
+        len(groups),
+        flat["group"],
+        flat["demand"],
+        (flat["entry_flow"], flat["entry_link"], flat["entry_frac"]),
+        (var, var_link, var_load),
+        capacity,
+    )
+
+
+def _flatten(keys: list[tuple[int, int]], groups: list[FlowGroup], x: np.ndarray) -> dict[str, np.ndarray]:
+    """Every flow of the groups in flat arrays, with its rate at its group's speed x."""
+    n_flows = np.array([len(g.demand) for g in groups], np.int64)
+    n_entries = np.array([len(g.entry_link) for g in groups], np.int64)
+    flow_base = np.r_[0, np.cumsum(n_flows)[:-1]].astype(np.int64)
+    cat = np.concatenate
+    if groups:
+        flow_group = np.repeat(np.arange(len(groups)), n_flows)
+        demand = cat([g.demand for g in groups])
+        kind = cat([g.kind for g in groups])
+        src = cat([g.src for g in groups])
+        dst = cat([g.dst for g in groups])
+        entry_flow = cat([g.entry_flow for g in groups]) + np.repeat(flow_base, n_entries)
+        entry_link = cat([g.entry_link for g in groups])
+        entry_frac = cat([g.entry_frac for g in groups])
+    else:
+        flow_group = entry_flow = entry_link = np.empty(0, np.int64)
+        demand = entry_frac = np.empty(0)
+        kind = np.empty(0, np.int8)
+        src = dst = np.empty(0, np.int32)
+    return {
+        "group": flow_group,
+        "kind": kind,
+        "src": src,
+        "dst": dst,
+        "rate": x[flow_group] * demand,
+        "demand": demand,
+        "entry_flow": entry_flow,
+        "entry_link": entry_link,
+        "entry_frac": entry_frac,
+        "job": np.array([k[0] for k in keys], np.int64)[flow_group] if groups else np.empty(0, np.int64),
+    }
+
+
+class GroupStore:
+    """Every group's (link, load at full speed) pairs in flat arrays, in the order the groups were added.
+
+    A group is appended to the end when added and its loads zeroed when removed (its slot is dead); the
+    arrays are compacted, order kept, once a quarter of the entries are dead. ``entries()`` then always
+    equals the concatenation of the live groups' ``links`` and ``load`` (with zero-load dead entries
+    between them), so sums over it are those of a fresh concatenation.
+    """
+
+    def __init__(self) -> None:
+        self._slot = np.empty(0, np.int64)
+        self._link = np.empty(0, np.int64)
+        self._load = np.empty(0)
+        self._kind = np.empty((0, len(TRAFFIC_KINDS)))
+        self.size = 0  # entries used, live or dead
+        self.dead = 0  # entries of removed groups
+        self.keys: list[tuple[int, int] | None] = []  # per slot, None once removed
+        self._where: dict[tuple[int, int], tuple[int, int, int]] = {}  # key -> (slot, first entry, end)
+
+    @property
+    def n_slots(self) -> int:
+        return len(self.keys)
+
+    def add(self, group: FlowGroup, kinds: np.ndarray) -> None:
+        """Append a group (replacing one of the same key), with its bytes/s per kind at full speed."""
+        if group.key in self._where:
+            self.remove(group.key)
+        n = len(group.links)
+        if self.size + n > len(self._link):
+            grow = max(2 * len(self._link), self.size + n, 1024)
+            self._slot = np.resize(self._slot, grow)
+            self._link = np.resize(self._link, grow)
+            self._load = np.resize(self._load, grow)
+        if len(self.keys) == len(self._kind):
+            self._kind = np.resize(self._kind, (max(2 * len(self._kind), 64), len(TRAFFIC_KINDS)))
+        slot, start = len(self.keys), self.size
+        self._slot[start : start + n] = slot
+        self._link[start : start + n] = group.links
+        self._load[start : start + n] = group.load
+        self._kind[slot] = kinds
+        self.keys.append(group.key)
+        self._where[group.key] = (slot, start, start + n)
+        self.size += n
+
+    def remove(self, key: tuple[int, int]) -> np.ndarray:
+        """Zero a group's entries; returns its bytes/s per kind at full speed."""
+        slot, start, end = self._where.pop(key)
+        self._load[start:end] = 0.0
+        kinds = self._kind[slot].copy()
+        self._kind[slot] = 0.0
+        self.keys[slot] = None
+        self.dead += end - start
+        if self.dead > max(self.size // 4, 4096) or len(self.keys) > 4 * len(self._where) + 4096:
+            self._compact()
+        return kinds
+
+    def _compact(self) -> None:
+        """Drop dead entries and slots, keeping the order."""
+        n = self.size
+        alive = np.array([k is not None for k in self.keys], bool)
+        renumber = np.cumsum(alive) - 1
+        keep = alive[self._slot[:n]]
+        self._slot = renumber[self._slot[:n][keep]]
+        self._link = self._link[:n][keep]
+        self._load = self._load[:n][keep]
+        self._kind = self._kind[: len(self.keys)][alive]
+        self.keys = [k for k in self.keys if k is not None]
+        self.size, self.dead = len(self._link), 0
+        counts = np.bincount(self._slot, minlength=len(self.keys)).tolist()
+        start = 0
+        for slot, (key, count) in enumerate(zip(self.keys, counts, strict=True)):
+            self._where[key] = (slot, start, start + count)
+            start += count
+
+    def entries(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(slot, link, load at full speed) of every entry; dead ones carry zero load."""
+        n = self.size
+        return self._slot[:n], self._link[:n], self._load[:n]
+
+    def kind_demand(self) -> np.ndarray:
+        """Bytes/s per traffic kind at full speed, one row per slot (zero for dead slots)."""
+        return self._kind[: len(self.keys)]

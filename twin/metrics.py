@@ -48,13 +48,13 @@ class TimeSeries:
         if len(times) == 1:
             self.append_values((times[0], *values[1:]))
             return
-        rows = np.empty((len(times), len(self.fields)))
-        rows[:] = values
-        rows[:, 0] = times
-        for row in rows[-len(self._data) :]:  # at most a buffer's worth survive
-            self._data[self._next] = row
-            self._next = (self._next + 1) % len(self._data)
-        self._count = min(self._count + len(times), len(self._data))
+        size = len(self._data)
+        kept = times[-size:]  # at most a buffer's worth survive
+        at = (self._next + np.arange(len(kept))) % size
+        self._data[at] = values
+        self._data[at, 0] = kept
+        self._next = (self._next + len(kept)) % size
+        self._count = min(self._count + len(times), size)
 
     def __len__(self) -> int:
         return self._count

@@ -72,6 +72,44 @@ class Router:
                 self._route_entries = _drop_oldest_half(self._routes, lambda r: len(r[0]))
         return found
 
+    def routes(
+        self,
+        src: np.ndarray,
+        dst: np.ndarray,
+        rail: np.ndarray | None = None,
+        dead_link: int | None = None,
+        via: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The routes of n flows at once, as entries (flow 0..n-1, link, fraction) in flow order: each
+        flow's part is ``route(src[i], dst[i], rail[i])``, then ``(via, 1.0)`` if given and the flow has a
+        path (a storage array's read or write limit, a virtual link). A flow with no path has no entries,
+        or one on ``dead_link`` (capacity zero) if given, so its group stalls rather than vanishing."""
+        n = len(src)
+        rails = [None] * n if rail is None else np.asarray(rail).tolist()
+        pairs = zip(np.asarray(src).tolist(), np.asarray(dst).tolist(), rails, strict=True)
+        found = [self.route(a, b, r) for a, b, r in pairs]
+        lengths = np.fromiter((len(r[0]) for r in found), np.int64, n)
+        routed = lengths > 0
+        tail = np.full(n, -1, np.int64)  # the one entry a flow gets after its route: via, or dead_link
+        if via is not None:
+            tail[routed] = via
+        if dead_link is not None:
+            tail[~routed] = dead_link
+        extra = tail >= 0
+        counts = lengths + extra
+        ends = np.cumsum(counts)
+        link = np.empty(int(ends[-1]) if n else 0, np.int32)
+        frac = np.empty(len(link))
+        if lengths.any():
+            owner = np.repeat(np.arange(n), lengths)
+            step = np.arange(len(owner)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+            at = (ends - counts)[owner] + step
+            link[at] = np.concatenate([r[0] for r in found])
+            frac[at] = np.concatenate([r[1] for r in found])
+        link[ends[extra] - 1] = tail[extra]
+        frac[ends[extra] - 1] = 1.0
+        return np.repeat(np.arange(n, dtype=np.int32), counts), link, frac
+
     def _route(self, src: int, dst: int, rail: int | None) -> Route:
         ups, starts = self._entries(src, rail)
         targets, down_of = self._exits(dst, rail)

@@ -27,7 +27,7 @@ class Allocation:
         self.pod = fabric.node_pod
         self.held: dict[int, np.ndarray] = {}  # job id -> flat GPU indices
         self.version = 0  # grows with every change of ``free`` (whoever makes it calls ``changed()``)
-        self._fragmentation = (-1, 0.0)
+        self._sums = (-1, 0, 0)  # (version, free GPUs, free GPUs on partly used nodes)
 
     @property
     def n_nodes(self) -> int:
@@ -39,19 +39,41 @@ class Allocation:
 
     def assign(self, job_id: int, gpus: np.ndarray) -> None:
         flat = self.owner.reshape(-1)
-        if job_id in self.held or np.any(flat[gpus] != -1) or (len(gpus) > 1 and (np.diff(np.sort(gpus)) == 0).any()):
+        if job_id in self.held or np.any(flat[gpus] != -1) or _repeats(gpus):
             raise RuntimeError(f"job {job_id}: GPUs are not free to assign")
         flat[gpus] = job_id
-        np.subtract.at(self.free, gpus // self.gpus_per_node, 1)
+        self._count(gpus, -1)
         self.held[job_id] = gpus
-        self.version += 1
 
     def release(self, job_id: int) -> np.ndarray:
         gpus = self.held.pop(job_id)
         self.owner.reshape(-1)[gpus] = -1
-        np.add.at(self.free, gpus // self.gpus_per_node, 1)
-        self.version += 1
+        self._count(gpus, +1)
         return gpus
+
+    def _count(self, gpus: np.ndarray, sign: int) -> None:
+        """``free`` after GPUs come free (+1) or are taken (-1); the fragmentation's sums follow."""
+        gpn = self.gpus_per_node
+        was = self._sums if self._sums[0] == self.version else None
+        self.version += 1
+        ids = gpus.tolist() if len(gpus) <= gpn else []
+        node = ids[0] // gpn if ids else -1
+        if ids and all(g // gpn == node for g in ids):  # one node, as most jobs: plain integers
+            before = int(self.free[node])
+            after = before + sign * len(ids)
+            self.free[node] = after
+            if was is not None:
+                stranded = (after if 0 < after < gpn else 0) - (before if 0 < before < gpn else 0)
+                self._sums = (self.version, was[1] + after - before, was[2] + stranded)
+            return
+        nodes, counts = np.unique(gpus // gpn, return_counts=True)
+        free = self.free[nodes]
+        self.free[nodes] = free + sign * counts
+        if was is not None:
+            now = self.free[nodes]
+            total = was[1] + int(now.sum() - free.sum())
+            partial = was[2] + int(now[(now > 0) & (now < gpn)].sum() - free[(free > 0) & (free < gpn)].sum())
+            self._sums = (self.version, total, partial)
 
     def changed(self) -> None:
         """``owner`` and ``free`` were changed from outside (GPUs held out for faults)."""
@@ -59,11 +81,18 @@ class Allocation:
 
     def fragmentation(self) -> float:
         """Share of free GPUs stranded on partly used nodes, where no multi-node job can use them."""
-        if self._fragmentation[0] != self.version:
-            total = self.free.sum()
-            partial = self.free[(self.free > 0) & (self.free < self.gpus_per_node)].sum()
-            self._fragmentation = (self.version, float(partial / total) if total else 0.0)
-        return self._fragmentation[1]
+        if self._sums[0] != self.version:
+            free = self.free
+            self._sums = (self.version, int(free.sum()), int(free[(free > 0) & (free < self.gpus_per_node)].sum()))
+        _, total, partial = self._sums
+        return float(partial / total) if total else 0.0
+
+
+def _repeats(gpus: np.ndarray) -> bool:
+    """Whether a GPU is listed twice."""
+    if len(gpus) <= 16:
+        return len(set(gpus.tolist())) != len(gpus)
+    return bool((np.diff(np.sort(gpus)) == 0).any())
 
 
 Placement = Callable[[Allocation, int], "np.ndarray | None"]
@@ -72,19 +101,17 @@ Placement = Callable[[Allocation, int], "np.ndarray | None"]
 def _gpus_on(alloc: Allocation, nodes: np.ndarray, per_node: int) -> np.ndarray:
     """The first ``per_node`` free GPUs of each node, as flat indices."""
     gpn = alloc.gpus_per_node
-    out = []
-    for n in nodes:
-        free = np.flatnonzero(alloc.owner[n] == -1)[:per_node]
-        out.append(n * gpn + free)
-    return np.concatenate(out)
+    out = [n * gpn + np.flatnonzero(alloc.owner[n] == -1)[:per_node] for n in nodes]
+    return out[0] if len(out) == 1 else np.concatenate(out)
 
 
 def place_first_fit(alloc: Allocation, gpus: int) -> np.ndarray | None:
     """Lowest-numbered nodes that fit, ignoring the fabric (the naive baseline)."""
     gpn = alloc.gpus_per_node
     if gpus <= gpn:
-        fits = np.flatnonzero(alloc.free >= gpus)
-        return _gpus_on(alloc, fits[:1], gpus) if len(fits) else None
+        fits = alloc.free >= gpus
+        first = int(fits.argmax())
+        return _gpus_on(alloc, np.array([first]), gpus) if fits[first] else None
     need = gpus // gpn
     empty = np.flatnonzero(alloc.free == gpn)
     return _gpus_on(alloc, empty[:need], gpn) if len(empty) >= need else None

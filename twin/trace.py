@@ -132,7 +132,32 @@ def parse_time(text: str) -> float:
     return value
 
 
+_DAYS: dict[str, float | None] = {}  # epoch seconds of a day's midnight (UTC), None if no such day
+
+
+def _midnight(day: str) -> float | None:
+    found = _DAYS.get(day, -1.0)
+    if found == -1.0:
+        try:
+            found = datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp()
+        except (ValueError, OverflowError, OSError):
+            found = None
+        if len(_DAYS) >= 4096:
+            _DAYS.clear()
+        _DAYS[day] = found
+    return found
+
+
 def _parse_time(text: str) -> float:
+    if len(text) == 19 and text[4] == text[7] == "-" and text[10] == " " and text[13] == text[16] == ":":
+        # The common case, YYYY-MM-DD HH:MM:SS: its day looked up once, its time of day in integers.
+        hms = text[11:13] + text[14:16] + text[17:]
+        digits = text[:4] + text[5:7] + text[8:10] + hms
+        midnight = _midnight(text[:10]) if digits.isascii() and digits.isdigit() else None
+        if midnight is not None:
+            h, m, sec = int(hms[:2]), int(hms[2:4]), int(hms[4:])
+            if h < 24 and m < 60 and sec < 60:
+                return midnight + (h * 3600 + m * 60 + sec)
     try:
         return float(text)
     except ValueError:
