@@ -298,8 +298,8 @@ def test_events_come_out_by_time_then_priority_then_submission() -> None:
 
 
 def test_a_checkpoint_with_no_route_to_storage_stalls_until_the_route_is_back() -> None:
-    """Kills: a flow with no route not pinned to the dead link (``route_entries(..., fab.dead_link)`` ->
-    ``None``) and a storage limit added to an empty route (``and`` -> ``or`` in ``traffic._through``): a
+    """Kills: a flow with no route not pinned to the dead link (``Router.routes(..., fab.dead_link)`` ->
+    ``None``) and a storage limit added to an empty route (``tail[routed] = via`` for every flow): a
     checkpoint that cannot reach its array must make no progress, not vanish or run on.
 
     One server writes a 10 B-parameter checkpoint (140 GB) at the array's 5 GB/s: 28 s from t = 300.

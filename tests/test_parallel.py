@@ -131,13 +131,13 @@ def test_sends_sharing_two_leaves_are_one_flow_that_loads_links_as_the_sends_wou
     # 100B on 128 GPUs of the hall: TP 8, PP 4, DP 4; a stage is 4 servers (two racks), and both servers
     # of a rack send their activations to the two servers of one rack of the next stage.
     sim = Simulation(scenario_from_dict(hall(8, 1.0)))
-    fab, route = sim.fabric, sim.router.route
+    fab, router = sim.fabric, sim.router
     spec = job(0, gpus=128, duration=3600, kind="pretrain", params_b=100, tokens_per_gpu=1024)
     gpus = np.arange(128)
     nodes = np.arange(16)
     plan = sim._plan(spec, 0.45)
     assert plan is not None and plan.layout == Layout(8, 4, 4)
-    group = work_flows(spec, gpus, nodes, fab, route, plan)
+    group = work_flows(spec, gpus, nodes, fab, router, plan)
     assert group is not None
     # Each send on its own: the ring within each stage and the activations between stages, both ways.
     per_nic = 8 / plan.step_s
@@ -148,7 +148,7 @@ def test_sends_sharing_two_leaves_are_one_flow_that_loads_links_as_the_sends_wou
         for a, b in zip(s1, s2, strict=True):
             sends += [(a, b, plan.pp_bytes / 2 * per_nic), (b, a, plan.pp_bytes / 2 * per_nic)]
     for a, b, demand in sends:
-        links, fracs = route(int(fab.node_gid[a]), int(fab.node_gid[b]), 0)
+        links, fracs = router.route(int(fab.node_gid[a]), int(fab.node_gid[b]), 0)
         np.add.at(expected, links, fracs * demand)
     got = np.zeros(fab.n_links)
     got[group.links] = group.load

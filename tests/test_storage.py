@@ -93,7 +93,7 @@ def test_every_link_has_a_tier(fab) -> None:
 def test_a_read_is_striped_evenly_over_every_array_and_never_crosses_the_compute_fabric(fab) -> None:
     spec = job(3, gpus=32, duration=100, read_mbs_per_gpu=100.0)
     nodes = np.arange(4)
-    src, _, demand, (flow, link, frac) = read_parts(spec, nodes, np.full(4, 8), fab, Router(fab).route, 5)
+    src, _, demand, (flow, link, frac) = read_parts(spec, nodes, np.full(4, 8), fab, Router(fab), 5)
     # One flow per server and array, numbered from 5: each a half of the server's 800 MB/s.
     assert len(src) == 8 and set(flow.tolist()) == set(range(5, 13))
     assert demand == pytest.approx(np.full(8, 400e6))
@@ -106,14 +106,14 @@ def test_a_read_is_striped_evenly_over_every_array_and_never_crosses_the_compute
     assert load[fab.storage_up].sum() == 0
     # ECMP over both storage spines: each leaf's downlinks from them share its two servers' reads.
     assert load[fab.storage_leaf_up ^ 1] == pytest.approx(np.full((2, 2), 800e6))
-    one = reads_of_one_server(spec, 8, 2, fab, Router(fab).route, (3, 0))
+    one = reads_of_one_server(spec, 8, 2, fab, Router(fab), (3, 0))
     assert one.demand == pytest.approx([400e6, 400e6]) and (one.kind == DATA).all()
     assert set(fab.link_tier[one.entry_link].tolist()) <= {T_STORAGE, T_VIRTUAL}
 
 
 def test_a_checkpoint_is_limited_by_the_arrays_write_bandwidth_and_conserves_its_bytes(fab) -> None:
     spec = job(1, gpus=32, duration=100, params_b=10.0)  # 140 GB of weights and optimiser state
-    group, seconds = checkpoint_flows(spec, np.arange(4), fab, Router(fab).route)
+    group, seconds = checkpoint_flows(spec, np.arange(4), fab, Router(fab))
     # 4 servers' NICs (25 GB/s each) outrun two arrays of 5 GB/s: bytes / (2 W).
     assert seconds == pytest.approx(140e9 / (2 * W_GBS * 1e9))
     assert group.demand.sum() * seconds == pytest.approx(spec.checkpoint_bytes)
@@ -127,7 +127,7 @@ def test_slow_storage_nics_limit_a_checkpoint() -> None:
     # One storage NIC of 10 Gb/s (1.25 GB/s) per server, below its 2.5 GB/s share of the arrays.
     fab = build_fabric(scenario_from_dict(storage_site(nics=1, nic_gbps=10, spines=1)))
     spec = job(1, gpus=32, duration=100, params_b=10.0)
-    _, seconds = checkpoint_flows(spec, np.arange(4), fab, Router(fab).route)
+    _, seconds = checkpoint_flows(spec, np.arange(4), fab, Router(fab))
     assert seconds == pytest.approx(140e9 / 4 / 1.25e9)
 
 

@@ -427,13 +427,13 @@ class Simulation:
         )
 
     def _add_work_flows(self, job: Job) -> None:
-        group = work_flows(job.spec, job.gpus, job.nodes, self.fabric, self.router.route, job.plan)
+        group = work_flows(job.spec, job.gpus, job.nodes, self.fabric, self.router, job.plan)
         if group is not None:
             self.flows.add(group)
 
     def _add_checkpoint_flows(self, job: Job) -> float:
         """Returns seconds of writing at full rate."""
-        group, seconds = checkpoint_flows(job.spec, job.nodes, self.fabric, self.router.route)
+        group, seconds = checkpoint_flows(job.spec, job.nodes, self.fabric, self.router)
         self.flows.add(group)
         return seconds
 

@@ -20,30 +20,14 @@ links the router knows to be down.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
-from twin.flows import CHECKPOINT, DATA, Entries, FlowGroup, route_entries
+from twin.flows import CHECKPOINT, DATA, Entries, FlowGroup
+from twin.routing import Router
 from twin.topology import Fabric
 from twin.workload import JobSpec
 
 SAVE = 1  # the flow-group purpose of checkpoint writes (see ``twin.traffic``)
-Route = Callable[[int, int, int], tuple[np.ndarray, np.ndarray]]  # (src, dst, rail) -> (links, fractions)
-
-
-def through(route: Route, src: int, dst: int, rail: int, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """A fabric route, plus a virtual link (a storage array's read or write limit) if given."""
-    links, fracs = route(src, dst, rail)
-    if limit is not None and len(links):
-        links, fracs = np.append(links, limit), np.append(fracs, 1.0)
-    return links, fracs
-
-
-def _alive(route: Route, fab: Fabric) -> np.ndarray:
-    """The links that are up: the router's view (``route`` is a bound ``Router.route``), else all."""
-    alive = getattr(getattr(route, "__self__", None), "alive", None)
-    return alive if alive is not None else np.ones(fab.n_links, bool)
 
 
 def striped(fab: Fabric, nodes: np.ndarray, alive: np.ndarray, write: bool, first: int = 0) -> Entries:
@@ -84,63 +68,60 @@ def striped(fab: Fabric, nodes: np.ndarray, alive: np.ndarray, write: bool, firs
 
 
 def _striped_reads(
-    spec: JobSpec, nodes: np.ndarray, per_node: np.ndarray, fab: Fabric, route: Route, first: int
+    spec: JobSpec, nodes: np.ndarray, per_node: np.ndarray, fab: Fabric, router: Router, first: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Entries]:
     arrays = len(fab.storage_gid)
     src = np.tile(fab.storage_gid, len(nodes))
     dst = np.repeat(fab.node_gid[nodes], arrays)
     demand = np.repeat(spec.read_mbs_per_gpu * 1e6 * np.asarray(per_node, np.float64) / arrays, arrays)
-    return src, dst, demand, striped(fab, nodes, _alive(route, fab), write=False, first=first)
+    return src, dst, demand, striped(fab, nodes, router.alive, write=False, first=first)
 
 
 def read_parts(
-    spec: JobSpec, nodes: np.ndarray, per_node: np.ndarray, fab: Fabric, route: Route, first: int
+    spec: JobSpec, nodes: np.ndarray, per_node: np.ndarray, fab: Fabric, router: Router, first: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Entries]:
     """The job's data reads, one flow per server (per server and array, striped, with a storage network):
     (src, dst, demand, entries), flows numbered from ``first``."""
     if fab.has_storage_fabric:
-        return _striped_reads(spec, nodes, per_node, fab, route, first)
+        return _striped_reads(spec, nodes, per_node, fab, router, first)
     idx = spec.id % len(fab.storage_gid)
     gid = fab.node_gid[nodes]
     rails = (nodes + spec.id) % fab.rails
     store = np.full(len(nodes), fab.storage_gid[idx])
     demand = spec.read_mbs_per_gpu * 1e6 * per_node
     limit = int(fab.storage_read[idx])
-    routes = [through(route, int(a), int(b), int(r), limit) for a, b, r in zip(store, gid, rails, strict=True)]
-    return store, gid, demand, route_entries(routes, first + np.arange(len(nodes)), fab.dead_link)
+    flow, link, frac = router.routes(store, gid, rails, fab.dead_link, via=limit)
+    return store, gid, demand, (flow + first, link, frac)
 
 
 def reads_of_one_server(
-    spec: JobSpec, gpus: int, node: int, fab: Fabric, route: Route, key: tuple[int, int]
+    spec: JobSpec, gpus: int, node: int, fab: Fabric, router: Router, key: tuple[int, int]
 ) -> FlowGroup:
     """The common case on a research cluster (most jobs fit in a server): one flow of training data (one
     per array, striped, with a storage network), built directly; the same group the general path builds,
     with less bookkeeping."""
     if fab.has_storage_fabric:
-        src, dst, demand, entries = _striped_reads(spec, np.array([node]), np.array([gpus]), fab, route, 0)
+        src, dst, demand, entries = _striped_reads(spec, np.array([node]), np.array([gpus]), fab, router, 0)
         return FlowGroup.build(key, np.full(len(src), DATA), src, dst, demand, entries)
     idx = spec.id % len(fab.storage_gid)
     store, dst = int(fab.storage_gid[idx]), int(fab.node_gid[node])
-    links, fracs = through(route, store, dst, int((node + spec.id) % fab.rails), int(fab.storage_read[idx]))
-    if not len(links):  # no path: pinned to the dead link, so the job stalls rather than vanishing
-        links, fracs = np.array([fab.dead_link], np.int32), np.ones(1)
-    entries = (np.zeros(len(links), np.int32), links.astype(np.int32), fracs)
+    rail = np.array([(node + spec.id) % fab.rails])
+    entries = router.routes(np.array([store]), np.array([dst]), rail, fab.dead_link, via=int(fab.storage_read[idx]))
     demand = np.array([spec.read_mbs_per_gpu * 1e6 * gpus])
     return FlowGroup.build(key, np.array([DATA]), np.array([store]), np.array([dst]), demand, entries)
 
 
-def checkpoint_flows(spec: JobSpec, nodes: np.ndarray, fab: Fabric, route: Route) -> tuple[FlowGroup, float]:
+def checkpoint_flows(spec: JobSpec, nodes: np.ndarray, fab: Fabric, router: Router) -> tuple[FlowGroup, float]:
     """Every server writes its shard of the checkpoint; also returns seconds of writing at full rate."""
     if fab.has_storage_fabric:
-        return _striped_checkpoint(spec, nodes, fab, route)
+        return _striped_checkpoint(spec, nodes, fab, router)
     idx = spec.id % len(fab.storage_gid)
     store, limit = int(fab.storage_gid[idx]), int(fab.storage_write[idx])
     rails = (nodes + spec.id) % fab.rails
     src = fab.node_gid[nodes]
-    routes = [through(route, int(g), store, int(r), limit) for g, r in zip(src, rails, strict=True)]
+    entries = router.routes(src, np.full(len(nodes), store), rails, fab.dead_link, via=limit)
     demands = fab.link_cap[fab.host_up[nodes, rails]]
     n = len(nodes)
-    entries = route_entries(routes, np.arange(n), fab.dead_link)
     group = FlowGroup.build((spec.id, SAVE), np.full(n, CHECKPOINT), src, np.full(n, store), demands, entries)
     return group, float(spec.checkpoint_bytes / n / demands.min())
 
@@ -153,12 +134,12 @@ def checkpoint_rate(fab: Fabric, nodes: np.ndarray) -> float:
     return float(min(nic, len(arrays) * arrays.min() / len(nodes)))
 
 
-def _striped_checkpoint(spec: JobSpec, nodes: np.ndarray, fab: Fabric, route: Route) -> tuple[FlowGroup, float]:
+def _striped_checkpoint(spec: JobSpec, nodes: np.ndarray, fab: Fabric, router: Router) -> tuple[FlowGroup, float]:
     arrays, n = len(fab.storage_gid), len(nodes)
     rate = checkpoint_rate(fab, nodes)
     src = np.repeat(fab.node_gid[nodes], arrays)
     dst = np.tile(fab.storage_gid, n)
-    entries = striped(fab, nodes, _alive(route, fab), write=True)
+    entries = striped(fab, nodes, router.alive, write=True)
     demand = np.full(n * arrays, rate / arrays)
     group = FlowGroup.build((spec.id, SAVE), np.full(n * arrays, CHECKPOINT), src, dst, demand, entries)
     return group, float(spec.checkpoint_bytes / n / rate)

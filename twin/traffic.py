@@ -8,12 +8,11 @@ exchanges requests with the gateway; an evaluation job reads. Reads and checkpoi
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
-from twin.flows import DATA, GRADIENT, INFERENCE, Entries, FlowGroup, merge_entries, route_entries
+from twin.flows import DATA, GRADIENT, INFERENCE, Entries, FlowGroup, merge_entries
 from twin.parallel import StepPlan
+from twin.routing import Router
 from twin.storage import checkpoint_flows, read_parts, reads_of_one_server
 from twin.topology import Fabric
 from twin.workload import JobSpec
@@ -21,7 +20,6 @@ from twin.workload import JobSpec
 __all__ = ["SAVE", "WORK", "checkpoint_flows", "group_key", "work_flows"]
 
 WORK, SAVE = 0, 1  # flow-group purposes: the job's running traffic, and its checkpoint writes
-Route = Callable[[int, int, int], tuple[np.ndarray, np.ndarray]]  # (src, dst, rail) -> (links, fractions)
 
 
 def group_key(job_id: int, saving: bool) -> tuple[int, int]:
@@ -29,12 +27,12 @@ def group_key(job_id: int, saving: bool) -> tuple[int, int]:
 
 
 def work_flows(
-    spec: JobSpec, gpus: np.ndarray, nodes: np.ndarray, fab: Fabric, route: Route, plan: StepPlan | None = None
+    spec: JobSpec, gpus: np.ndarray, nodes: np.ndarray, fab: Fabric, router: Router, plan: StepPlan | None = None
 ) -> FlowGroup | None:
     """The traffic a running job makes: its training step's collectives (from ``plan``), data reads, or
     inference requests. Demands are averages over a step at full speed (bytes per step / step time)."""
     if len(nodes) == 1 and spec.kind != "inference" and spec.read_mbs_per_gpu > 0:
-        return reads_of_one_server(spec, len(gpus), int(nodes[0]), fab, route, group_key(spec.id, False))
+        return reads_of_one_server(spec, len(gpus), int(nodes[0]), fab, router, group_key(spec.id, False))
     kinds: list[np.ndarray] = []
     srcs: list[np.ndarray] = []
     dsts: list[np.ndarray] = []
@@ -56,9 +54,8 @@ def work_flows(
         count += len(src)
 
     def routed(src: np.ndarray, dst: np.ndarray, rail: np.ndarray) -> Entries:
-        flows = count + np.arange(len(src))
-        routes = [route(int(a), int(b), int(r)) for a, b, r in zip(src, dst, rail, strict=True)]
-        return route_entries(routes, flows, fab.dead_link)
+        flow, link, frac = router.routes(src, dst, rail, fab.dead_link)
+        return flow + count, link, frac
 
     if spec.trains and n > 1 and plan is not None:
         # Megatron's rank order (tensor, then data, then pipeline): a pipeline stage is a block of
@@ -69,12 +66,12 @@ def work_flows(
         ring = [st for st in stages if len(st) > 1]
         if ring and plan.dp_bytes > 0:
             a, b = np.concatenate(ring), np.concatenate([np.roll(st, -1) for st in ring])
-            src, dst, sends, entries = _between(a, b, fab, route, count)
+            src, dst, sends, entries = _between(a, b, fab, router, count)
             add(GRADIENT, src, dst, sends * plan.dp_bytes * per_nic, entries)
         if len(stages) > 1 and plan.pp_bytes > 0:
             m = min(len(st) for st in stages)
             a, b = np.concatenate([st[:m] for st in stages[:-1]]), np.concatenate([st[:m] for st in stages[1:]])
-            src, dst, sends, entries = _between(np.concatenate([a, b]), np.concatenate([b, a]), fab, route, count)
+            src, dst, sends, entries = _between(np.concatenate([a, b]), np.concatenate([b, a]), fab, router, count)
             add(GRADIENT, src, dst, sends * plan.pp_bytes / 2 * per_nic, entries)
     if spec.kind == "inference" and spec.serve_mbs_per_gpu > 0:
         gw = np.full(n, fab.gateway_gid)
@@ -82,7 +79,7 @@ def work_flows(
         add(INFERENCE, gw, gid, demand, routed(gw, gid, rails))
         add(INFERENCE, gid, gw, demand, routed(gid, gw, rails))
     elif spec.kind != "inference" and spec.read_mbs_per_gpu > 0:
-        add(DATA, *read_parts(spec, nodes, per_node, fab, route, count))
+        add(DATA, *read_parts(spec, nodes, per_node, fab, router, count))
     if not count:
         return None
     cat = np.concatenate
@@ -92,7 +89,7 @@ def work_flows(
 
 
 def _between(
-    a: np.ndarray, b: np.ndarray, fab: Fabric, route: Route, first: int
+    a: np.ndarray, b: np.ndarray, fab: Fabric, router: Router, first: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Entries]:
     """Flows from server ``a[i]`` to server ``b[i]`` on every rail (each GPU to its peer on the other
     server): source and destination gids, how many sends each flow carries, and route entries numbered
@@ -118,7 +115,7 @@ def _between(
     for g in range(len(counts)):
         these = members[starts[g] : starts[g + 1]]
         one = these[0]
-        links, fracs = route(int(fab.node_gid[src[one]]), int(fab.node_gid[dst[one]]), int(rail[one]))
+        links, fracs = router.route(int(fab.node_gid[src[one]]), int(fab.node_gid[dst[one]]), int(rail[one]))
         flow = first + k + g
         if not len(links):  # no path: pinned to the dead link, so the job stalls rather than vanishing
             parts.append((np.array([flow]), np.array([fab.dead_link]), np.ones(1)))
