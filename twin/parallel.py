@@ -19,6 +19,7 @@ FLOPs; Rajbhandari et al., "ZeRO" (SC'20) for the 16 bytes per parameter; NCCL's
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -90,6 +91,7 @@ class StepPlan:
         return self.compute_s / (self.step_s * slowdown) if self.step_s > 0 else 1.0
 
 
+@functools.lru_cache(maxsize=4096)
 def plan_job(
     params: float,
     gpus: int,
@@ -101,7 +103,8 @@ def plan_job(
     nic_bytes_per_gpu: float,
     overlap: float = 0.0,
 ) -> StepPlan:
-    """A training job's layout and step: the rule's layout, a global batch of ``tokens_per_gpu`` per GPU."""
+    """A training job's layout and step: the rule's layout, a global batch of ``tokens_per_gpu`` per GPU.
+    Cached: a replay starts tens of thousands of jobs of a few shapes."""
     layout = layout_for(params, gpus, gpus_per_node, gpu_memory_gb)
     tokens = tokens_per_gpu * gpus
     return step_plan(params, layout, tokens, peak_tflops, mfu, nic_bytes_per_gpu, overlap, gpus_per_node)

@@ -33,7 +33,7 @@ from twin.scenario import Scenario
 from twin.scheduler import POLICIES, Allocation, Policy, Running
 from twin.snapshot import Counts, JobView, LogEntry, Snapshot, hottest_link
 from twin.stats import LinkStats, Sample, Totals, WorkloadStats, link_stats
-from twin.tiers import TIERS, tier_members, tier_utilization
+from twin.tiers import TIERS, tier_index, tier_utilization
 from twin.topology import FABRIC, SWITCH_KINDS, VIRTUAL, Fabric, build_fabric
 from twin.traffic import SAVE, WORK, checkpoint_flows, group_key, work_flows
 from twin.workload import JobSpec, WorkloadGenerator
@@ -96,7 +96,7 @@ class Simulation:
         self.step_s = scenario.simulation.step_s
         self.backfill_depth = scenario.scheduler.backfill_depth
         self._nic_per_gpu = scenario.node.nics * scenario.node.nic_gbps * 1e9 / 8 / scenario.node.gpus  # bytes/s
-        self._tiers = tier_members(fab)
+        self._tiers = tier_index(fab)
         # Facility power is linear in the computing and the allocated GPU counts: coefficients worked out once.
         self._watts_idle = facility_watts(scenario, 0.0, self.n_switches, 0.0)
         self._watts_per_busy = facility_watts(scenario, 1.0, self.n_switches, 1.0) - self._watts_idle
@@ -511,7 +511,7 @@ class Simulation:
     @property
     def tier_links(self) -> tuple[int, ...]:
         """Directed links per tier (``twin.tiers.TIERS``); 0 for a tier the site does not have."""
-        return tuple(len(m) for m in self._tiers)
+        return tuple(int(c) for c in self._tiers.counts)
 
     def _watts(self, busy: float) -> float:
         return self._watts_idle + self._watts_per_busy * busy + self._watts_per_wait * (self._allocated - busy)

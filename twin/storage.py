@@ -105,8 +105,12 @@ def reads_of_one_server(
         return FlowGroup.build(key, np.full(len(src), DATA), src, dst, demand, entries)
     idx = spec.id % len(fab.storage_gid)
     store, dst = int(fab.storage_gid[idx]), int(fab.node_gid[node])
-    rail = np.array([(node + spec.id) % fab.rails])
-    entries = router.routes(np.array([store]), np.array([dst]), rail, fab.dead_link, via=int(fab.storage_read[idx]))
+    links, fracs = router.route(store, dst, int((node + spec.id) % fab.rails))
+    if len(links):  # the array's read limit after the route
+        links, fracs = np.append(links, fab.storage_read[idx]), np.append(fracs, 1.0)
+    else:  # no path: pinned to the dead link, so the job stalls rather than vanishing
+        links, fracs = np.array([fab.dead_link], np.int32), np.ones(1)
+    entries = (np.zeros(len(links), np.int32), links.astype(np.int32), fracs)
     demand = np.array([spec.read_mbs_per_gpu * 1e6 * gpus])
     return FlowGroup.build(key, np.array([DATA]), np.array([store]), np.array([dst]), demand, entries)
 
