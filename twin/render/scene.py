@@ -34,6 +34,7 @@ CHASSIS = 0.4  # a server's colour behind its GPUs, when they are drawn
 MANY_CELLS = 1500  # more changed cells than this are written as one numpy assignment, not cell by cell
 RESTYLE_S = 0.25  # wall seconds between restyles of the links
 MIX_S = 1.0  # and between new mixes of traffic kinds (the particles' colours), which change slowly
+MIX_ENTRIES_PER_S = 1_000_000  # flow entries a second of mixes may read: larger sites mix less often
 MIX_STEP_ENTRIES = 100_000  # flow entries a frame adds to the next mix (it is made a slice per frame)
 LEVELS = 12  # brightness levels of particles pulsing with their job's steps
 HOT_MEMBER = 0.9  # a bundle's hottest member is found exactly from this utilisation up
@@ -271,7 +272,8 @@ class SiteView:
             return
         self._restyle_due = False
         self._last_restyle = wall
-        if self._mix_work is None and wall - self._last_mix >= MIX_S:
+        entries = len(self.snapshot.flows.get("entry_link", ()))
+        if self._mix_work is None and wall - self._last_mix >= MIX_S * max(1.0, entries / MIX_ENTRIES_PER_S):
             self._mix_work = self._make_mix(self.snapshot.flows)
             self._last_mix = wall
 
