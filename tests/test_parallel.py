@@ -154,3 +154,14 @@ def test_sends_sharing_two_leaves_are_one_flow_that_loads_links_as_the_sends_wou
     got[group.links] = group.load
     assert got == pytest.approx(expected, rel=1e-12, abs=1e-3)
     assert len(group.demand) < len(sends), "activations between the same two racks share a flow"
+
+
+@pytest.mark.parametrize("gpus", [1, 2, 3, 8, 16, 48, 64, 128, 4096])
+@pytest.mark.parametrize("params_b", [0.1, 7, 70, 100, 175])
+def test_every_gpu_of_a_job_has_a_place_in_its_layout(gpus: int, params_b: float) -> None:
+    """TP x PP x DP is the job's GPU count: a layout that left GPUs out would count them as computing
+    (a 100B model on 48 GPUs once got TP 8, PP 4, DP 1: 32 GPUs, and 1.5 times its real FLOPs)."""
+    layout = layout_for(params_b * 1e9, gpus, 8, 80)
+    assert layout.gpus == gpus
+    if params_b * 1e9 * 16 <= 60e9 * gpus:  # the model fits on the job: PP holds it
+        assert layout.tp * layout.pp * 60e9 >= params_b * 1e9 * 16

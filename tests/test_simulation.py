@@ -11,7 +11,7 @@ from conftest import site
 from helpers import job, pinned, ring_tokens
 from twin.flows import CHECKPOINT, GRADIENT, TRAFFIC_KINDS
 from twin.power import facility_watts
-from twin.report import build_report
+from twin.report import build_report, format_report
 from twin.scenario import load_scenario, scenario_from_dict
 from twin.simulation import Simulation
 from twin.topology import GBIT
@@ -219,3 +219,17 @@ def test_snapshot_is_consistent_with_state() -> None:
     assert np.all(f["rate"] <= f["demand"] * (1 + 1e-12))
     snap.gpu_owner[:] = -7  # a copy: the renderer cannot disturb the simulation
     sim.check_invariants()
+
+
+def test_a_training_job_stalled_throughout_has_no_step_slowdown_figure() -> None:
+    """Its steps never end: the report says so (None, "stalled") rather than "never slowed" (1.0)."""
+    data = site(**{"topology.spines": 1})
+    data["faults"] = {"event": [{"at": 0, "target": "spine-00", "minutes": 0}]}
+    sim = Simulation(scenario_from_dict(data))
+    sim.policy = pinned([[0, 2]])  # across the racks, whose only link was the spine
+    sim.submit(job(0, gpus=16, duration=600))
+    sim.run(1000)
+    assert sim.running[0].speed == 0.0
+    report = build_report(sim)
+    assert report["mean_step_slowdown"] is None and report["mfu_mean"] == 0.0
+    assert "Step slowdown (mean)     stalled" in format_report(report)

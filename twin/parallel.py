@@ -53,13 +53,16 @@ class Layout:
 
 
 def layout_for(params: float, gpus: int, gpus_per_node: int, gpu_memory_gb: float) -> Layout:
-    """The layout the rule gives for a model of ``params`` parameters on ``gpus`` GPUs."""
+    """The layout the rule gives for a model of ``params`` parameters on ``gpus`` GPUs: every GPU of the
+    job has a place (TP x PP x DP = GPUs), so PP is the smallest divisor of GPUs / TP that holds the
+    model (all of them, for a job too small to hold it: it does its best)."""
     need = max(1, math.ceil(params * STATE_BYTES_PER_PARAM / (gpu_memory_gb * 1e9 * STATE_SHARE)))
     tp = 1
-    while tp < need and tp * 2 <= min(gpus_per_node, gpus):
+    while tp < need and tp * 2 <= min(gpus_per_node, gpus) and gpus % (tp * 2) == 0:
         tp *= 2
-    pp = max(1, min(math.ceil(need / tp), gpus // tp))  # a job too small to hold its model does its best
-    return Layout(tp, pp, max(1, gpus // (tp * pp)))
+    rest = gpus // tp
+    pp = next((d for d in range(math.ceil(need / tp), rest + 1) if rest % d == 0), rest)
+    return Layout(tp, pp, rest // pp)
 
 
 def hidden_size(params: float) -> float:

@@ -109,7 +109,7 @@ _ROWS = (
     ("PFLOPS in use (mean)", "mean_pflops_in_use", "{:,.0f}"),
     ("PFLOPS delivered (mean)", "pflops_delivered_mean", "{:,.0f}"),
     ("MFU of allocated GPUs", "mfu_mean", "{:.1%}"),
-    ("Step slowdown (mean)", "mean_step_slowdown", "{:.3f}x"),
+    ("Step slowdown (mean)", "mean_step_slowdown", "{:.3f}x"),  # None: stalled throughout
     ("Wait mean / p95", None, None),
     ("Job completion (mean)", "mean_jct_s", "{:,.0f} s"),
     ("Fabric link util (mean)", "mean_link_utilization", "{:.1%}"),
@@ -132,7 +132,8 @@ def format_report(r: dict[str, Any]) -> str:
     }
     lines = []
     for label, key, fmt in _ROWS:
-        value = combined[label] if key is None else fmt.format(r[key])
+        raw = None if key is None else r[key]
+        value = combined[label] if key is None else ("stalled" if raw is None else fmt.format(raw))
         lines.append(f"  {label:<24} {value}")
     for tier, u in r.get("link_utilization_by_tier", {}).items():
         lines.append(f"  {'Links: ' + tier:<24} {u['mean']:.1%} mean / {u['max']:.1%} max")

@@ -427,7 +427,10 @@ def _gpu(t: Table) -> GpuModel:
     if g.max_watts < g.idle_watts:
         t.fail("max_watts", f"at least idle_watts ({g.idle_watts:g}), got {g.max_watts:g}")
     if g.wait_watts >= 0 and not g.idle_watts <= g.wait_watts <= g.max_watts:
-        t.fail("wait_watts", f"between idle_watts and max_watts ({g.idle_watts:g} to {g.max_watts:g})")
+        t.fail(
+            "wait_watts",
+            f"between idle_watts and max_watts ({g.idle_watts:g} to {g.max_watts:g}), got {g.wait_watts:g}",
+        )
     t.done()
     return g
 
@@ -784,8 +787,12 @@ def _check_storage_fabric(s: Scenario, root: Table) -> None:
     t = root.table("storage_fabric")
     if s.nodes % sf.servers_per_leaf:
         t.fail("servers_per_leaf", f"a divisor of the site's {s.nodes:,} servers, got {sf.servers_per_leaf:,}")
-    if sf.leaf_uplinks < sf.spines:
-        t.fail("spines", f"at most a storage leaf's {sf.leaf_uplinks} uplinks (one to each spine), got {sf.spines:,}")
+    if sf.leaf_uplinks < sf.spines or sf.leaf_uplinks % sf.spines:
+        # Striped traffic spreads evenly over the spines: so must each leaf's cables.
+        t.fail(
+            "spines",
+            f"a divisor of a storage leaf's {sf.leaf_uplinks} uplinks (as many to each spine), got {sf.spines:,}",
+        )
     if sf.nic_gbps > sf.port_gbps:
         t.fail("nic_gbps", f"at most the storage switches' port speed ({sf.port_gbps:g} Gb/s), got {sf.nic_gbps:g}")
 

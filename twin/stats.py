@@ -85,9 +85,13 @@ class Totals:
     tier_util_max: np.ndarray = field(default_factory=lambda: np.zeros(4))  # max util per tier seen
 
     @property
-    def step_slowdown(self) -> float:
-        """GPU-weighted actual / ideal step time of training jobs (1: never slowed)."""
-        return self.stepping_gpu_s / self.stepping_speed_gpu_s if self.stepping_speed_gpu_s > 0 else 1.0
+    def step_slowdown(self) -> float | None:
+        """Training jobs' step time over what the same steps take at full speed, with every step weighted
+        by its GPUs (a ratio of GPU-time sums: 1 when never slowed); None when they stepped but never got
+        anywhere (stalled the whole time)."""
+        if self.stepping_speed_gpu_s > 0:
+            return self.stepping_gpu_s / self.stepping_speed_gpu_s
+        return None if self.stepping_gpu_s > 0 else 1.0
 
     @property
     def ended(self) -> int:
