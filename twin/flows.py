@@ -11,6 +11,7 @@ Rates only change when the set of groups changes, so the simulator re-solves on 
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,8 +43,10 @@ def max_min_fair(
     columns are identical (ECMP spreads a flow evenly over parallel uplinks) count once. Then each step
     raises the common level to the lowest link share: the variables on every link at that share are fixed
     there, or, if some caps lie below it, all those variables are fixed at their caps (shares only grow
-    as variables are fixed below them, so both are safe). A step touches only link-sized arrays and the
-    entries of the variables it fixes, so the cost is steps x links, not steps x entries.
+    as variables are fixed below them, so both are safe). A step is a fixed handful of numpy calls on
+    link-sized arrays and on the entries of the variables it fixes (each variable's entries are a row of
+    a padded table, so they are gathered in one call, and one bincount updates every link sum), so the
+    cost is steps x links, not steps x entries.
     """
     n_vars = len(cap)
     x = cap.astype(np.float64).copy()
@@ -52,63 +55,124 @@ def max_min_fair(
     if 8 * len(link) < len(capacity):  # a small problem on a large fabric: number its links 0..k-1 first
         used, link = np.unique(link, return_inverse=True)
         capacity = capacity[used]
-    load_at_cap = np.bincount(link, weights=weight * cap[var], minlength=len(capacity))
+    n_links = len(capacity)
+    load_at_cap = np.bincount(link, weights=weight * cap[var], minlength=n_links)
     tight = load_at_cap > capacity * (1 + _EPS) + _EPS
-    keep = tight[link] & (weight > 0)
-    if not keep.any():
-        return x
-    if not keep.all():
+    if not (tight.all() and weight.min() > 0):
+        keep = np.flatnonzero(tight[link] & (weight > 0))
+        if len(keep) == 0:
+            return x
         var, link, weight = var[keep], link[keep], weight[keep]
-    keep = _distinct_constraints(var, link, weight, capacity, n_vars)
-    var, link, weight = var[keep], link[keep], weight[keep]
-    # Renumber the links that remain 0..k-1, so every per-step array is small.
-    used, link = np.unique(link, return_inverse=True)
-    capacity = capacity[used]
-    n_links = len(used)
-    # Ragged index by variable (entries are sorted by var) and by link.
-    var_start = np.searchsorted(var, np.arange(n_vars + 1))
-    # A stable sort of 16-bit keys is a radix sort in numpy: linear time.
-    by_link = np.argsort(link.astype(np.uint16) if n_links < 1 << 16 else link, kind="stable")
-    link_start = np.searchsorted(link[by_link], np.arange(n_links + 1))
-    active = np.bincount(link, minlength=n_links)  # entries of unfixed variables per link
-    wsum = np.bincount(link, weights=weight, minlength=n_links)
-    remaining = capacity.astype(np.float64).copy()
-    in_problem = np.diff(var_start) > 0
-    fixed = ~in_problem
-    pending = np.flatnonzero(in_problem)
-    pending = pending[np.argsort(cap[pending], kind="stable")]  # by cap, for cap-limited steps
-    sorted_caps = cap[pending]
+    keep, wsum = _distinct_constraints(var, link, weight, capacity, n_vars)
+    if len(keep) < len(link):
+        var, link, weight = var[keep], link[keep], weight[keep]
+    return _fill(x, var, link, weight, capacity, wsum, cap)
+
+
+# A padded table of every variable's entries is used while it is at most this many times the entries.
+_PAD_LIMIT = 4
+
+
+def _fill(
+    x: np.ndarray,
+    var: np.ndarray,
+    link: np.ndarray,
+    weight: np.ndarray,
+    capacity: np.ndarray,
+    wsum: np.ndarray,
+    cap: np.ndarray,
+) -> np.ndarray:
+    """Progressive filling of :func:`max_min_fair` on entries already reduced (every link may bind);
+    ``wsum`` is each link's sum of weights. Writes the fixed variables' values into ``x``."""
+    # Number the links that remain 0..n-1, so every per-link array is small; link n is a dummy.
+    count = np.bincount(link, minlength=len(capacity))
+    used = count > 0
+    if not used.all():
+        link = (np.cumsum(used) - 1)[link]
+        capacity, wsum, count = capacity[used], wsum[used], count[used]
+    n = len(capacity)
+    m = n + 1
+    # Number the variables 0..k-1 too (entries are sorted by var), with each one's run of entries.
+    new_var = np.r_[True, var[1:] != var[:-1]]
+    starts = np.flatnonzero(new_var)
+    row = np.cumsum(new_var) - 1
+    lengths = np.diff(np.r_[starts, len(var)])
+    k = len(starts)
+    names = var[starts]
+    vcap = cap[names].astype(np.float64)
+    # Per variable, its entries' indices into the stacked link sums [remaining, weight sum, entries], and
+    # what fixing it at 1 takes off each: a padded table when degrees are even (ECMP makes them so).
+    deg = int(lengths.max())
+    if k * deg <= _PAD_LIMIT * len(var) + 64:
+        col = np.arange(len(var)) - np.repeat(starts, lengths)
+        table = np.full((k, deg), n, np.int64)
+        table[row, col] = link
+        wt = np.zeros((k, deg))
+        wt[row, col] = weight
+        index = np.hstack([table, table + m, table + 2 * m])
+        take = np.hstack([wt, wt, (table < n).astype(np.float64)])
+        ragged = None
+    else:  # a few variables on very many links: gather by ranges instead
+        index = np.concatenate([link, link + m, link + 2 * m])
+        take = np.concatenate([weight, weight, np.ones(len(var))])
+        ragged = np.r_[starts, len(var)]
+    sums = np.zeros(3 * m)
+    sums[:n] = capacity
+    sums[m : m + n] = wsum
+    sums[2 * m : 2 * m + n] = count
+    remaining, weights, active = sums[:m], sums[m : 2 * m], sums[2 * m :]
+    # The variables on each link (link-major), as ranges.
+    by_link = row[np.argsort(link.astype(np.uint16) if n < 1 << 16 else link, kind="stable")]
+    link_start = np.r_[0, np.cumsum(count)]
+    link_bounds = link_start.tolist()
+    free = np.ones(k, bool)
+    value = np.empty(k)
+    by_cap = np.argsort(vcap, kind="stable")
+    sorted_caps = vcap[by_cap].tolist()
     next_cap = 0
+    n_deg = deg if ragged is None else 0
 
     def fix(vs: np.ndarray, values: np.ndarray | float) -> None:
-        fixed[vs] = True
-        x[vs] = values
-        e = _ragged(var_start, vs)
-        le = link[e]
-        remaining[:] -= np.bincount(le, weights=weight[e] * x[var[e]], minlength=n_links)
-        wsum[:] -= np.bincount(le, weights=weight[e], minlength=n_links)
-        active[:] -= np.bincount(le, minlength=n_links)
+        free[vs] = False
+        value[vs] = values
+        if ragged is None:
+            idx, w = index[vs], take[vs]
+            if np.ndim(values):
+                w[:, :n_deg] *= values[:, None]
+            else:
+                w[:, :n_deg] *= values
+        else:
+            e = _ragged(ragged, vs)
+            e = np.concatenate([e, e + len(var), e + 2 * len(var)])
+            idx, w = index[e], take[e]
+            w[: len(e) // 3] *= np.repeat(np.broadcast_to(values, len(vs)), lengths[vs])
+        sums[:] -= np.bincount(idx.ravel(), w.ravel(), minlength=3 * m)
 
-    while True:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            share = np.where(active > 0, np.maximum(remaining, 0.0) / wsum, np.inf)
-        level = share.min()
-        upto = int(np.searchsorted(sorted_caps, level, side="right"))
-        if upto > next_cap:
-            batch = pending[next_cap:upto]
-            next_cap = upto
-            batch = batch[~fixed[batch]]
-            if len(batch):
-                fix(batch, cap[batch])
-            continue
-        if not np.isfinite(level):
-            break
-        links = np.flatnonzero(share <= level * (1 + 1e-12))
-        vs = var[by_link[_ragged(link_start, links)]]
-        vs = vs[~fixed[vs]]
-        if len(links) > 1:  # a variable has one entry per link, so repeats need several links
-            vs = np.unique(vs)
-        fix(vs, level)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        while True:
+            share = np.where(active > 0.5, np.maximum(remaining, 0.0) / weights, np.inf)
+            at = int(share.argmin())
+            level = float(share[at])
+            if next_cap < k and sorted_caps[next_cap] <= level:
+                upto = bisect.bisect_right(sorted_caps, level, next_cap)
+                batch = by_cap[next_cap:upto]
+                next_cap = upto
+                batch = batch[free[batch]]
+                if len(batch):
+                    fix(batch, vcap[batch])
+                continue
+            if level == np.inf:
+                break
+            links = np.flatnonzero(share <= level * (1 + 1e-12))
+            if len(links) == 1:
+                vs = by_link[link_bounds[at] : link_bounds[at + 1]]
+                vs = vs[free[vs]]
+            else:
+                vs = by_link[_ragged(link_start, links)]
+                vs = np.unique(vs[free[vs]])  # a variable has one entry per link, so it may repeat here
+            fix(vs, level)
+    done = ~free
+    x[names[done]] = value[done]
     return x
 
 
@@ -204,38 +268,39 @@ def merge_entries(*parts: Entries) -> Entries:
     return flow[order], np.concatenate([p[1] for p in parts])[order], np.concatenate([p[2] for p in parts])[order]
 
 
-_PROJECTIONS: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # by number of variables (flows, groups)
+_PROJECTIONS: dict[int, np.ndarray] = {}  # by number of variables (flows, groups)
 
 
 def _distinct_constraints(
     var: np.ndarray, link: np.ndarray, weight: np.ndarray, capacity: np.ndarray, n_vars: int
-) -> np.ndarray:
-    """Mask of entries to keep so that links with identical columns count once.
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the entries to keep so that links with identical columns count once, and each link's
+    sum of weights (over all its entries: a kept link keeps them all).
 
     ECMP makes this common: every flow leaving a leaf crosses all of its spine uplinks with the same
     fraction, so those links carry the same variables with the same weights and only the one with the
-    least capacity can bind. Columns are compared through two random projections and the entry count
-    (identical columns sum in the same order, so they match exactly); the fixed seed keeps runs
-    reproducible.
+    least capacity can bind. Columns are compared through a random projection and their sums of weights
+    (identical columns sum in the same order, so they match exactly; different ones collide with a
+    chance of about 2**-50 per pair); the fixed seed keeps runs reproducible.
     """
     if n_vars not in _PROJECTIONS:
         rng = np.random.default_rng(0x7717)
         if len(_PROJECTIONS) >= 4:
             _PROJECTIONS.clear()
-        _PROJECTIONS[n_vars] = (rng.random(n_vars), rng.random(n_vars))
-    r1, r2 = _PROJECTIONS[n_vars]
+        _PROJECTIONS[n_vars] = rng.random(n_vars) + 0.5
+    r1 = _PROJECTIONS[n_vars]
     n_links = len(capacity)
     h1 = np.bincount(link, weights=r1[var] * weight, minlength=n_links)
-    h2 = np.bincount(link, weights=r2[var] * weight, minlength=n_links)
-    count = np.bincount(link, minlength=n_links)
-    used = np.flatnonzero(count)
-    order = used[np.lexsort((used, capacity[used], h2[used], h1[used], count[used]))]
-    same = (
-        (h1[order][1:] == h1[order][:-1]) & (h2[order][1:] == h2[order][:-1]) & (count[order][1:] == count[order][:-1])
-    )
+    wsum = np.bincount(link, weights=weight, minlength=n_links)
+    used = np.flatnonzero(wsum)
+    order = used[np.lexsort((used, capacity[used], wsum[used], h1[used]))]
+    h1, ws = h1[order], wsum[order]
+    same = (h1[1:] == h1[:-1]) & (ws[1:] == ws[:-1])
     representative = np.zeros(n_links, bool)
     representative[order[np.concatenate(([True], ~same))]] = True  # first of each run has the least capacity
-    return representative[link]
+    if len(order) and same.any():
+        return np.flatnonzero(representative[link]), wsum
+    return np.arange(len(link)), wsum
 
 
 @dataclass(frozen=True)
