@@ -11,7 +11,6 @@ Rates only change when the set of groups changes, so the simulator re-solves on 
 
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,8 +34,9 @@ def max_min_fair(
     """Max-min fair values of variables subject to link capacities.
 
     Entry ``e`` says variable ``var[e]`` puts ``weight[e] * x[var[e]]`` on link ``link[e]``; link ``l``
-    carries at most ``capacity[l]``; ``x[v] <= cap[v]``. Entries must be sorted by ``var``, with at
-    most one entry per (variable, link): add up the weights of a variable's flows on a link first.
+    carries at most ``capacity[l]``; ``x[v] <= cap[v]`` (caps are >= 0; a variable capped at 0 is left
+    out). Entries must be sorted by ``var``, with at most one entry per (variable, link): add up the
+    weights of a variable's flows on a link first.
 
     Progressive filling, made cheap in three ways. Links that could not be overloaded even if every
     variable on them reached its cap are dropped first (in a healthy fabric, most of them). Links whose
@@ -56,10 +56,15 @@ def max_min_fair(
         used, link = np.unique(link, return_inverse=True)
         capacity = capacity[used]
     n_links = len(capacity)
-    load_at_cap = np.bincount(link, weights=weight * cap[var], minlength=n_links)
+    at_cap = weight * cap[var]  # an entry's load with its variable at its cap
+    load_at_cap = np.bincount(link, weights=at_cap, minlength=n_links)
     tight = load_at_cap > capacity * (1 + _EPS) + _EPS
-    if not (tight.all() and weight.min() > 0):
-        keep = np.flatnonzero(tight[link] & (weight > 0))
+    # Entries of zero weight or of variables capped at zero take nothing from their links.
+    useful = at_cap > 0
+    if not tight.all():
+        useful &= tight[link]
+    if not useful.all():
+        keep = np.flatnonzero(useful)
         if len(keep) == 0:
             return x
         var, link, weight = var[keep], link[keep], weight[keep]
@@ -93,9 +98,7 @@ def _fill(
     n = len(capacity)
     m = n + 1
     # Number the variables 0..k-1 too (entries are sorted by var), with each one's run of entries.
-    new_var = np.r_[True, var[1:] != var[:-1]]
-    starts = np.flatnonzero(new_var)
-    row = np.cumsum(new_var) - 1
+    starts = np.flatnonzero(np.r_[True, var[1:] != var[:-1]])
     lengths = np.diff(np.r_[starts, len(var)])
     k = len(starts)
     names = var[starts]
@@ -103,18 +106,28 @@ def _fill(
     # Per variable, its entries' indices into the stacked link sums [remaining, weight sum, entries], and
     # what fixing it at 1 takes off each: a padded table when degrees are even (ECMP makes them so).
     deg = int(lengths.max())
-    if k * deg <= _PAD_LIMIT * len(var) + 64:
-        col = np.arange(len(var)) - np.repeat(starts, lengths)
-        table = np.full((k, deg), n, np.int64)
-        table[row, col] = link
-        wt = np.zeros((k, deg))
-        wt[row, col] = weight
-        index = np.hstack([table, table + m, table + 2 * m])
-        take = np.hstack([wt, wt, (table < n).astype(np.float64)])
+    even = k * deg == len(var)
+    if even or k * deg <= _PAD_LIMIT * len(var) + 64:
+        if even:
+            table, wt = link, weight
+        else:
+            pos = np.arange(len(var)) + np.repeat(np.arange(0, k * deg, deg) - starts, lengths)
+            table = np.full(k * deg, n, link.dtype)
+            table[pos] = link
+            wt = np.zeros(k * deg)
+            wt[pos] = weight
+        index = np.empty((3, k * deg), np.int64)
+        index[0] = table
+        np.add(table, m, out=index[1])
+        np.add(table, 2 * m, out=index[2])
+        take = np.empty((3, k * deg))
+        take[0] = take[1] = wt
+        np.less(table, n, out=take[2])
+        index, take = index.reshape(3, k, deg), take.reshape(3, k, deg)
         ragged = None
     else:  # a few variables on very many links: gather by ranges instead
-        index = np.concatenate([link, link + m, link + 2 * m])
-        take = np.concatenate([weight, weight, np.ones(len(var))])
+        index = np.concatenate([link, link + m, link + 2 * m]).reshape(3, -1)
+        take = np.concatenate([weight, weight, np.ones(len(var))]).reshape(3, -1)
         ragged = np.r_[starts, len(var)]
     sums = np.zeros(3 * m)
     sums[:n] = capacity
@@ -122,30 +135,30 @@ def _fill(
     sums[2 * m : 2 * m + n] = count
     remaining, weights, active = sums[:m], sums[m : 2 * m], sums[2 * m :]
     # The variables on each link (link-major), as ranges.
-    by_link = row[np.argsort(link.astype(np.uint16) if n < 1 << 16 else link, kind="stable")]
+    by_link = np.argsort(link.astype(np.uint16) if n < 1 << 16 else link, kind="stable")
+    by_link = by_link // deg if even else np.repeat(np.arange(k), lengths)[by_link]
     link_start = np.r_[0, np.cumsum(count)]
     link_bounds = link_start.tolist()
     free = np.ones(k, bool)
     value = np.empty(k)
-    by_cap = np.argsort(vcap, kind="stable")
-    sorted_caps = vcap[by_cap].tolist()
+    # Variables with a finite cap in the order of their caps (an infinite cap never stops one).
+    by_cap = np.flatnonzero(vcap < np.inf)
+    by_cap = by_cap[np.argsort(vcap[by_cap])]
+    sorted_caps = vcap[by_cap]
+    n_caps = len(by_cap)
     next_cap = 0
-    n_deg = deg if ragged is None else 0
+    next_value = float(sorted_caps[0]) if n_caps else np.inf
 
     def fix(vs: np.ndarray, values: np.ndarray | float) -> None:
         free[vs] = False
         value[vs] = values
         if ragged is None:
-            idx, w = index[vs], take[vs]
-            if np.ndim(values):
-                w[:, :n_deg] *= values[:, None]
-            else:
-                w[:, :n_deg] *= values
+            idx, w = np.take(index, vs, axis=1), np.take(take, vs, axis=1)
+            w[0] *= values[:, None] if np.ndim(values) else values
         else:
             e = _ragged(ragged, vs)
-            e = np.concatenate([e, e + len(var), e + 2 * len(var)])
-            idx, w = index[e], take[e]
-            w[: len(e) // 3] *= np.repeat(np.broadcast_to(values, len(vs)), lengths[vs])
+            idx, w = np.take(index, e, axis=1), np.take(take, e, axis=1)
+            w[0] *= np.repeat(np.broadcast_to(values, len(vs)), lengths[vs])
         sums[:] -= np.bincount(idx.ravel(), w.ravel(), minlength=3 * m)
 
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -153,10 +166,11 @@ def _fill(
             share = np.where(active > 0.5, np.maximum(remaining, 0.0) / weights, np.inf)
             at = int(share.argmin())
             level = float(share[at])
-            if next_cap < k and sorted_caps[next_cap] <= level:
-                upto = bisect.bisect_right(sorted_caps, level, next_cap)
+            if next_cap < n_caps and next_value <= level:
+                upto = int(np.searchsorted(sorted_caps, level, side="right"))
                 batch = by_cap[next_cap:upto]
                 next_cap = upto
+                next_value = float(sorted_caps[upto]) if upto < n_caps else np.inf
                 batch = batch[free[batch]]
                 if len(batch):
                     fix(batch, vcap[batch])
@@ -226,8 +240,8 @@ def group_speeds(
     slow &= ~blocked
     if not slow.any():
         return speed
-    keep = slow[g_var]
-    extra = max_min_fair(g_var[keep], g_link[keep], g_load[keep], spare, np.where(slow, 1.0 - speed, 0.0))
+    # The others are capped at zero, which leaves their entries out of the solve.
+    extra = max_min_fair(g_var, g_link, g_load, spare, np.where(slow, 1.0 - speed, 0.0))
     return np.minimum(speed + extra, 1.0)
 
 
