@@ -48,10 +48,20 @@ def max_min_fair(
     a padded table, so they are gathered in one call, and one bincount updates every link sum), so the
     cost is steps x links, not steps x entries.
     """
+    return _max_min_fair(var, link, weight, capacity, cap)[0]
+
+
+def _max_min_fair(
+    var: np.ndarray, link: np.ndarray, weight: np.ndarray, capacity: np.ndarray, cap: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`max_min_fair`, and a mask of the links it solved on (the others could not bind: never
+    overloaded, or the same column as one of them with no less capacity)."""
     n_vars = len(cap)
     x = cap.astype(np.float64).copy()
+    solved = np.zeros(len(capacity), bool)
     if len(var) == 0:
-        return x
+        return x, solved
+    used = None
     if 8 * len(link) < len(capacity):  # a small problem on a large fabric: number its links 0..k-1 first
         used, link = np.unique(link, return_inverse=True)
         capacity = capacity[used]
@@ -66,12 +76,13 @@ def max_min_fair(
     if not useful.all():
         keep = np.flatnonzero(useful)
         if len(keep) == 0:
-            return x
+            return x, solved
         var, link, weight = var[keep], link[keep], weight[keep]
     keep, wsum = _distinct_constraints(var, link, weight, capacity, n_vars)
     if len(keep) < len(link):
         var, link, weight = var[keep], link[keep], weight[keep]
-    return _fill(x, var, link, weight, capacity, wsum, cap)
+    solved[link if used is None else used[link]] = True
+    return _fill(x, var, link, weight, capacity, wsum, cap), solved
 
 
 # A padded table of every variable's entries is used while it is at most this many times the entries.
@@ -219,7 +230,7 @@ def group_speeds(
     if 8 * (len(link) + len(g_link)) < len(capacity):  # a few groups on a large fabric: only their links
         used, where = np.unique(np.concatenate([link, g_link]), return_inverse=True)
         link, g_link, capacity = where[: len(link)], where[len(link) :], capacity[used]
-    rate = max_min_fair(flow, link, frac, capacity, demand)
+    rate, solved = _max_min_fair(flow, link, frac, capacity, demand)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(demand > 0, rate / demand, np.inf)
     speed = np.ones(n_groups)
@@ -231,10 +242,15 @@ def group_speeds(
     # slow group back, so step 3 has nothing to share.
     if not slow.any() or bool((ratio[demand > 0] <= speed[flow_group[demand > 0]] * (1 + 1e-12)).all()):
         return speed
+    # Only the links step 1 solved on can bind now: a link never overloaded in step 1 is not now (speeds
+    # stay at most 1), and one whose flows, fractions and so loads equal another's with no less
+    # capacity has no less spare. Every entry of such a link is kept, so its sums are whole.
+    keep = np.flatnonzero(solved[g_link])
+    g_var, g_link, g_load = g_var[keep], g_link[keep], g_load[keep]
     used = np.bincount(g_link, weights=g_load * speed[g_var], minlength=len(capacity))
     spare = np.maximum(capacity - used, 0.0)
     # A group crossing a link that is still full cannot gain: leave it out before solving (most are).
-    full = spare <= capacity * 1e-9
+    full = solved & (spare <= capacity * 1e-9)
     blocked = np.zeros(n_groups, bool)
     blocked[g_var[full[g_link] & (g_load > 0)]] = True
     slow &= ~blocked
