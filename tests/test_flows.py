@@ -256,6 +256,25 @@ def test_group_speeds_match_the_reference_and_are_max_min(seed: int) -> None:
             assert any(sat[lk] and rate[f] >= rate[var[link == lk]].max() * (1 - 1e-7) for lk in link[var == f]), f
 
 
+@pytest.mark.parametrize("seed", range(30))
+def test_group_speeds_match_the_reference_on_ecmp_problems(seed: int) -> None:
+    """Jobs of ECMP-split flows (identical columns, round numbers, a dead link): the second phase solves
+    only on the links the first one solved on, and still gives the textbook speeds."""
+    rng = np.random.default_rng(500 + seed)
+    var, link, frac, capacity, _ = ecmp_problem(rng)
+    n_flows = int(var.max()) + 1
+    group = np.sort(rng.integers(0, max(1, n_flows // 3), n_flows))
+    group = np.unique(group, return_inverse=True)[1]
+    demand = rng.choice([0.5, 1.0, 2.0, 4.0], n_flows)
+    demand = np.where(rng.random(n_flows) < 0.3, rng.uniform(0.1, 6.0, n_flows), demand)
+    loads = group_loads(group, demand, var, link, frac)
+    got = group_speeds(int(group.max()) + 1, group, demand, (var, link, frac), loads, capacity)
+    want, _ = reference_speeds(group, demand, var, link, frac, capacity)
+    np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-9)
+    load = np.bincount(link, weights=frac * (got[group] * demand)[var], minlength=len(capacity))
+    assert np.all(load <= capacity * (1 + 1e-9) + 1e-12)
+
+
 def random_group(rng: np.random.Generator, key: int, n_links: int) -> FlowGroup:
     """A job of 1 to 4 flows, each over 1 to 3 links with ECMP-like fractions."""
     n = int(rng.integers(1, 5))
