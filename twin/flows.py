@@ -164,13 +164,13 @@ def _fill(
         free[vs] = False
         value[vs] = values
         if ragged is None:
-            idx, w = np.take(index, vs, axis=1), np.take(take, vs, axis=1)
-            w[0] *= values[:, None] if np.ndim(values) else values
+            idx, w = index.take(vs, axis=1), take.take(vs, axis=1)
+            w[0] *= values[:, None] if isinstance(values, np.ndarray) else values
         else:
             e = _ragged(ragged, vs)
-            idx, w = np.take(index, e, axis=1), np.take(take, e, axis=1)
+            idx, w = index.take(e, axis=1), take.take(e, axis=1)
             w[0] *= np.repeat(np.broadcast_to(values, len(vs)), lengths[vs])
-        sums[:] -= np.bincount(idx.ravel(), w.ravel(), minlength=3 * m)
+        np.subtract(sums, np.bincount(idx.ravel(), w.ravel(), minlength=3 * m), out=sums)
 
     with np.errstate(divide="ignore", invalid="ignore"):
         while True:
@@ -178,7 +178,7 @@ def _fill(
             at = int(share.argmin())
             level = float(share[at])
             if next_cap < n_caps and next_value <= level:
-                upto = int(np.searchsorted(sorted_caps, level, side="right"))
+                upto = int(sorted_caps.searchsorted(level, side="right"))
                 batch = by_cap[next_cap:upto]
                 next_cap = upto
                 next_value = float(sorted_caps[upto]) if upto < n_caps else np.inf
@@ -188,7 +188,7 @@ def _fill(
                 continue
             if level == np.inf:
                 break
-            links = np.flatnonzero(share <= level * (1 + 1e-12))
+            links = (share <= level * (1 + 1e-12)).nonzero()[0]
             if len(links) == 1:
                 vs = by_link[link_bounds[at] : link_bounds[at + 1]]
                 vs = vs[free[vs]]
