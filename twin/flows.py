@@ -99,7 +99,8 @@ def _fill(
     cap: np.ndarray,
 ) -> np.ndarray:
     """Progressive filling of :func:`max_min_fair` on entries already reduced (every link may bind);
-    ``wsum`` is each link's sum of weights. Writes the fixed variables' values into ``x``."""
+    ``wsum`` is each link's sum of weights. Writes the values of the variables fixed by links into ``x``
+    (which holds the caps)."""
     # Number the links that remain 0..n-1, so every per-link array is small; link n is a dummy.
     count = np.bincount(link, minlength=len(capacity))
     used = count > 0
@@ -151,7 +152,8 @@ def _fill(
     link_start = np.r_[0, np.cumsum(count)]
     link_bounds = link_start.tolist()
     free = np.ones(k, bool)
-    value = np.empty(k)
+    at_level: list[np.ndarray] = []  # the variables fixed at each link step, and that step's level
+    levels: list[float] = []
     # Variables with a finite cap in the order of their caps (an infinite cap never stops one).
     by_cap = np.flatnonzero(vcap < np.inf)
     by_cap = by_cap[np.argsort(vcap[by_cap])]
@@ -162,7 +164,6 @@ def _fill(
 
     def fix(vs: np.ndarray, values: np.ndarray | float) -> None:
         free[vs] = False
-        value[vs] = values
         if ragged is None:
             idx, w = index.take(vs, axis=1), take.take(vs, axis=1)
             w[0] *= values[:, None] if isinstance(values, np.ndarray) else values
@@ -196,8 +197,11 @@ def _fill(
                 vs = by_link[_ragged(link_start, links)]
                 vs = np.unique(vs[free[vs]])  # a variable has one entry per link, so it may repeat here
             fix(vs, level)
-    done = ~free
-    x[names[done]] = value[done]
+            at_level.append(vs)
+            levels.append(level)
+    # Variables fixed at their caps (or never fixed) keep x = cap; the rest are at their step's level.
+    if at_level:
+        x[names[np.concatenate(at_level)]] = np.repeat(levels, [len(vs) for vs in at_level])
     return x
 
 
