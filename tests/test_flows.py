@@ -108,6 +108,56 @@ def test_matches_reference_on_random_problems(seed: int) -> None:
         assert any(sat[lk] and got[v] >= got[var[link == lk]].max() * (1 - 1e-7) for lk in mine), v
 
 
+def ecmp_problem(rng: np.random.Generator):
+    """A random small leaf-spine problem in the shape the solver's shortcuts are for, with the cases
+    where they could go wrong: ECMP's identical columns (on parallel links of different capacities),
+    round numbers (ties), a dead link (capacity zero), zero caps, infinite caps, and a few variables
+    with many links (uneven degrees)."""
+    leaves, spines, hosts = int(rng.integers(2, 5)), int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    n_hosts = leaves * hosts
+    up = lambda lf, s: 2 * n_hosts + lf * spines + s  # noqa: E731
+    down = lambda lf, s: 2 * n_hosts + (leaves + lf) * spines + s  # noqa: E731
+    dead = 2 * n_hosts + 2 * leaves * spines
+    capacity = np.r_[rng.choice([2.0, 4.0, 10.0], 2 * n_hosts), rng.choice([1.0, 3.0, 5.0], 2 * leaves * spines), 0.0]
+    capacity[: 2 * n_hosts] += np.where(rng.random(2 * n_hosts) < 0.3, rng.uniform(0, 1, 2 * n_hosts), 0.0)
+    var, link, weight = [], [], []
+    n_vars = int(rng.integers(1, 40))
+    for v in range(n_vars):
+        a, b = rng.integers(0, n_hosts, 2)
+        la, lb = a // hosts, b // hosts
+        route = {int(a): 1.0, int(n_hosts + b): 1.0}
+        if la != lb:
+            for s in range(spines):
+                route[up(la, s)] = route[down(lb, s)] = 1.0 / spines
+        if rng.random() < 0.1:
+            route[dead] = 1.0
+        if rng.random() < 0.05:  # a variable on many links
+            route.update({int(lk): 0.5 for lk in rng.choice(dead, size=min(dead, 12), replace=False)})
+        for lk in sorted(route):
+            var.append(v)
+            link.append(lk)
+            weight.append(route[lk])
+    cap = rng.choice([0.0, 0.5, 1.0, 2.5, np.inf, np.inf], n_vars)
+    cap = np.where(rng.random(n_vars) < 0.3, rng.uniform(0.1, 3.0, n_vars), cap)
+    return np.array(var), np.array(link), np.array(weight), capacity, cap
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_padded_and_ragged_paths_match_the_reference_on_ecmp_problems(seed: int, monkeypatch) -> None:
+    """Each step gathers a variable's entries from a padded table, or by ranges when degrees are very
+    uneven: both give the textbook answer, with ties, dead links, zero and infinite caps."""
+    import twin.flows
+
+    var, link, weight, capacity, cap = ecmp_problem(np.random.default_rng(seed))
+    padded = max_min_fair(var, link, weight, capacity, cap)
+    monkeypatch.setattr(twin.flows, "_PAD_LIMIT", -(10**9))
+    ragged = max_min_fair(var, link, weight, capacity, cap)
+    np.testing.assert_allclose(ragged, padded, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(padded, reference(var, link, weight, capacity, cap), rtol=1e-7, atol=1e-9)
+    load = np.bincount(link, weights=weight * padded[var], minlength=len(capacity))
+    assert np.all(load <= capacity * (1 + 1e-9) + 1e-12)
+
+
 def grouped(flows: list[tuple[int, float, list[tuple[int, float]]]], capacity: list[float]) -> np.ndarray:
     """group_speeds on flows given as (group, demand, [(link, fraction), ...]), groups numbered from 0."""
     group = np.array([g for g, _, _ in flows])
@@ -204,6 +254,25 @@ def test_group_speeds_match_the_reference_and_are_max_min(seed: int) -> None:
     for f in range(len(rate)):
         if rate[f] < demand[f] * (1 - 1e-9):
             assert any(sat[lk] and rate[f] >= rate[var[link == lk]].max() * (1 - 1e-7) for lk in link[var == f]), f
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_group_speeds_match_the_reference_on_ecmp_problems(seed: int) -> None:
+    """Jobs of ECMP-split flows (identical columns, round numbers, a dead link): the second phase solves
+    only on the links the first one solved on, and still gives the textbook speeds."""
+    rng = np.random.default_rng(500 + seed)
+    var, link, frac, capacity, _ = ecmp_problem(rng)
+    n_flows = int(var.max()) + 1
+    group = np.sort(rng.integers(0, max(1, n_flows // 3), n_flows))
+    group = np.unique(group, return_inverse=True)[1]
+    demand = rng.choice([0.5, 1.0, 2.0, 4.0], n_flows)
+    demand = np.where(rng.random(n_flows) < 0.3, rng.uniform(0.1, 6.0, n_flows), demand)
+    loads = group_loads(group, demand, var, link, frac)
+    got = group_speeds(int(group.max()) + 1, group, demand, (var, link, frac), loads, capacity)
+    want, _ = reference_speeds(group, demand, var, link, frac, capacity)
+    np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-9)
+    load = np.bincount(link, weights=frac * (got[group] * demand)[var], minlength=len(capacity))
+    assert np.all(load <= capacity * (1 + 1e-9) + 1e-12)
 
 
 def random_group(rng: np.random.Generator, key: int, n_links: int) -> FlowGroup:

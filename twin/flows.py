@@ -34,81 +34,174 @@ def max_min_fair(
     """Max-min fair values of variables subject to link capacities.
 
     Entry ``e`` says variable ``var[e]`` puts ``weight[e] * x[var[e]]`` on link ``link[e]``; link ``l``
-    carries at most ``capacity[l]``; ``x[v] <= cap[v]``. Entries must be sorted by ``var``, with at
-    most one entry per (variable, link): add up the weights of a variable's flows on a link first.
+    carries at most ``capacity[l]``; ``x[v] <= cap[v]`` (caps are >= 0; a variable capped at 0 is left
+    out). Entries must be sorted by ``var``, with at most one entry per (variable, link): add up the
+    weights of a variable's flows on a link first.
 
     Progressive filling, made cheap in three ways. Links that could not be overloaded even if every
     variable on them reached its cap are dropped first (in a healthy fabric, most of them). Links whose
     columns are identical (ECMP spreads a flow evenly over parallel uplinks) count once. Then each step
     raises the common level to the lowest link share: the variables on every link at that share are fixed
     there, or, if some caps lie below it, all those variables are fixed at their caps (shares only grow
-    as variables are fixed below them, so both are safe). A step touches only link-sized arrays and the
-    entries of the variables it fixes, so the cost is steps x links, not steps x entries.
+    as variables are fixed below them, so both are safe). A step is a fixed handful of numpy calls on
+    link-sized arrays and on the entries of the variables it fixes (each variable's entries are a row of
+    a padded table, so they are gathered in one call, and one bincount updates every link sum), so the
+    cost is steps x links, not steps x entries.
     """
+    return _max_min_fair(var, link, weight, capacity, cap)[0]
+
+
+def _max_min_fair(
+    var: np.ndarray, link: np.ndarray, weight: np.ndarray, capacity: np.ndarray, cap: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`max_min_fair`, and a mask of the links it solved on (the others could not bind: never
+    overloaded, or the same column as one of them with no less capacity)."""
     n_vars = len(cap)
     x = cap.astype(np.float64).copy()
+    solved = np.zeros(len(capacity), bool)
     if len(var) == 0:
-        return x
+        return x, solved
+    used = None
     if 8 * len(link) < len(capacity):  # a small problem on a large fabric: number its links 0..k-1 first
         used, link = np.unique(link, return_inverse=True)
         capacity = capacity[used]
-    load_at_cap = np.bincount(link, weights=weight * cap[var], minlength=len(capacity))
+    n_links = len(capacity)
+    at_cap = weight * cap[var]  # an entry's load with its variable at its cap
+    load_at_cap = np.bincount(link, weights=at_cap, minlength=n_links)
     tight = load_at_cap > capacity * (1 + _EPS) + _EPS
-    keep = tight[link] & (weight > 0)
-    if not keep.any():
-        return x
-    if not keep.all():
+    # Entries of zero weight or of variables capped at zero take nothing from their links.
+    useful = at_cap > 0
+    if not tight.all():
+        useful &= tight[link]
+    if not useful.all():
+        keep = np.flatnonzero(useful)
+        if len(keep) == 0:
+            return x, solved
         var, link, weight = var[keep], link[keep], weight[keep]
-    keep = _distinct_constraints(var, link, weight, capacity, n_vars)
-    var, link, weight = var[keep], link[keep], weight[keep]
-    # Renumber the links that remain 0..k-1, so every per-step array is small.
-    used, link = np.unique(link, return_inverse=True)
-    capacity = capacity[used]
-    n_links = len(used)
-    # Ragged index by variable (entries are sorted by var) and by link.
-    var_start = np.searchsorted(var, np.arange(n_vars + 1))
-    # A stable sort of 16-bit keys is a radix sort in numpy: linear time.
-    by_link = np.argsort(link.astype(np.uint16) if n_links < 1 << 16 else link, kind="stable")
-    link_start = np.searchsorted(link[by_link], np.arange(n_links + 1))
-    active = np.bincount(link, minlength=n_links)  # entries of unfixed variables per link
-    wsum = np.bincount(link, weights=weight, minlength=n_links)
-    remaining = capacity.astype(np.float64).copy()
-    in_problem = np.diff(var_start) > 0
-    fixed = ~in_problem
-    pending = np.flatnonzero(in_problem)
-    pending = pending[np.argsort(cap[pending], kind="stable")]  # by cap, for cap-limited steps
-    sorted_caps = cap[pending]
+    keep, wsum = _distinct_constraints(var, link, weight, capacity, n_vars)
+    if len(keep) < len(link):
+        var, link, weight = var[keep], link[keep], weight[keep]
+    solved[link if used is None else used[link]] = True
+    return _fill(x, var, link, weight, capacity, wsum, cap), solved
+
+
+# A padded table of every variable's entries is used while it is at most this many times the entries.
+_PAD_LIMIT = 4
+
+
+def _fill(
+    x: np.ndarray,
+    var: np.ndarray,
+    link: np.ndarray,
+    weight: np.ndarray,
+    capacity: np.ndarray,
+    wsum: np.ndarray,
+    cap: np.ndarray,
+) -> np.ndarray:
+    """Progressive filling of :func:`max_min_fair` on entries already reduced (every link may bind);
+    ``wsum`` is each link's sum of weights. Writes the values of the variables fixed by links into ``x``
+    (which holds the caps)."""
+    # Number the links that remain 0..n-1, so every per-link array is small; link n is a dummy.
+    count = np.bincount(link, minlength=len(capacity))
+    used = count > 0
+    if not used.all():
+        link = (np.cumsum(used) - 1)[link]
+        capacity, wsum, count = capacity[used], wsum[used], count[used]
+    n = len(capacity)
+    m = n + 1
+    # Number the variables 0..k-1 too (entries are sorted by var), with each one's run of entries.
+    starts = np.flatnonzero(np.r_[True, var[1:] != var[:-1]])
+    lengths = np.diff(np.r_[starts, len(var)])
+    k = len(starts)
+    names = var[starts]
+    vcap = cap[names].astype(np.float64)
+    # Per variable, its entries' indices into the stacked link sums [remaining, weight sum, entries], and
+    # what fixing it at 1 takes off each: a padded table when degrees are even (ECMP makes them so).
+    deg = int(lengths.max())
+    even = k * deg == len(var)
+    if even or k * deg <= _PAD_LIMIT * len(var) + 64:
+        if even:
+            table, wt = link, weight
+        else:
+            pos = np.arange(len(var)) + np.repeat(np.arange(0, k * deg, deg) - starts, lengths)
+            table = np.full(k * deg, n, link.dtype)
+            table[pos] = link
+            wt = np.zeros(k * deg)
+            wt[pos] = weight
+        index = np.empty((3, k * deg), np.int64)
+        index[0] = table
+        np.add(table, m, out=index[1])
+        np.add(table, 2 * m, out=index[2])
+        take = np.empty((3, k * deg))
+        take[0] = take[1] = wt
+        np.less(table, n, out=take[2])
+        index, take = index.reshape(3, k, deg), take.reshape(3, k, deg)
+        ragged = None
+    else:  # a few variables on very many links: gather by ranges instead
+        index = np.concatenate([link, link + m, link + 2 * m]).reshape(3, -1)
+        take = np.concatenate([weight, weight, np.ones(len(var))]).reshape(3, -1)
+        ragged = np.r_[starts, len(var)]
+    sums = np.zeros(3 * m)
+    sums[:n] = capacity
+    sums[m : m + n] = wsum
+    sums[2 * m : 2 * m + n] = count
+    remaining, weights, active = sums[:m], sums[m : 2 * m], sums[2 * m :]
+    # The variables on each link (link-major), as ranges.
+    by_link = np.argsort(link.astype(np.uint16) if n < 1 << 16 else link, kind="stable")
+    by_link = by_link // deg if even else np.repeat(np.arange(k), lengths)[by_link]
+    link_start = np.r_[0, np.cumsum(count)]
+    link_bounds = link_start.tolist()
+    free = np.ones(k, bool)
+    at_level: list[np.ndarray] = []  # the variables fixed at each link step, and that step's level
+    levels: list[float] = []
+    # Variables with a finite cap in the order of their caps (an infinite cap never stops one).
+    by_cap = np.flatnonzero(vcap < np.inf)
+    by_cap = by_cap[np.argsort(vcap[by_cap])]
+    sorted_caps = vcap[by_cap]
+    n_caps = len(by_cap)
     next_cap = 0
+    next_value = float(sorted_caps[0]) if n_caps else np.inf
 
     def fix(vs: np.ndarray, values: np.ndarray | float) -> None:
-        fixed[vs] = True
-        x[vs] = values
-        e = _ragged(var_start, vs)
-        le = link[e]
-        remaining[:] -= np.bincount(le, weights=weight[e] * x[var[e]], minlength=n_links)
-        wsum[:] -= np.bincount(le, weights=weight[e], minlength=n_links)
-        active[:] -= np.bincount(le, minlength=n_links)
+        free[vs] = False
+        if ragged is None:
+            idx, w = index.take(vs, axis=1), take.take(vs, axis=1)
+            w[0] *= values[:, None] if isinstance(values, np.ndarray) else values
+        else:
+            e = _ragged(ragged, vs)
+            idx, w = index.take(e, axis=1), take.take(e, axis=1)
+            w[0] *= np.repeat(np.broadcast_to(values, len(vs)), lengths[vs])
+        np.subtract(sums, np.bincount(idx.ravel(), w.ravel(), minlength=3 * m), out=sums)
 
-    while True:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            share = np.where(active > 0, np.maximum(remaining, 0.0) / wsum, np.inf)
-        level = share.min()
-        upto = int(np.searchsorted(sorted_caps, level, side="right"))
-        if upto > next_cap:
-            batch = pending[next_cap:upto]
-            next_cap = upto
-            batch = batch[~fixed[batch]]
-            if len(batch):
-                fix(batch, cap[batch])
-            continue
-        if not np.isfinite(level):
-            break
-        links = np.flatnonzero(share <= level * (1 + 1e-12))
-        vs = var[by_link[_ragged(link_start, links)]]
-        vs = vs[~fixed[vs]]
-        if len(links) > 1:  # a variable has one entry per link, so repeats need several links
-            vs = np.unique(vs)
-        fix(vs, level)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        while True:
+            share = np.where(active > 0.5, np.maximum(remaining, 0.0) / weights, np.inf)
+            at = int(share.argmin())
+            level = float(share[at])
+            if next_cap < n_caps and next_value <= level:
+                upto = int(sorted_caps.searchsorted(level, side="right"))
+                batch = by_cap[next_cap:upto]
+                next_cap = upto
+                next_value = float(sorted_caps[upto]) if upto < n_caps else np.inf
+                batch = batch[free[batch]]
+                if len(batch):
+                    fix(batch, vcap[batch])
+                continue
+            if level == np.inf:
+                break
+            links = (share <= level * (1 + 1e-12)).nonzero()[0]
+            if len(links) == 1:
+                vs = by_link[link_bounds[at] : link_bounds[at + 1]]
+                vs = vs[free[vs]]
+            else:
+                vs = by_link[_ragged(link_start, links)]
+                vs = np.unique(vs[free[vs]])  # a variable has one entry per link, so it may repeat here
+            fix(vs, level)
+            at_level.append(vs)
+            levels.append(level)
+    # Variables fixed at their caps (or never fixed) keep x = cap; the rest are at their step's level.
+    if at_level:
+        x[names[np.concatenate(at_level)]] = np.repeat(levels, [len(vs) for vs in at_level])
     return x
 
 
@@ -141,7 +234,7 @@ def group_speeds(
     if 8 * (len(link) + len(g_link)) < len(capacity):  # a few groups on a large fabric: only their links
         used, where = np.unique(np.concatenate([link, g_link]), return_inverse=True)
         link, g_link, capacity = where[: len(link)], where[len(link) :], capacity[used]
-    rate = max_min_fair(flow, link, frac, capacity, demand)
+    rate, solved = _max_min_fair(flow, link, frac, capacity, demand)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(demand > 0, rate / demand, np.inf)
     speed = np.ones(n_groups)
@@ -153,17 +246,22 @@ def group_speeds(
     # slow group back, so step 3 has nothing to share.
     if not slow.any() or bool((ratio[demand > 0] <= speed[flow_group[demand > 0]] * (1 + 1e-12)).all()):
         return speed
+    # Only the links step 1 solved on can bind now: a link never overloaded in step 1 is not now (speeds
+    # stay at most 1), and one whose flows, fractions and so loads equal another's with no less
+    # capacity has no less spare. Every entry of such a link is kept, so its sums are whole.
+    keep = np.flatnonzero(solved[g_link])
+    g_var, g_link, g_load = g_var[keep], g_link[keep], g_load[keep]
     used = np.bincount(g_link, weights=g_load * speed[g_var], minlength=len(capacity))
     spare = np.maximum(capacity - used, 0.0)
     # A group crossing a link that is still full cannot gain: leave it out before solving (most are).
-    full = spare <= capacity * 1e-9
+    full = solved & (spare <= capacity * 1e-9)
     blocked = np.zeros(n_groups, bool)
     blocked[g_var[full[g_link] & (g_load > 0)]] = True
     slow &= ~blocked
     if not slow.any():
         return speed
-    keep = slow[g_var]
-    extra = max_min_fair(g_var[keep], g_link[keep], g_load[keep], spare, np.where(slow, 1.0 - speed, 0.0))
+    # The others are capped at zero, which leaves their entries out of the solve.
+    extra = max_min_fair(g_var, g_link, g_load, spare, np.where(slow, 1.0 - speed, 0.0))
     return np.minimum(speed + extra, 1.0)
 
 
@@ -204,38 +302,39 @@ def merge_entries(*parts: Entries) -> Entries:
     return flow[order], np.concatenate([p[1] for p in parts])[order], np.concatenate([p[2] for p in parts])[order]
 
 
-_PROJECTIONS: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # by number of variables (flows, groups)
+_PROJECTIONS: dict[int, np.ndarray] = {}  # by number of variables (flows, groups)
 
 
 def _distinct_constraints(
     var: np.ndarray, link: np.ndarray, weight: np.ndarray, capacity: np.ndarray, n_vars: int
-) -> np.ndarray:
-    """Mask of entries to keep so that links with identical columns count once.
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the entries to keep so that links with identical columns count once, and each link's
+    sum of weights (over all its entries: a kept link keeps them all).
 
     ECMP makes this common: every flow leaving a leaf crosses all of its spine uplinks with the same
     fraction, so those links carry the same variables with the same weights and only the one with the
-    least capacity can bind. Columns are compared through two random projections and the entry count
-    (identical columns sum in the same order, so they match exactly); the fixed seed keeps runs
-    reproducible.
+    least capacity can bind. Columns are compared through a random projection and their sums of weights
+    (identical columns sum in the same order, so they match exactly; different ones collide with a
+    chance of about 2**-50 per pair); the fixed seed keeps runs reproducible.
     """
     if n_vars not in _PROJECTIONS:
         rng = np.random.default_rng(0x7717)
         if len(_PROJECTIONS) >= 4:
             _PROJECTIONS.clear()
-        _PROJECTIONS[n_vars] = (rng.random(n_vars), rng.random(n_vars))
-    r1, r2 = _PROJECTIONS[n_vars]
+        _PROJECTIONS[n_vars] = rng.random(n_vars) + 0.5
+    r1 = _PROJECTIONS[n_vars]
     n_links = len(capacity)
     h1 = np.bincount(link, weights=r1[var] * weight, minlength=n_links)
-    h2 = np.bincount(link, weights=r2[var] * weight, minlength=n_links)
-    count = np.bincount(link, minlength=n_links)
-    used = np.flatnonzero(count)
-    order = used[np.lexsort((used, capacity[used], h2[used], h1[used], count[used]))]
-    same = (
-        (h1[order][1:] == h1[order][:-1]) & (h2[order][1:] == h2[order][:-1]) & (count[order][1:] == count[order][:-1])
-    )
+    wsum = np.bincount(link, weights=weight, minlength=n_links)
+    used = np.flatnonzero(wsum)
+    order = used[np.lexsort((used, capacity[used], wsum[used], h1[used]))]
+    h1, ws = h1[order], wsum[order]
+    same = (h1[1:] == h1[:-1]) & (ws[1:] == ws[:-1])
     representative = np.zeros(n_links, bool)
     representative[order[np.concatenate(([True], ~same))]] = True  # first of each run has the least capacity
-    return representative[link]
+    if len(order) and same.any():
+        return np.flatnonzero(representative[link]), wsum
+    return np.arange(len(link)), wsum
 
 
 @dataclass(frozen=True)
