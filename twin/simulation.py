@@ -32,8 +32,8 @@ from twin.routing import Router
 from twin.scenario import Scenario
 from twin.scheduler import POLICIES, Allocation, Policy, Running
 from twin.snapshot import Counts, JobView, LogEntry, Snapshot, hottest_link
-from twin.stats import LinkStats, Sample, Totals, WorkloadStats, link_stats
-from twin.tiers import TIERS, tier_index, tier_utilization
+from twin.stats import LinkMeter, LinkStats, Sample, Totals, WorkloadStats
+from twin.tiers import TIERS, tier_index
 from twin.topology import FABRIC, SWITCH_KINDS, VIRTUAL, Fabric, build_fabric
 from twin.traffic import SAVE, WORK, checkpoint_flows, group_key, work_flows
 from twin.workload import JobSpec, WorkloadGenerator
@@ -93,10 +93,12 @@ class Simulation:
         self.fabric_links = np.flatnonzero(fab.link_kind == FABRIC)
         self._inv_cap = np.divide(1.0, fab.link_cap, out=np.zeros(fab.n_links), where=fab.link_cap > 0)
         self.peak_tflops = scenario.gpu.peak_tflops
+        self._n_gpus_or_1 = max(fab.n_gpus, 1)
         self.step_s = scenario.simulation.step_s
         self.backfill_depth = scenario.scheduler.backfill_depth
         self._nic_per_gpu = scenario.node.nics * scenario.node.nic_gbps * 1e9 / 8 / scenario.node.gpus  # bytes/s
         self._tiers = tier_index(fab)
+        self._meter = LinkMeter(self._inv_cap, self.physical, self.fabric_links, self._tiers)
         # Facility power is linear in the computing and the allocated GPU counts: coefficients worked out once.
         self._watts_idle = facility_watts(scenario, 0.0, self.n_switches, 0.0)
         self._watts_per_busy = facility_watts(scenario, 1.0, self.n_switches, 1.0) - self._watts_idle
@@ -123,6 +125,13 @@ class Simulation:
         self._stepping = 0  # GPUs of training jobs in their compute phase
         self._stepping_speed = 0.0  # the same GPUs weighted by their job's speed (ideal / actual step time)
         self._tier_util = (np.zeros(len(TIERS)), np.zeros(len(TIERS)))  # mean and max per tier
+        # The integrals per tier and per traffic kind, kept in plain floats between the calls of ``run``
+        # (the same sums, element by element, as the arrays of ``totals`` they are written back to).
+        self._tier_now = [0.0] * len(TIERS)
+        self._tier_s = [0.0] * len(TIERS)
+        self._traffic_s = [0.0] * len(self.totals.traffic_bytes)
+        self._kind_now: list[float] = []
+        self._kind_at = (-1, -1)  # (flows.version, flows.solves) the kind rates were read at
         self._allocated = 0
         self._links = LinkStats.empty(fab.n_links)
         self._need_schedule = True
@@ -176,6 +185,8 @@ class Simulation:
                 self._next_sample = t + self.step_s
             self._settle()
         self._integrate_to(max(until, self.now))
+        self.totals.tier_util_s[:] = self._tier_s
+        self.totals.traffic_bytes[:] = self._traffic_s
 
     def submit(self, spec: JobSpec) -> None:
         """Queue a job from outside the generator (a trace, a test); it arrives at ``spec.arrival_s``."""
@@ -188,16 +199,27 @@ class Simulation:
         if dt <= 0:
             return
         tot = self.totals
-        tot.gpu_alloc_s += self._allocated * dt
-        tot.busy_gpu_s += self._busy * dt
-        tot.energy_j += self._watts(self._busy) * dt
+        busy, allocated = self._busy, self._allocated
+        tot.gpu_alloc_s += allocated * dt
+        tot.busy_gpu_s += busy * dt
+        tot.energy_j += (self._watts_idle + self._watts_per_busy * busy + self._watts_per_wait * (allocated - busy)) * dt
         tot.flops_gpu_s += self._flops * dt
         tot.stepping_gpu_s += self._stepping * dt
         tot.stepping_speed_gpu_s += self._stepping_speed * dt
-        tot.tier_util_s += self._tier_util[0] * dt
-        tot.fabric_util_s += self._links.mean_fabric * dt
-        tot.fabric_bytes += self._links.fabric_load * dt
-        tot.traffic_bytes += self.flows.kind_rate * dt
+        # Plain floats, element by element: what ``array += rates * dt`` computes, without numpy calls.
+        acc, rates = self._tier_s, self._tier_now
+        for i in range(len(acc)):
+            acc[i] += rates[i] * dt
+        links = self._links
+        tot.fabric_util_s += links.mean_fabric * dt
+        tot.fabric_bytes += links.fabric_load * dt
+        flows = self.flows
+        if self._kind_at != (flows.version, flows.solves):
+            self._kind_at = (flows.version, flows.solves)
+            self._kind_now = flows.kind_rate.tolist()
+        acc, rates = self._traffic_s, self._kind_now
+        for i in range(len(acc)):
+            acc[i] += rates[i] * dt
         self.now = t
 
     # --- event handlers ----------------------------------------------------------------------------
@@ -451,10 +473,12 @@ class Simulation:
         solved = self.flows.dirty
         if solved or self.flows.version != self._stats_version:
             speeds = self.flows.solve()  # a no-op when the flows changed by the fast path alone
-            self._links = link_stats(self.flows.link_load, self._inv_cap, self.physical, self.fabric_links)
-            self._tier_util = tier_utilization(self._links.util, self._tiers)
-            np.maximum(self.totals.tier_util_max, self._tier_util[1], out=self.totals.tier_util_max)
-            self.totals.max_link_util = max(self.totals.max_link_util, self._links.max)
+            links = self._links = self._meter.measure(self.flows.link_load)
+            self._tier_util = (links.tier_mean, links.tier_max)
+            self._tier_now = links.tier_mean.tolist()
+            np.maximum(self.totals.tier_util_max, links.tier_max, out=self.totals.tier_util_max)
+            if links.max > self.totals.max_link_util:
+                self.totals.max_link_util = links.max
             self._stats_version = self.flows.version
         else:
             speeds = self.flows.speed
@@ -527,26 +551,30 @@ class Simulation:
         self.series.append_values(self._sample_values())
 
     def _sample_values(self) -> tuple[float, ...]:
-        """The metrics now, in SERIES_FIELDS order."""
+        """The metrics now, in SERIES_FIELDS order (the properties they are, inlined: one call per sample)."""
         rates = self.flows.kind_rate
-        n = max(self.fabric.n_gpus, 1)
+        n = self._n_gpus_or_1
+        busy, allocated, links, tot = self._busy, self._allocated, self._links, self.totals
+        ended = tot.completed + tot.cancelled + tot.failed
+        waits = tot.waits
+        watts = self._watts_idle + self._watts_per_busy * busy + self._watts_per_wait * (allocated - busy)
         return (
             self.now,
-            self.pflops_in_use,
-            self._allocated / n,
-            self._busy / n,
+            busy * self.peak_tflops / 1000.0,
+            allocated / n,
+            busy / n,
             len(self.running),
             len(self.queue),
-            self.totals.ended,
-            self.mean_wait_s(),
-            self.facility_mw,
-            self._links.mean_fabric,
-            self._links.p99,
-            self._links.max,
+            ended,
+            waits.total / waits.count if waits.count else 0.0,
+            watts / 1e6,
+            links.mean_fabric,
+            links.p99,
+            links.max,
             rates[DATA] / 1e9,
             rates[CHECKPOINT] / 1e9,
             self.alloc.fragmentation(),
-            self.pflops_delivered,
+            self._flops * self.peak_tflops / 1000.0,
         )
 
     def job_view(self, job: Job) -> JobView:

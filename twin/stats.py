@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from functools import cached_property
 
 import numpy as np
+
+from twin.tiers import TierIndex
 
 
 class Sample:
@@ -104,23 +105,80 @@ class Totals:
             self.completed += 1
 
 
-@dataclass(frozen=True)
 class LinkStats:
     """Link utilisation at one instant, as the series and the totals need it."""
 
-    util: np.ndarray  # load / capacity per directed link
-    mean_fabric: float  # mean over switch-to-switch links
-    max: float  # over physical links
-    fabric_load: float  # bytes/s on switch-to-switch links
-    physical: np.ndarray  # indices of the physical links (for the p99, worked out only when asked)
+    __slots__ = ("util", "mean_fabric", "max", "fabric_load", "physical", "tier_mean", "tier_max", "_p99")
 
-    @cached_property
+    def __init__(
+        self,
+        util: np.ndarray,  # load / capacity per directed link
+        mean_fabric: float,  # mean over switch-to-switch links
+        max: float,  # over physical links
+        fabric_load: float,  # bytes/s on switch-to-switch links
+        physical: np.ndarray | slice,  # the physical links (for the p99, worked out only when asked)
+        tier_mean: np.ndarray | None = None,  # mean and max per tier (``twin.tiers``), where measured so
+        tier_max: np.ndarray | None = None,
+    ) -> None:
+        self.util = util
+        self.mean_fabric = mean_fabric
+        self.max = max
+        self.fabric_load = fabric_load
+        self.physical = physical
+        self.tier_mean = tier_mean
+        self.tier_max = tier_max
+        self._p99: float | None = None
+
+    @property
     def p99(self) -> float:
-        return _kth_smallest(_pick(self.util, self.physical), 0.99)
+        if self._p99 is None:
+            phys = self.util[self.physical] if isinstance(self.physical, slice) else _pick(self.util, self.physical)
+            self._p99 = _kth_smallest(phys, 0.99)
+        return self._p99
 
     @staticmethod
     def empty(n_links: int) -> LinkStats:
         return LinkStats(np.zeros(n_links), 0.0, 0.0, 0.0, np.zeros(0, np.int64))
+
+
+class LinkMeter:
+    """``link_stats`` and the figures per tier (``twin.tiers.tier_utilization``) together for one site,
+    with everything that does not depend on the loads worked out once (one gather for the sums and maxima
+    per tier, slices for runs of links), in as few numpy calls as they take: an event-driven run measures
+    on every change of the flows. Every figure is the one the two functions give, bit for bit."""
+
+    def __init__(self, inv_cap: np.ndarray, physical: np.ndarray, fabric: np.ndarray, tiers: TierIndex) -> None:
+        self.inv_cap = inv_cap
+        self.n_fabric = len(fabric)
+        self.tiers = tiers
+        self._n_tiers = len(tiers.counts)
+        self._present_counts = tiers.counts[tiers.present]
+        # The switch-to-switch links as a slice when they are one run (a view, not a gather).
+        one_run = len(fabric) > 0 and int(fabric[-1]) - int(fabric[0]) + 1 == len(fabric)
+        self._fabric: np.ndarray | slice = slice(int(fabric[0]), int(fabric[-1]) + 1) if one_run else fabric
+        run = len(physical) > 0 and int(physical[-1]) - int(physical[0]) + 1 == len(physical)
+        self.physical: np.ndarray | slice = slice(int(physical[0]), int(physical[-1]) + 1) if run else physical
+        self._any_physical = len(physical) > 0
+
+    def measure(self, load: np.ndarray) -> LinkStats:
+        """The figures for these link loads (bytes/s per link)."""
+        util = load * self.inv_cap
+        tiers = self.tiers
+        means, maxes = np.zeros(self._n_tiers), np.zeros(self._n_tiers)
+        if len(tiers.present):
+            grouped = util[tiers.order]
+            means[tiers.present] = np.add.reduceat(grouped, tiers.starts) / self._present_counts
+            maxes[tiers.present] = np.maximum.reduceat(grouped, tiers.starts)
+        fabric, phys = self._fabric, self.physical
+        return LinkStats(
+            util=util,
+            mean_fabric=float(util[fabric].sum() / self.n_fabric) if self.n_fabric else 0.0,
+            max=float(util[phys].max()) if self._any_physical else 0.0,
+            fabric_load=float(load[fabric].sum()),
+            physical=phys,
+            tier_mean=means,
+            tier_max=maxes,
+        )
 
 
 def link_stats(load: np.ndarray, inv_cap: np.ndarray, physical: np.ndarray, fabric: np.ndarray) -> LinkStats:
