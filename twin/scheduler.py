@@ -28,6 +28,7 @@ class Allocation:
         self.held: dict[int, np.ndarray] = {}  # job id -> flat GPU indices
         self.version = 0  # grows with every change of ``free`` (whoever makes it calls ``changed()``)
         self._sums = (-1, 0, 0)  # (version, free GPUs, free GPUs on partly used nodes)
+        self._flat = self.owner.reshape(-1)  # a view: the owner of each GPU by flat index
 
     @property
     def n_nodes(self) -> int:
@@ -38,8 +39,8 @@ class Allocation:
         return int(self.free.sum())
 
     def assign(self, job_id: int, gpus: np.ndarray) -> None:
-        flat = self.owner.reshape(-1)
-        if job_id in self.held or np.any(flat[gpus] != -1) or _repeats(gpus):
+        flat = self._flat
+        if job_id in self.held or (flat[gpus] != -1).any() or _repeats(gpus):
             raise RuntimeError(f"job {job_id}: GPUs are not free to assign")
         flat[gpus] = job_id
         self._count(gpus, -1)
@@ -47,7 +48,7 @@ class Allocation:
 
     def release(self, job_id: int) -> np.ndarray:
         gpus = self.held.pop(job_id)
-        self.owner.reshape(-1)[gpus] = -1
+        self._flat[gpus] = -1
         self._count(gpus, +1)
         return gpus
 
@@ -101,6 +102,10 @@ Placement = Callable[[Allocation, int], "np.ndarray | None"]
 def _gpus_on(alloc: Allocation, nodes: np.ndarray, per_node: int) -> np.ndarray:
     """The first ``per_node`` free GPUs of each node, as flat indices."""
     gpn = alloc.gpus_per_node
+    if len(nodes) == 1:  # one node (most jobs): its row as plain integers
+        n = int(nodes[0])
+        row = alloc.owner[n].tolist()
+        return np.array([n * gpn + g for g in range(gpn) if row[g] == -1][:per_node], np.int64)
     out = [n * gpn + np.flatnonzero(alloc.owner[n] == -1)[:per_node] for n in nodes]
     return out[0] if len(out) == 1 else np.concatenate(out)
 
@@ -111,7 +116,7 @@ def place_first_fit(alloc: Allocation, gpus: int) -> np.ndarray | None:
     if gpus <= gpn:
         fits = alloc.free >= gpus
         first = int(fits.argmax())
-        return _gpus_on(alloc, np.array([first]), gpus) if fits[first] else None
+        return _gpus_on(alloc, (first,), gpus) if fits[first] else None
     need = gpus // gpn
     empty = np.flatnonzero(alloc.free == gpn)
     return _gpus_on(alloc, empty[:need], gpn) if len(empty) >= need else None

@@ -137,6 +137,8 @@ class Simulation:
         self._need_schedule = True
         self._stats_version = -1
         self._unset: set[int] = set()  # jobs whose speed must be set at the next settle
+        self._mfu: dict[str, float] = {}  # by job kind
+        self._maybe_blocked = False  # some GPU may be unusable or held out (else _reblock has nothing to do)
         # Then time 0: the site as you find it, and the first events.
         for i, event in enumerate(scenario.faults.events):
             self.events.push(event.at_s, FAULT, self._on_scripted_fault, i)
@@ -270,7 +272,10 @@ class Simulation:
 
     def _start(self, spec: JobSpec, gpus: np.ndarray, count_wait: bool = True) -> None:
         job = Job.start(spec, self.now, gpus, self.fabric.gpus_per_node, warm=not count_wait)
-        job.mfu = self.scenario.workload.mfu_of(spec.kind)
+        mfu = self._mfu.get(spec.kind)
+        if mfu is None:
+            mfu = self._mfu[spec.kind] = self.scenario.workload.mfu_of(spec.kind)
+        job.mfu = mfu
         job.plan = self._plan(spec, job.mfu)
         self.running[spec.id] = job
         self._note("start", spec)
@@ -393,6 +398,7 @@ class Simulation:
         self.flows.set_capacity(self.faults.capacities())
         cut = self.faults.cut_nodes()
         self._unusable = self.faults.unusable()
+        self._maybe_blocked = True
         owner = self.alloc.owner
         victims = set(np.unique(owner[(self.faults.gpu_down > 0) & (owner >= 0)]).tolist())
         for job_id in np.unique(owner[cut][owner[cut] >= 0]).tolist():
@@ -420,9 +426,12 @@ class Simulation:
 
     def _reblock(self) -> None:
         """Unusable GPUs that are free are held out of scheduling (owner BLOCKED); repaired ones return."""
+        if not self._maybe_blocked:
+            return
         owner = self.alloc.owner
         blocked = owner == BLOCKED
         if not self._unusable.any() and not blocked.any():
+            self._maybe_blocked = False
             return
         owner[blocked & ~self._unusable] = -1
         owner[self._unusable & (owner == -1)] = BLOCKED

@@ -170,11 +170,12 @@ class LinkMeter:
             means[tiers.present] = np.add.reduceat(grouped, tiers.starts) / self._present_counts
             maxes[tiers.present] = np.maximum.reduceat(grouped, tiers.starts)
         fabric, phys = self._fabric, self.physical
+        add = np.add.reduce  # what ``.sum()`` and ``.max()`` call, without their wrappers
         return LinkStats(
             util=util,
-            mean_fabric=float(util[fabric].sum() / self.n_fabric) if self.n_fabric else 0.0,
-            max=float(util[phys].max()) if self._any_physical else 0.0,
-            fabric_load=float(load[fabric].sum()),
+            mean_fabric=float(add(util[fabric]) / self.n_fabric) if self.n_fabric else 0.0,
+            max=float(np.maximum.reduce(util[phys])) if self._any_physical else 0.0,
+            fabric_load=float(add(load[fabric])),
             physical=phys,
             tier_mean=means,
             tier_max=maxes,
