@@ -28,7 +28,6 @@ class Allocation:
         self.held: dict[int, np.ndarray] = {}  # job id -> flat GPU indices
         self.version = 0  # grows with every change of ``free`` (whoever makes it calls ``changed()``)
         self._sums = (-1, 0, 0)  # (version, free GPUs, free GPUs on partly used nodes)
-        self._flat = self.owner.reshape(-1)  # a view: the owner of each GPU by flat index
 
     @property
     def n_nodes(self) -> int:
@@ -39,7 +38,7 @@ class Allocation:
         return int(self.free.sum())
 
     def assign(self, job_id: int, gpus: np.ndarray) -> None:
-        flat = self._flat
+        flat = self.owner.reshape(-1)
         if job_id in self.held or (flat[gpus] != -1).any() or _repeats(gpus):
             raise RuntimeError(f"job {job_id}: GPUs are not free to assign")
         flat[gpus] = job_id
@@ -48,7 +47,7 @@ class Allocation:
 
     def release(self, job_id: int) -> np.ndarray:
         gpus = self.held.pop(job_id)
-        self._flat[gpus] = -1
+        self.owner.reshape(-1)[gpus] = -1
         self._count(gpus, +1)
         return gpus
 

@@ -148,7 +148,16 @@ def _midnight(day: str) -> float | None:
     return found
 
 
+_MINUTES: dict[str, float] = {}  # epoch seconds of a valid "YYYY-MM-DD HH:MM" (the rows of a trace share them)
+
+
 def _parse_time(text: str) -> float:
+    if len(text) == 19:
+        minute = _MINUTES.get(text[:16])
+        if minute is not None:  # a minute seen before: only its seconds are new
+            sec = text[17:]
+            if text[16] == ":" and sec.isascii() and sec.isdigit() and sec < "60":
+                return minute + int(sec)  # whole numbers of seconds: the sum below, exactly
     if len(text) == 19 and text[4] == text[7] == "-" and text[10] == " " and text[13] == text[16] == ":":
         # The common case, YYYY-MM-DD HH:MM:SS: its day looked up once, its time of day in integers.
         hms = text[11:13] + text[14:16] + text[17:]
@@ -157,6 +166,9 @@ def _parse_time(text: str) -> float:
         if midnight is not None:
             h, m, sec = int(hms[:2]), int(hms[2:4]), int(hms[4:])
             if h < 24 and m < 60 and sec < 60:
+                if len(_MINUTES) >= 4096:
+                    _MINUTES.clear()
+                _MINUTES[text[:16]] = midnight + (h * 3600 + m * 60)
                 return midnight + (h * 3600 + m * 60 + sec)
     try:
         return float(text)
