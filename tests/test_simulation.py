@@ -221,7 +221,7 @@ def test_snapshot_is_consistent_with_state() -> None:
     sim.check_invariants()
 
 
-@pytest.mark.parametrize("name", ["helios-earth", "small-lab", "lingang"])
+@pytest.mark.parametrize("name", ["helios-earth", "small-lab", "lingang", "fat-tree-campus"])
 def test_link_meter_gives_the_plain_figures_bit_for_bit(name: str) -> None:
     """The simulation measures its links with ``LinkMeter`` (one gather, slices for runs of links); after
     any sequence of loads its figures are exactly those of ``link_stats`` and ``tier_utilization``."""

@@ -23,7 +23,7 @@ import numpy as np
 from twin.alerts import alert_text
 from twin.events import ARRIVAL, FAULT, JOB_MILESTONE, EventQueue
 from twin.faults import Component, FaultEffect, FaultState, RandomFaultProcess, check_faults
-from twin.flows import CHECKPOINT, DATA, FlowTable
+from twin.flows import CHECKPOINT, DATA, TRAFFIC_KINDS, FlowTable
 from twin.jobs import Job
 from twin.metrics import TimeSeries
 from twin.parallel import StepPlan, plan_job
@@ -35,7 +35,7 @@ from twin.snapshot import Counts, JobView, LogEntry, Snapshot, hottest_link
 from twin.stats import LinkMeter, LinkStats, Sample, Totals, WorkloadStats
 from twin.tiers import TIERS, tier_index
 from twin.topology import FABRIC, SWITCH_KINDS, VIRTUAL, Fabric, build_fabric
-from twin.traffic import SAVE, WORK, checkpoint_flows, group_key, work_flows
+from twin.traffic import SAVE, WORK, checkpoint_flows, work_flows
 from twin.workload import JobSpec, WorkloadGenerator
 
 __all__ = ["BLOCKED", "Job", "Sample", "Simulation", "Totals", "WorkloadStats"]
@@ -127,8 +127,10 @@ class Simulation:
         self._tier_util = (np.zeros(len(TIERS)), np.zeros(len(TIERS)))  # mean and max per tier
         # The integrals per tier and per traffic kind, kept in plain floats between the calls of ``run``
         # (the same sums, element by element, as the arrays of ``totals`` they are written back to).
+        assert len(TIERS) == len(TRAFFIC_KINDS) == 4, "the integrals below are written out for four of each"
         self._tier_now = [0.0] * len(TIERS)
         self._tier_s = [0.0] * len(TIERS)
+        self._tier_max_s = [0.0] * len(TIERS)  # the largest utilisation each tier has seen
         self._traffic_s = [0.0] * len(self.totals.traffic_bytes)
         self._kind_now: list[float] = []
         self._kind_at = (-1, -1)  # (flows.version, flows.solves) the kind rates were read at
@@ -188,6 +190,7 @@ class Simulation:
             self._settle()
         self._integrate_to(max(until, self.now))
         self.totals.tier_util_s[:] = self._tier_s
+        self.totals.tier_util_max[:] = self._tier_max_s
         self.totals.traffic_bytes[:] = self._traffic_s
 
     def submit(self, spec: JobSpec) -> None:
@@ -208,20 +211,24 @@ class Simulation:
         tot.flops_gpu_s += self._flops * dt
         tot.stepping_gpu_s += self._stepping * dt
         tot.stepping_speed_gpu_s += self._stepping_speed * dt
-        # Plain floats, element by element: what ``array += rates * dt`` computes, without numpy calls.
-        acc, rates = self._tier_s, self._tier_now
-        for i in range(len(acc)):
-            acc[i] += rates[i] * dt
         links = self._links
         tot.fabric_util_s += links.mean_fabric * dt
         tot.fabric_bytes += links.fabric_load * dt
+        # Plain floats, element by element: what ``array += rates * dt`` computes, without numpy calls.
+        acc, rates = self._tier_s, self._tier_now
+        acc[0] += rates[0] * dt
+        acc[1] += rates[1] * dt
+        acc[2] += rates[2] * dt
+        acc[3] += rates[3] * dt
         flows = self.flows
         if self._kind_at != (flows.version, flows.solves):
             self._kind_at = (flows.version, flows.solves)
             self._kind_now = flows.kind_rate.tolist()
         acc, rates = self._traffic_s, self._kind_now
-        for i in range(len(acc)):
-            acc[i] += rates[i] * dt
+        acc[0] += rates[0] * dt
+        acc[1] += rates[1] * dt
+        acc[2] += rates[2] * dt
+        acc[3] += rates[3] * dt
         self.now = t
 
     # --- event handlers ----------------------------------------------------------------------------
@@ -484,8 +491,11 @@ class Simulation:
             speeds = self.flows.solve()  # a no-op when the flows changed by the fast path alone
             links = self._links = self._meter.measure(self.flows.link_load)
             self._tier_util = (links.tier_mean, links.tier_max)
-            self._tier_now = links.tier_mean.tolist()
-            np.maximum(self.totals.tier_util_max, links.tier_max, out=self.totals.tier_util_max)
+            self._tier_now = links.tier_mean
+            seen = self._tier_max_s
+            for i, m in enumerate(links.tier_max):
+                if m > seen[i]:
+                    seen[i] = m
             if links.max > self.totals.max_link_util:
                 self.totals.max_link_util = links.max
             self._stats_version = self.flows.version
@@ -498,7 +508,7 @@ class Simulation:
             jobs = [self.running[i] for i in sorted(self._unset) if i in self.running]
         self._unset.clear()
         for job in jobs:
-            speed = speeds.get(group_key(job.spec.id, job.phase == "checkpoint"), 1.0)
+            speed = speeds.get((job.spec.id, SAVE if job.phase == "checkpoint" else WORK), 1.0)  # its group_key
             if speed != job.speed:
                 self._set_speed(job, speed)
 

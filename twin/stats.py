@@ -143,40 +143,74 @@ class LinkStats:
 
 class LinkMeter:
     """``link_stats`` and the figures per tier (``twin.tiers.tier_utilization``) together for one site,
-    with everything that does not depend on the loads worked out once (one gather for the sums and maxima
-    per tier, slices for runs of links), in as few numpy calls as they take: an event-driven run measures
-    on every change of the flows. Every figure is the one the two functions give, bit for bit."""
+    with everything that does not depend on the loads worked out once, in as few numpy calls as they take
+    (an event-driven run measures on every change of the flows): the links grouped by tier in one gather,
+    each tier's sum and maximum in one ``reduceat``; the switch-to-switch links, when they are one tier,
+    a slice of that; the physical links' maximum the largest of the tiers' when they are those tiers'
+    links (the gateway's counted as a tier of its own). Every figure is the one the two functions give,
+    bit for bit; the figures per tier are plain lists of floats."""
 
     def __init__(self, inv_cap: np.ndarray, physical: np.ndarray, fabric: np.ndarray, tiers: TierIndex) -> None:
         self.inv_cap = inv_cap
         self.n_fabric = len(fabric)
         self.tiers = tiers
         self._n_tiers = len(tiers.counts)
+        self._present = tiers.present.tolist()
         self._present_counts = tiers.counts[tiers.present]
-        # The switch-to-switch links as a slice when they are one run (a view, not a gather).
-        one_run = len(fabric) > 0 and int(fabric[-1]) - int(fabric[0]) + 1 == len(fabric)
-        self._fabric: np.ndarray | slice = slice(int(fabric[0]), int(fabric[-1]) + 1) if one_run else fabric
         run = len(physical) > 0 and int(physical[-1]) - int(physical[0]) + 1 == len(physical)
         self.physical: np.ndarray | slice = slice(int(physical[0]), int(physical[-1]) + 1) if run else physical
         self._any_physical = len(physical) > 0
+        order, starts = tiers.order, tiers.starts
+        # The switch-to-switch links as one tier's run of the grouped links (the same links, in the same
+        # order, so the same sum), or a gather of their own.
+        self._fabric = fabric
+        self._fabric_run: slice | None = None
+        ends = np.append(starts[1:], len(order))
+        for first, end in zip(starts.tolist(), ends.tolist(), strict=True):
+            if np.array_equal(order[first:end], fabric):
+                self._fabric_run = slice(first, end)
+        # Physical links outside the reported tiers (the gateway's): a run of their own after the tiers', so
+        # that the physical maximum is the largest run's maximum when the tiers' links are all physical.
+        others = np.setdiff1d(physical, order)
+        self._max_from_runs = len(order) > 0 and bool(np.isin(order, physical).all())
+        self._order, self._starts = order, starts
+        if self._max_from_runs and len(others):
+            self._order = np.concatenate([order, others])
+            self._starts = np.append(starts, len(order))
 
     def measure(self, load: np.ndarray) -> LinkStats:
         """The figures for these link loads (bytes/s per link)."""
         util = load * self.inv_cap
-        tiers = self.tiers
-        means, maxes = np.zeros(self._n_tiers), np.zeros(self._n_tiers)
-        if len(tiers.present):
-            grouped = util[tiers.order]
-            means[tiers.present] = np.add.reduceat(grouped, tiers.starts) / self._present_counts
-            maxes[tiers.present] = np.maximum.reduceat(grouped, tiers.starts)
-        fabric, phys = self._fabric, self.physical
-        add = np.add.reduce  # what ``.sum()`` and ``.max()`` call, without their wrappers
+        k = self._n_tiers
+        means, maxes = [0.0] * k, [0.0] * k
+        peak = 0.0
+        if len(self._order):
+            grouped = util[self._order]
+            run_max = np.maximum.reduceat(grouped, self._starts).tolist()
+            present = self._present
+            sums = np.add.reduceat(grouped, self._starts)[: len(present)]  # the tiers' runs (not the others')
+            for i, m in zip(present, (sums / self._present_counts).tolist(), strict=True):
+                means[i] = m
+            for i, m in zip(present, run_max, strict=False):
+                maxes[i] = m
+            if self._max_from_runs:
+                peak = max(run_max)
+        if not self._max_from_runs and self._any_physical:
+            peak = float(np.maximum.reduce(util[self.physical]))
+        add = np.add.reduce  # what ``.sum()`` calls, without its wrapper
+        fabric = self._fabric
+        if not self.n_fabric:
+            mean_fabric = 0.0
+        elif self._fabric_run is not None:
+            mean_fabric = float(add(grouped[self._fabric_run]) / self.n_fabric)
+        else:
+            mean_fabric = float(add(util[fabric]) / self.n_fabric)
         return LinkStats(
             util=util,
-            mean_fabric=float(add(util[fabric]) / self.n_fabric) if self.n_fabric else 0.0,
-            max=float(np.maximum.reduce(util[phys])) if self._any_physical else 0.0,
+            mean_fabric=mean_fabric,
+            max=peak,
             fabric_load=float(add(load[fabric])),
-            physical=phys,
+            physical=self.physical,
             tier_mean=means,
             tier_max=maxes,
         )
