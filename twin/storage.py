@@ -118,11 +118,10 @@ def reads_of_one_server(
         if len(routes) >= 65_536:
             routes.clear()
         found = routes[(store, dst, rail)] = _one_read(route, int(fab.storage_read[idx]), fab.dead_link, store, dst)
-    _, entry_link, entry_frac, links, where, src_a, dst_a = found
+    _, entry_link, entry_frac, links, where, src_a, dst_a, flow = found
     demand = np.array([spec.read_mbs_per_gpu * 1e6 * gpus])
     weighted = entry_frac * demand[0]  # what ``FlowGroup.build`` computes: fraction x the flow's demand
     load = weighted if where is None else np.bincount(where, weights=weighted, minlength=len(links))
-    flow = np.zeros(len(entry_link), np.int32)
     return FlowGroup(key, _DATA_KIND, src_a, dst_a, demand, flow, entry_link, entry_frac, links, load)
 
 
@@ -147,9 +146,9 @@ def _one_read(route: tuple[np.ndarray, np.ndarray], limit: int, dead_link: int, 
     parts = (entry_link, fracs, group_links)
     for a in parts:
         a.flags.writeable = False
-    src_a, dst_a = np.array([store], np.int32), np.array([dst], np.int32)
-    src_a.flags.writeable = dst_a.flags.writeable = False
-    return route, entry_link, fracs, group_links, where, src_a, dst_a
+    src_a, dst_a, flow = np.array([store], np.int32), np.array([dst], np.int32), np.zeros(len(entry_link), np.int32)
+    src_a.flags.writeable = dst_a.flags.writeable = flow.flags.writeable = False
+    return route, entry_link, fracs, group_links, where, src_a, dst_a, flow
 
 
 def checkpoint_flows(spec: JobSpec, nodes: np.ndarray, fab: Fabric, router: Router) -> tuple[FlowGroup, float]:
