@@ -40,7 +40,7 @@ class Job:
     def start(spec: JobSpec, now: float, gpus: np.ndarray, gpus_per_node: int, warm: bool) -> Job:
         """A job starting now on ``gpus``, resuming from ``spec.warm_progress_s`` (a restart, a warm start)."""
         ids = gpus.tolist() if len(gpus) <= gpus_per_node else None
-        if ids is not None and (len(ids) <= 1 or all(g // gpus_per_node == ids[0] // gpus_per_node for g in ids)):
+        if ids is not None and (len(ids) <= 1 or min(ids) // gpus_per_node == max(ids) // gpus_per_node):
             nodes = gpus[:1] // gpus_per_node  # within one server, as most jobs: told in plain integers
         else:
             nodes = np.unique(gpus // gpus_per_node)

@@ -57,8 +57,8 @@ class Allocation:
         was = self._sums if self._sums[0] == self.version else None
         self.version += 1
         ids = gpus.tolist() if len(gpus) <= gpn else []
-        node = ids[0] // gpn if ids else -1
-        if ids and all(g // gpn == node for g in ids):  # one node, as most jobs: plain integers
+        node = min(ids) // gpn if ids else -1
+        if ids and max(ids) // gpn == node:  # one node, as most jobs: plain integers
             before = int(self.free[node])
             after = before + sign * len(ids)
             self.free[node] = after
