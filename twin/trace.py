@@ -349,12 +349,30 @@ def _short(text: str) -> str:
     return repr(text if len(text) <= 40 else text[:37] + "...")
 
 
+def _time(text: str) -> float:
+    """``parse_time`` of a stripped field, a time in a minute seen before taken without a call below."""
+    if len(text) == 19:
+        minute = _MINUTES.get(text[:16])
+        if minute is not None:
+            sec = text[17:]
+            if text[16] == ":" and sec.isascii() and sec.isdigit() and sec < "60":
+                value = minute + int(sec)
+                if MIN_TIME <= value <= MAX_TIME:
+                    return value
+    return parse_time(text)
+
+
 def _job(row: list[str], line: int, col: dict[str, int | None], stats: TraceStats, max_gpus: int) -> TraceJob | None:
+    n = len(row)
+
     def get(key: str) -> str:
         i = col.get(key)
-        return row[i].strip() if i is not None and i < len(row) else ""
+        return row[i].strip() if i is not None and i < n else ""
 
-    gpus_text, submit_text = get("gpus"), get("submit")
+    i = col.get("gpus")
+    gpus_text = row[i].strip() if i is not None and i < n else ""
+    i = col.get("submit")
+    submit_text = row[i].strip() if i is not None and i < n else ""
     if not gpus_text or not submit_text:
         stats.problem(line, f"missing field: {'gpus' if not gpus_text else 'submit'}")
         return None
@@ -370,10 +388,13 @@ def _job(row: list[str], line: int, col: dict[str, int | None], stats: TraceStat
         return None
     gpus = int(value)
     try:
-        submit = parse_time(submit_text)
-        start_text, end_text = get("start"), get("end")
-        started = parse_time(start_text) if start_text else None
-        ended = parse_time(end_text) if end_text else None
+        submit = _time(submit_text)
+        i = col.get("start")
+        start_text = row[i].strip() if i is not None and i < n else ""
+        i = col.get("end")
+        end_text = row[i].strip() if i is not None and i < n else ""
+        started = _time(start_text) if start_text else None
+        ended = _time(end_text) if end_text else None
     except ValueError as err:
         stats.problem(line, f"unparseable time: {err}")
         return None
@@ -383,7 +404,8 @@ def _job(row: list[str], line: int, col: dict[str, int | None], stats: TraceStat
     if started is not None and started < submit:
         stats.problem(line, "start before submit")
         return None
-    duration_text = get("duration")
+    i = col.get("duration")
+    duration_text = row[i].strip() if i is not None and i < n else ""
     if duration_text:
         runtime = _number(duration_text)
         if runtime is None:
