@@ -161,7 +161,7 @@ class LinkMeter:
         self.tiers = tiers
         self._n_tiers = len(tiers.counts)
         self._present = tiers.present.tolist()
-        self._present_counts = tiers.counts[tiers.present]
+        self._present_counts = tiers.counts[tiers.present].astype(np.float64)  # (ints: the same quotients, slower)
         run = len(physical) > 0 and int(physical[-1]) - int(physical[0]) + 1 == len(physical)
         self.physical: np.ndarray | slice = slice(int(physical[0]), int(physical[-1]) + 1) if run else physical
         self._any_physical = len(physical) > 0
