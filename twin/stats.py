@@ -108,7 +108,7 @@ class Totals:
 class LinkStats:
     """Link utilisation at one instant, as the series and the totals need it."""
 
-    __slots__ = ("util", "mean_fabric", "max", "fabric_load", "physical", "tier_mean", "tier_max", "_p99")
+    __slots__ = ("_p99", "fabric_load", "max", "mean_fabric", "physical", "tier_max", "tier_mean", "util")
 
     def __init__(
         self,
