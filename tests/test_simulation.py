@@ -233,3 +233,33 @@ def test_a_training_job_stalled_throughout_has_no_step_slowdown_figure() -> None
     report = build_report(sim)
     assert report["mean_step_slowdown"] is None and report["mfu_mean"] == 0.0
     assert "Step slowdown (mean)     stalled" in format_report(report)
+
+
+@pytest.mark.parametrize("name", ["helios-earth", "small-lab", "lingang", "fat-tree-campus"])
+def test_link_meter_gives_the_plain_figures_bit_for_bit(name: str) -> None:
+    """The simulation measures its links with ``LinkMeter`` (one gather, slices for runs of links); after
+    any sequence of loads its figures are exactly those of ``link_stats`` and ``tier_utilization``."""
+    from twin.stats import LinkMeter, link_stats
+    from twin.tiers import tier_utilization
+
+    sim = Simulation(load_scenario(Path(__file__).parent.parent / "scenarios" / f"{name}.toml"))
+    meter = LinkMeter(sim._inv_cap, sim.physical, sim.fabric_links, sim._tiers)
+    rng = np.random.default_rng(7)
+    load = sim.flows.link_load.copy()
+    n = len(load)
+    for step in range(40):
+        hit = rng.choice(n, size=int(rng.integers(1, 12)), replace=False)
+        load[hit] = rng.choice([0.0, 1e6, 3e9, 12.5e9, 40e9], len(hit)) * rng.random(len(hit))
+        if step % 10 == 9:
+            load[:] = 0.0
+        got = meter.measure(load)
+        want = link_stats(load, sim._inv_cap, sim.physical, sim.fabric_links)
+        means, maxes = tier_utilization(want.util, sim._tiers)
+        assert np.array_equal(got.util, want.util)
+        assert (got.mean_fabric, got.max, got.fabric_load, got.p99) == (
+            want.mean_fabric,
+            want.max,
+            want.fabric_load,
+            want.p99,
+        )
+        assert np.array_equal(got.tier_mean, means) and np.array_equal(got.tier_max, maxes)

@@ -39,7 +39,11 @@ class Job:
     @staticmethod
     def start(spec: JobSpec, now: float, gpus: np.ndarray, gpus_per_node: int, warm: bool) -> Job:
         """A job starting now on ``gpus``, resuming from ``spec.warm_progress_s`` (a restart, a warm start)."""
-        nodes = np.unique(gpus // gpus_per_node) if len(gpus) > 1 else gpus // gpus_per_node
+        ids = gpus.tolist() if len(gpus) <= gpus_per_node else None
+        if ids is not None and (len(ids) <= 1 or min(ids) // gpus_per_node == max(ids) // gpus_per_node):
+            nodes = gpus[:1] // gpus_per_node  # within one server, as most jobs: told in plain integers
+        else:
+            nodes = np.unique(gpus // gpus_per_node)
         phase = {"inference": "serving", "eval": "evaluating"}.get(spec.kind, "compute")
         job = Job(spec, now, gpus, nodes, phase, spec.warm_progress_s, now, warm=warm)
         if spec.trains and spec.checkpoint_s > 0:

@@ -50,10 +50,16 @@ class TimeSeries:
             return
         size = len(self._data)
         kept = times[-size:]  # at most a buffer's worth survive
-        at = (self._next + np.arange(len(kept))) % size
-        self._data[at] = values
-        self._data[at, 0] = kept
-        self._next = (self._next + len(kept)) % size
+        start, m = self._next, len(kept)
+        if start + m <= size:  # one run of rows: slices, no index arrays
+            rows = self._data[start : start + m]
+            rows[:] = values
+            rows[:, 0] = kept
+        else:
+            at = (start + np.arange(m)) % size
+            self._data[at] = values
+            self._data[at, 0] = kept
+        self._next = (start + m) % size
         self._count = min(self._count + len(times), size)
 
     def __len__(self) -> int:

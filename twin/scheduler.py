@@ -39,7 +39,7 @@ class Allocation:
 
     def assign(self, job_id: int, gpus: np.ndarray) -> None:
         flat = self.owner.reshape(-1)
-        if job_id in self.held or np.any(flat[gpus] != -1) or _repeats(gpus):
+        if job_id in self.held or (flat[gpus] != -1).any() or _repeats(gpus):
             raise RuntimeError(f"job {job_id}: GPUs are not free to assign")
         flat[gpus] = job_id
         self._count(gpus, -1)
@@ -57,8 +57,8 @@ class Allocation:
         was = self._sums if self._sums[0] == self.version else None
         self.version += 1
         ids = gpus.tolist() if len(gpus) <= gpn else []
-        node = ids[0] // gpn if ids else -1
-        if ids and all(g // gpn == node for g in ids):  # one node, as most jobs: plain integers
+        node = min(ids) // gpn if ids else -1
+        if ids and max(ids) // gpn == node:  # one node, as most jobs: plain integers
             before = int(self.free[node])
             after = before + sign * len(ids)
             self.free[node] = after
@@ -101,6 +101,10 @@ Placement = Callable[[Allocation, int], "np.ndarray | None"]
 def _gpus_on(alloc: Allocation, nodes: np.ndarray, per_node: int) -> np.ndarray:
     """The first ``per_node`` free GPUs of each node, as flat indices."""
     gpn = alloc.gpus_per_node
+    if len(nodes) == 1:  # one node (most jobs): its row as plain integers
+        n = int(nodes[0])
+        row = alloc.owner[n].tolist()
+        return np.array([n * gpn + g for g in range(gpn) if row[g] == -1][:per_node], np.int64)
     out = [n * gpn + np.flatnonzero(alloc.owner[n] == -1)[:per_node] for n in nodes]
     return out[0] if len(out) == 1 else np.concatenate(out)
 
@@ -111,7 +115,7 @@ def place_first_fit(alloc: Allocation, gpus: int) -> np.ndarray | None:
     if gpus <= gpn:
         fits = alloc.free >= gpus
         first = int(fits.argmax())
-        return _gpus_on(alloc, np.array([first]), gpus) if fits[first] else None
+        return _gpus_on(alloc, (first,), gpus) if fits[first] else None
     need = gpus // gpn
     empty = np.flatnonzero(alloc.free == gpn)
     return _gpus_on(alloc, empty[:need], gpn) if len(empty) >= need else None

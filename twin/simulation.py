@@ -23,7 +23,7 @@ import numpy as np
 from twin.alerts import alert_text
 from twin.events import ARRIVAL, FAULT, JOB_MILESTONE, EventQueue
 from twin.faults import Component, FaultEffect, FaultState, RandomFaultProcess, check_faults
-from twin.flows import CHECKPOINT, DATA, FlowTable
+from twin.flows import CHECKPOINT, DATA, TRAFFIC_KINDS, FlowTable
 from twin.jobs import Job
 from twin.metrics import TimeSeries
 from twin.parallel import StepPlan, plan_job
@@ -32,10 +32,10 @@ from twin.routing import Router
 from twin.scenario import Scenario
 from twin.scheduler import POLICIES, Allocation, Policy, Running
 from twin.snapshot import Counts, JobView, LogEntry, Snapshot, hottest_link
-from twin.stats import LinkStats, Sample, Totals, WorkloadStats, link_stats
-from twin.tiers import TIERS, tier_index, tier_utilization
+from twin.stats import LinkMeter, LinkStats, Sample, Totals, WorkloadStats
+from twin.tiers import TIERS, tier_index
 from twin.topology import FABRIC, SWITCH_KINDS, VIRTUAL, Fabric, build_fabric
-from twin.traffic import SAVE, WORK, checkpoint_flows, group_key, work_flows
+from twin.traffic import SAVE, WORK, checkpoint_flows, work_flows
 from twin.workload import JobSpec, WorkloadGenerator
 
 __all__ = ["BLOCKED", "Job", "Sample", "Simulation", "Totals", "WorkloadStats"]
@@ -93,10 +93,12 @@ class Simulation:
         self.fabric_links = np.flatnonzero(fab.link_kind == FABRIC)
         self._inv_cap = np.divide(1.0, fab.link_cap, out=np.zeros(fab.n_links), where=fab.link_cap > 0)
         self.peak_tflops = scenario.gpu.peak_tflops
+        self._n_gpus_or_1 = max(fab.n_gpus, 1)
         self.step_s = scenario.simulation.step_s
         self.backfill_depth = scenario.scheduler.backfill_depth
         self._nic_per_gpu = scenario.node.nics * scenario.node.nic_gbps * 1e9 / 8 / scenario.node.gpus  # bytes/s
         self._tiers = tier_index(fab)
+        self._meter = LinkMeter(self._inv_cap, self.physical, self.fabric_links, self._tiers)
         # Facility power is linear in the computing and the allocated GPU counts: coefficients worked out once.
         self._watts_idle = facility_watts(scenario, 0.0, self.n_switches, 0.0)
         self._watts_per_busy = facility_watts(scenario, 1.0, self.n_switches, 1.0) - self._watts_idle
@@ -123,11 +125,22 @@ class Simulation:
         self._stepping = 0  # GPUs of training jobs in their compute phase
         self._stepping_speed = 0.0  # the same GPUs weighted by their job's speed (ideal / actual step time)
         self._tier_util = (np.zeros(len(TIERS)), np.zeros(len(TIERS)))  # mean and max per tier
+        # The integrals per tier and per traffic kind, kept in plain floats between the calls of ``run``
+        # (the same sums, element by element, as the arrays of ``totals`` they are written back to).
+        assert len(TIERS) == len(TRAFFIC_KINDS) == 4, "the integrals below are written out for four of each"
+        self._tier_now = [0.0] * len(TIERS)
+        self._tier_s = [0.0] * len(TIERS)
+        self._tier_max_s = [0.0] * len(TIERS)  # the largest utilisation each tier has seen
+        self._traffic_s = [0.0] * len(self.totals.traffic_bytes)
+        self._kind_now: list[float] = []
+        self._kind_at = (-1, -1)  # (flows.version, flows.solves) the kind rates were read at
         self._allocated = 0
         self._links = LinkStats.empty(fab.n_links)
         self._need_schedule = True
         self._stats_version = -1
         self._unset: set[int] = set()  # jobs whose speed must be set at the next settle
+        self._mfu: dict[str, float] = {}  # by job kind
+        self._maybe_blocked = False  # some GPU may be unusable or held out (else _reblock has nothing to do)
         # Then time 0: the site as you find it, and the first events.
         for i, event in enumerate(scenario.faults.events):
             self.events.push(event.at_s, FAULT, self._on_scripted_fault, i)
@@ -176,6 +189,9 @@ class Simulation:
                 self._next_sample = t + self.step_s
             self._settle()
         self._integrate_to(max(until, self.now))
+        self.totals.tier_util_s[:] = self._tier_s
+        self.totals.tier_util_max[:] = self._tier_max_s
+        self.totals.traffic_bytes[:] = self._traffic_s
 
     def submit(self, spec: JobSpec) -> None:
         """Queue a job from outside the generator (a trace, a test); it arrives at ``spec.arrival_s``."""
@@ -188,16 +204,33 @@ class Simulation:
         if dt <= 0:
             return
         tot = self.totals
-        tot.gpu_alloc_s += self._allocated * dt
-        tot.busy_gpu_s += self._busy * dt
-        tot.energy_j += self._watts(self._busy) * dt
+        busy, allocated = self._busy, self._allocated
+        tot.gpu_alloc_s += allocated * dt
+        tot.busy_gpu_s += busy * dt
+        tot.energy_j += (
+            self._watts_idle + self._watts_per_busy * busy + self._watts_per_wait * (allocated - busy)
+        ) * dt
         tot.flops_gpu_s += self._flops * dt
         tot.stepping_gpu_s += self._stepping * dt
         tot.stepping_speed_gpu_s += self._stepping_speed * dt
-        tot.tier_util_s += self._tier_util[0] * dt
-        tot.fabric_util_s += self._links.mean_fabric * dt
-        tot.fabric_bytes += self._links.fabric_load * dt
-        tot.traffic_bytes += self.flows.kind_rate * dt
+        links = self._links
+        tot.fabric_util_s += links.mean_fabric * dt
+        tot.fabric_bytes += links.fabric_load * dt
+        # Plain floats, element by element: what ``array += rates * dt`` computes, without numpy calls.
+        acc, rates = self._tier_s, self._tier_now
+        acc[0] += rates[0] * dt
+        acc[1] += rates[1] * dt
+        acc[2] += rates[2] * dt
+        acc[3] += rates[3] * dt
+        flows = self.flows
+        if self._kind_at != (flows.version, flows.solves):
+            self._kind_at = (flows.version, flows.solves)
+            self._kind_now = flows.kind_rate.tolist()
+        acc, rates = self._traffic_s, self._kind_now
+        acc[0] += rates[0] * dt
+        acc[1] += rates[1] * dt
+        acc[2] += rates[2] * dt
+        acc[3] += rates[3] * dt
         self.now = t
 
     # --- event handlers ----------------------------------------------------------------------------
@@ -248,7 +281,10 @@ class Simulation:
 
     def _start(self, spec: JobSpec, gpus: np.ndarray, count_wait: bool = True) -> None:
         job = Job.start(spec, self.now, gpus, self.fabric.gpus_per_node, warm=not count_wait)
-        job.mfu = self.scenario.workload.mfu_of(spec.kind)
+        mfu = self._mfu.get(spec.kind)
+        if mfu is None:
+            mfu = self._mfu[spec.kind] = self.scenario.workload.mfu_of(spec.kind)
+        job.mfu = mfu
         job.plan = self._plan(spec, job.mfu)
         self.running[spec.id] = job
         self._note("start", spec)
@@ -371,6 +407,7 @@ class Simulation:
         self.flows.set_capacity(self.faults.capacities())
         cut = self.faults.cut_nodes()
         self._unusable = self.faults.unusable()
+        self._maybe_blocked = True
         owner = self.alloc.owner
         victims = set(np.unique(owner[(self.faults.gpu_down > 0) & (owner >= 0)]).tolist())
         for job_id in np.unique(owner[cut][owner[cut] >= 0]).tolist():
@@ -398,9 +435,12 @@ class Simulation:
 
     def _reblock(self) -> None:
         """Unusable GPUs that are free are held out of scheduling (owner BLOCKED); repaired ones return."""
+        if not self._maybe_blocked:
+            return
         owner = self.alloc.owner
         blocked = owner == BLOCKED
         if not self._unusable.any() and not blocked.any():
+            self._maybe_blocked = False
             return
         owner[blocked & ~self._unusable] = -1
         owner[self._unusable & (owner == -1)] = BLOCKED
@@ -451,10 +491,15 @@ class Simulation:
         solved = self.flows.dirty
         if solved or self.flows.version != self._stats_version:
             speeds = self.flows.solve()  # a no-op when the flows changed by the fast path alone
-            self._links = link_stats(self.flows.link_load, self._inv_cap, self.physical, self.fabric_links)
-            self._tier_util = tier_utilization(self._links.util, self._tiers)
-            np.maximum(self.totals.tier_util_max, self._tier_util[1], out=self.totals.tier_util_max)
-            self.totals.max_link_util = max(self.totals.max_link_util, self._links.max)
+            links = self._links = self._meter.measure(self.flows.link_load)
+            self._tier_util = (links.tier_mean, links.tier_max)
+            self._tier_now = links.tier_mean
+            seen = self._tier_max_s
+            for i, m in enumerate(links.tier_max):
+                if m > seen[i]:
+                    seen[i] = m
+            if links.max > self.totals.max_link_util:
+                self.totals.max_link_util = links.max
             self._stats_version = self.flows.version
         else:
             speeds = self.flows.speed
@@ -465,7 +510,7 @@ class Simulation:
             jobs = [self.running[i] for i in sorted(self._unset) if i in self.running]
         self._unset.clear()
         for job in jobs:
-            speed = speeds.get(group_key(job.spec.id, job.phase == "checkpoint"), 1.0)
+            speed = speeds.get((job.spec.id, SAVE if job.phase == "checkpoint" else WORK), 1.0)  # its group_key
             if speed != job.speed:
                 self._set_speed(job, speed)
 
@@ -527,26 +572,30 @@ class Simulation:
         self.series.append_values(self._sample_values())
 
     def _sample_values(self) -> tuple[float, ...]:
-        """The metrics now, in SERIES_FIELDS order."""
+        """The metrics now, in SERIES_FIELDS order (the properties they are, inlined: one call per sample)."""
         rates = self.flows.kind_rate
-        n = max(self.fabric.n_gpus, 1)
+        n = self._n_gpus_or_1
+        busy, allocated, links, tot = self._busy, self._allocated, self._links, self.totals
+        ended = tot.completed + tot.cancelled + tot.failed
+        waits = tot.waits
+        watts = self._watts_idle + self._watts_per_busy * busy + self._watts_per_wait * (allocated - busy)
         return (
             self.now,
-            self.pflops_in_use,
-            self._allocated / n,
-            self._busy / n,
+            busy * self.peak_tflops / 1000.0,
+            allocated / n,
+            busy / n,
             len(self.running),
             len(self.queue),
-            self.totals.ended,
-            self.mean_wait_s(),
-            self.facility_mw,
-            self._links.mean_fabric,
-            self._links.p99,
-            self._links.max,
+            ended,
+            waits.total / waits.count if waits.count else 0.0,
+            watts / 1e6,
+            links.mean_fabric,
+            links.p99,
+            links.max,
             rates[DATA] / 1e9,
             rates[CHECKPOINT] / 1e9,
             self.alloc.fragmentation(),
-            self.pflops_delivered,
+            self._flops * self.peak_tflops / 1000.0,
         )
 
     def job_view(self, job: Job) -> JobView:

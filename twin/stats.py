@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from functools import cached_property
 
 import numpy as np
+
+from twin.tiers import TierIndex
 
 
 class Sample:
@@ -108,23 +109,120 @@ class Totals:
             self.completed += 1
 
 
-@dataclass(frozen=True)
 class LinkStats:
     """Link utilisation at one instant, as the series and the totals need it."""
 
-    util: np.ndarray  # load / capacity per directed link
-    mean_fabric: float  # mean over switch-to-switch links
-    max: float  # over physical links
-    fabric_load: float  # bytes/s on switch-to-switch links
-    physical: np.ndarray  # indices of the physical links (for the p99, worked out only when asked)
+    __slots__ = ("_p99", "fabric_load", "max", "mean_fabric", "physical", "tier_max", "tier_mean", "util")
 
-    @cached_property
+    def __init__(
+        self,
+        util: np.ndarray,  # load / capacity per directed link
+        mean_fabric: float,  # mean over switch-to-switch links
+        max: float,  # over physical links
+        fabric_load: float,  # bytes/s on switch-to-switch links
+        physical: np.ndarray | slice,  # the physical links (for the p99, worked out only when asked)
+        tier_mean: np.ndarray | None = None,  # mean and max per tier (``twin.tiers``), where measured so
+        tier_max: np.ndarray | None = None,
+    ) -> None:
+        self.util = util
+        self.mean_fabric = mean_fabric
+        self.max = max
+        self.fabric_load = fabric_load
+        self.physical = physical
+        self.tier_mean = tier_mean
+        self.tier_max = tier_max
+        self._p99: float | None = None
+
+    @property
     def p99(self) -> float:
-        return _kth_smallest(_pick(self.util, self.physical), 0.99)
+        if self._p99 is None:
+            phys = self.util[self.physical] if isinstance(self.physical, slice) else _pick(self.util, self.physical)
+            n = len(phys)
+            if 0 < n <= 20_000:  # what _kth_smallest does with so few, without the call
+                k = int(0.99 * (n - 1))
+                self._p99 = float(np.partition(phys, k)[k])
+            else:
+                self._p99 = _kth_smallest(phys, 0.99)
+        return self._p99
 
     @staticmethod
     def empty(n_links: int) -> LinkStats:
         return LinkStats(np.zeros(n_links), 0.0, 0.0, 0.0, np.zeros(0, np.int64))
+
+
+class LinkMeter:
+    """``link_stats`` and the figures per tier (``twin.tiers.tier_utilization``) together for one site,
+    with everything that does not depend on the loads worked out once, in as few numpy calls as they take
+    (an event-driven run measures on every change of the flows): the links grouped by tier in one gather,
+    each tier's sum and maximum in one ``reduceat``; the switch-to-switch links, when they are one tier,
+    a slice of that; the physical links' maximum the largest of the tiers' when they are those tiers'
+    links (the gateway's counted as a tier of its own). Every figure is the one the two functions give,
+    bit for bit; the figures per tier are plain lists of floats."""
+
+    def __init__(self, inv_cap: np.ndarray, physical: np.ndarray, fabric: np.ndarray, tiers: TierIndex) -> None:
+        self.inv_cap = inv_cap
+        self.n_fabric = len(fabric)
+        self.tiers = tiers
+        self._n_tiers = len(tiers.counts)
+        self._present = tiers.present.tolist()
+        self._present_counts = tiers.counts[tiers.present].astype(np.float64)  # (ints: the same quotients, slower)
+        run = len(physical) > 0 and int(physical[-1]) - int(physical[0]) + 1 == len(physical)
+        self.physical: np.ndarray | slice = slice(int(physical[0]), int(physical[-1]) + 1) if run else physical
+        self._any_physical = len(physical) > 0
+        order, starts = tiers.order, tiers.starts
+        # The switch-to-switch links as one tier's run of the grouped links (the same links, in the same
+        # order, so the same sum), or a gather of their own.
+        self._fabric = fabric
+        self._fabric_run: slice | None = None
+        ends = np.append(starts[1:], len(order))
+        for first, end in zip(starts.tolist(), ends.tolist(), strict=True):
+            if np.array_equal(order[first:end], fabric):
+                self._fabric_run = slice(first, end)
+        # Physical links outside the reported tiers (the gateway's): a run of their own after the tiers', so
+        # that the physical maximum is the largest run's maximum when the tiers' links are all physical.
+        others = np.setdiff1d(physical, order)
+        self._max_from_runs = len(order) > 0 and bool(np.isin(order, physical).all())
+        self._order, self._starts = order, starts
+        if self._max_from_runs and len(others):
+            self._order = np.concatenate([order, others])
+            self._starts = np.append(starts, len(order))
+
+    def measure(self, load: np.ndarray) -> LinkStats:
+        """The figures for these link loads (bytes/s per link)."""
+        util = load * self.inv_cap
+        k = self._n_tiers
+        means, maxes = [0.0] * k, [0.0] * k
+        peak = 0.0
+        if len(self._order):
+            grouped = util[self._order]
+            run_max = np.maximum.reduceat(grouped, self._starts).tolist()
+            present = self._present
+            sums = np.add.reduceat(grouped, self._starts)[: len(present)]  # the tiers' runs (not the others')
+            for i, m in zip(present, (sums / self._present_counts).tolist(), strict=True):
+                means[i] = m
+            for i, m in zip(present, run_max, strict=False):
+                maxes[i] = m
+            if self._max_from_runs:
+                peak = max(run_max)
+        if not self._max_from_runs and self._any_physical:
+            peak = float(np.maximum.reduce(util[self.physical]))
+        add = np.add.reduce  # what ``.sum()`` calls, without its wrapper
+        fabric = self._fabric
+        if not self.n_fabric:
+            mean_fabric = 0.0
+        elif self._fabric_run is not None:
+            mean_fabric = float(add(grouped[self._fabric_run]) / self.n_fabric)
+        else:
+            mean_fabric = float(add(util[fabric]) / self.n_fabric)
+        return LinkStats(
+            util=util,
+            mean_fabric=mean_fabric,
+            max=peak,
+            fabric_load=float(add(load[fabric])),
+            physical=self.physical,
+            tier_mean=means,
+            tier_max=maxes,
+        )
 
 
 def link_stats(load: np.ndarray, inv_cap: np.ndarray, physical: np.ndarray, fabric: np.ndarray) -> LinkStats:

@@ -20,6 +20,8 @@ links the router knows to be down.
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from twin.flows import CHECKPOINT, DATA, Entries, FlowGroup
@@ -99,20 +101,54 @@ def reads_of_one_server(
 ) -> FlowGroup:
     """The common case on a research cluster (most jobs fit in a server): one flow of training data (one
     per array, striped, with a storage network), built directly; the same group the general path builds,
-    with less bookkeeping."""
+    with less bookkeeping. Without a storage network the group's arrays but its demand and load depend only
+    on the route (the array, the server, its rail), so they are worked out once per route and shared."""
     if fab.has_storage_fabric:
         src, dst, demand, entries = _striped_reads(spec, np.array([node]), np.array([gpus]), fab, router, 0)
         return FlowGroup.build(key, np.full(len(src), DATA), src, dst, demand, entries)
     idx = spec.id % len(fab.storage_gid)
     store, dst = int(fab.storage_gid[idx]), int(fab.node_gid[node])
-    links, fracs = router.route(store, dst, int((node + spec.id) % fab.rails))
-    if len(links):  # the array's read limit after the route
-        links, fracs = np.append(links, fab.storage_read[idx]), np.append(fracs, 1.0)
-    else:  # no path: pinned to the dead link, so the job stalls rather than vanishing
-        links, fracs = np.array([fab.dead_link], np.int32), np.ones(1)
-    entries = (np.zeros(len(links), np.int32), links.astype(np.int32), fracs)
+    rail = int((node + spec.id) % fab.rails)
+    route = router.route(store, dst, rail)
+    routes = _ONE_SERVER.get(router)
+    if routes is None:
+        routes = _ONE_SERVER[router] = {}
+    found = routes.get((store, dst, rail))
+    if found is None or found[0] is not route:  # new, or the router has routed again since (a fault)
+        if len(routes) >= 65_536:
+            routes.clear()
+        found = routes[(store, dst, rail)] = _one_read(route, int(fab.storage_read[idx]), fab.dead_link, store, dst)
+    _, entry_link, entry_frac, links, where, src_a, dst_a, flow = found
     demand = np.array([spec.read_mbs_per_gpu * 1e6 * gpus])
-    return FlowGroup.build(key, np.array([DATA]), np.array([store]), np.array([dst]), demand, entries)
+    weighted = entry_frac * demand[0]  # what ``FlowGroup.build`` computes: fraction x the flow's demand
+    load = weighted if where is None else np.bincount(where, weights=weighted, minlength=len(links))
+    return FlowGroup(key, _DATA_KIND, src_a, dst_a, demand, flow, entry_link, entry_frac, links, load)
+
+
+_DATA_KIND = np.array([DATA], np.int8)
+_DATA_KIND.flags.writeable = False
+_ONE_SERVER: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # router -> route -> parts of a group
+
+
+def _one_read(route: tuple[np.ndarray, np.ndarray], limit: int, dead_link: int, store: int, dst: int) -> tuple:
+    """The parts of a one-server read group that depend on its route alone (``reads_of_one_server``)."""
+    links, fracs = route
+    if len(links):  # the array's read limit after the route
+        links, fracs = np.append(links, limit), np.append(fracs, 1.0)
+    else:  # no path: pinned to the dead link, so the job stalls rather than vanishing
+        links, fracs = np.array([dead_link], np.int32), np.ones(1)
+    entry_link = links.astype(np.int32)
+    if len(entry_link) < 2 or bool((entry_link[1:] > entry_link[:-1]).all()):  # each link once already
+        group_links, where = entry_link, None
+    else:
+        group_links, where = np.unique(entry_link, return_inverse=True)
+        group_links = group_links.astype(np.int32)
+    parts = (entry_link, fracs, group_links)
+    for a in parts:
+        a.flags.writeable = False
+    src_a, dst_a, flow = np.array([store], np.int32), np.array([dst], np.int32), np.zeros(len(entry_link), np.int32)
+    src_a.flags.writeable = dst_a.flags.writeable = flow.flags.writeable = False
+    return route, entry_link, fracs, group_links, where, src_a, dst_a, flow
 
 
 def checkpoint_flows(spec: JobSpec, nodes: np.ndarray, fab: Fabric, router: Router) -> tuple[FlowGroup, float]:

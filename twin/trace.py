@@ -148,7 +148,16 @@ def _midnight(day: str) -> float | None:
     return found
 
 
+_MINUTES: dict[str, float] = {}  # epoch seconds of a valid "YYYY-MM-DD HH:MM" (the rows of a trace share them)
+
+
 def _parse_time(text: str) -> float:
+    if len(text) == 19:
+        minute = _MINUTES.get(text[:16])
+        if minute is not None:  # a minute seen before: only its seconds are new
+            sec = text[17:]
+            if text[16] == ":" and sec.isascii() and sec.isdigit() and sec < "60":
+                return minute + int(sec)  # whole numbers of seconds: the sum below, exactly
     if len(text) == 19 and text[4] == text[7] == "-" and text[10] == " " and text[13] == text[16] == ":":
         # The common case, YYYY-MM-DD HH:MM:SS: its day looked up once, its time of day in integers.
         hms = text[11:13] + text[14:16] + text[17:]
@@ -157,6 +166,9 @@ def _parse_time(text: str) -> float:
         if midnight is not None:
             h, m, sec = int(hms[:2]), int(hms[2:4]), int(hms[4:])
             if h < 24 and m < 60 and sec < 60:
+                if len(_MINUTES) >= 4096:
+                    _MINUTES.clear()
+                _MINUTES[text[:16]] = midnight + (h * 3600 + m * 60)
                 return midnight + (h * 3600 + m * 60 + sec)
     try:
         return float(text)
@@ -337,12 +349,30 @@ def _short(text: str) -> str:
     return repr(text if len(text) <= 40 else text[:37] + "...")
 
 
+def _time(text: str) -> float:
+    """``parse_time`` of a stripped field, a time in a minute seen before taken without a call below."""
+    if len(text) == 19:
+        minute = _MINUTES.get(text[:16])
+        if minute is not None:
+            sec = text[17:]
+            if text[16] == ":" and sec.isascii() and sec.isdigit() and sec < "60":
+                value = minute + int(sec)
+                if MIN_TIME <= value <= MAX_TIME:
+                    return value
+    return parse_time(text)
+
+
 def _job(row: list[str], line: int, col: dict[str, int | None], stats: TraceStats, max_gpus: int) -> TraceJob | None:
+    n = len(row)
+
     def get(key: str) -> str:
         i = col.get(key)
-        return row[i].strip() if i is not None and i < len(row) else ""
+        return row[i].strip() if i is not None and i < n else ""
 
-    gpus_text, submit_text = get("gpus"), get("submit")
+    i = col.get("gpus")
+    gpus_text = row[i].strip() if i is not None and i < n else ""
+    i = col.get("submit")
+    submit_text = row[i].strip() if i is not None and i < n else ""
     if not gpus_text or not submit_text:
         stats.problem(line, f"missing field: {'gpus' if not gpus_text else 'submit'}")
         return None
@@ -358,10 +388,13 @@ def _job(row: list[str], line: int, col: dict[str, int | None], stats: TraceStat
         return None
     gpus = int(value)
     try:
-        submit = parse_time(submit_text)
-        start_text, end_text = get("start"), get("end")
-        started = parse_time(start_text) if start_text else None
-        ended = parse_time(end_text) if end_text else None
+        submit = _time(submit_text)
+        i = col.get("start")
+        start_text = row[i].strip() if i is not None and i < n else ""
+        i = col.get("end")
+        end_text = row[i].strip() if i is not None and i < n else ""
+        started = _time(start_text) if start_text else None
+        ended = _time(end_text) if end_text else None
     except ValueError as err:
         stats.problem(line, f"unparseable time: {err}")
         return None
@@ -371,7 +404,8 @@ def _job(row: list[str], line: int, col: dict[str, int | None], stats: TraceStat
     if started is not None and started < submit:
         stats.problem(line, "start before submit")
         return None
-    duration_text = get("duration")
+    i = col.get("duration")
+    duration_text = row[i].strip() if i is not None and i < n else ""
     if duration_text:
         runtime = _number(duration_text)
         if runtime is None:
