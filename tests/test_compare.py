@@ -12,7 +12,7 @@ import pytest
 
 from conftest import ROOT
 from twin.cli import main
-from twin.compare import RunSpec, compare, format_table, local_engine, parse_variants, run_one, summarize
+from twin.compare import TABLE, RunSpec, compare, format_table, local_engine, parse_variants, run_one, summarize
 
 SMALL = ROOT / "scenarios" / "small-lab.toml"
 STORM = ROOT / "scenarios" / "failure-storm.toml"
@@ -134,3 +134,13 @@ def test_ray_engine_gives_the_local_engines_results() -> None:
 def test_address_needs_the_ray_engine(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["compare", str(SMALL), "--hours", "1", "--address", "ray://nowhere:10001"]) == 2
     assert "--address goes with --engine ray" in capsys.readouterr().err
+
+
+def test_a_stalled_run_reads_stalled_in_the_table_not_a_number() -> None:
+    """A run whose training jobs never stepped has no step slowdown (None in its report): its mean is
+    no figure, and the table says why."""
+    base = {key: 1.0 for _, key, _ in TABLE}
+    rows = [dict(base, variant="", policy="fifo", mean_step_slowdown=None), dict(base, variant="", policy="topology")]
+    table = format_table(summarize(rows))
+    fifo, topology = (line for line in table.splitlines() if line.strip().startswith(("fifo", "topology")))
+    assert "stalled" in fifo and "1.000x" in topology

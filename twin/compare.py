@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import math
 import multiprocessing
 import os
 import statistics
@@ -42,6 +43,8 @@ TABLE = (  # (column, report field, format)
     ("wait p95", "p95_wait_s", "{:,.0f} s"),
     ("JCT mean", "mean_jct_s", "{:,.0f} s"),
     ("PFLOPS-h", "pflops_hours", "{:,.0f}"),
+    ("PF delivered", "pflops_delivered_mean", "{:,.0f}"),
+    ("step slowdown", "mean_step_slowdown", "{:.3f}x"),
     ("spine TB", "spine_traffic_tb", "{:,.1f}"),
     ("lost GPU-h", "lost_gpu_hours", "{:,.1f}"),
 )
@@ -208,7 +211,7 @@ def summarize(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     for (variant, policy), runs in groups.items():
         entry: dict[str, Any] = {"variant": variant, "policy": policy, "runs": len(runs)}
         for _, key, _ in TABLE:
-            values = [float(r[key]) for r in runs]
+            values = [math.nan if r[key] is None else float(r[key]) for r in runs]  # None: stalled throughout
             entry[key] = statistics.fmean(values)
             entry[f"{key}_sd"] = statistics.stdev(values) if len(values) > 1 else 0.0
         out.append(entry)
@@ -221,7 +224,7 @@ def format_table(summary: Sequence[dict[str, Any]]) -> str:
     head = (["setting"] if show_variant else []) + ["policy"] + [c for c, _, _ in TABLE]
     lines = [head]
     for s in summary:
-        cells = [s["policy"]] + [fmt.format(s[key]) for _, key, fmt in TABLE]
+        cells = [s["policy"]] + ["stalled" if math.isnan(s[key]) else fmt.format(s[key]) for _, key, fmt in TABLE]
         lines.append([s["variant"], *cells] if show_variant else cells)
     widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
     left = len(head) - len(TABLE)  # text columns, left-aligned; figures right-aligned
