@@ -458,7 +458,9 @@ def test_a_headless_run_stops_within_two_seconds_and_writes_nothing(tmp_path: Pa
 
 def test_a_stopped_recording_leaves_no_temporary_file(tmp_path: Path) -> None:
     out = tmp_path / "demo.mp4"
-    cmd = [sys.executable, str(ROOT / "main.py"), "record", str(SMALL), "--size", "320x240", "--out", str(out)]
+    # Long enough (an hour of video) to be still recording however fast the machine is.
+    cmd = [sys.executable, str(ROOT / "main.py"), "record", str(SMALL), "--size", "320x240", "--seconds", "3600"]
+    cmd += ["--out", str(out)]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stderr=subprocess.PIPE, text=True, env=ENV)
     _started(proc, 4.0)
     proc.send_signal(signal.SIGTERM)
@@ -467,7 +469,9 @@ def test_a_stopped_recording_leaves_no_temporary_file(tmp_path: Path) -> None:
 
 
 def test_compare_stops_its_workers(tmp_path: Path) -> None:
+    # A year of Lingang per run: still running however fast the machine is.
     cmd = [sys.executable, str(ROOT / "main.py"), "compare", str(LINGANG), "--seeds", "2", "--policies", "fifo"]
+    cmd += ["--hours", "8000"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True)
     _started(proc, 5.0)
     sent = time.perf_counter()
