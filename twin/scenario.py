@@ -16,6 +16,7 @@ from typing import Any
 
 from twin.errors import ScenarioError
 from twin.names import JOB_KINDS
+from twin.parallel import MFU
 from twin.presets import PRESETS
 
 TOPOLOGY_KINDS = ("leaf-spine", "fat-tree", "rail-optimized")
@@ -178,8 +179,6 @@ class WorkloadSpec:
 
     def mfu_of(self, kind: str) -> float:
         """A kind's MFU: the scenario's ``[workload.mfu]`` if it sets one, else the documented default."""
-        from twin.parallel import MFU
-
         return dict(self.mfu).get(kind, MFU.get(kind, 0.3))
 
 

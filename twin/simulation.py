@@ -124,7 +124,6 @@ class Simulation:
         self._flops = 0.0  # sum over GPUs of the share of peak FLOPs they deliver (util x MFU)
         self._stepping = 0  # GPUs of training jobs in their compute phase
         self._stepping_speed = 0.0  # the same GPUs weighted by their job's speed (ideal / actual step time)
-        self._tier_util = (np.zeros(len(TIERS)), np.zeros(len(TIERS)))  # mean and max per tier
         # The integrals per tier and per traffic kind, kept in plain floats between the calls of ``run``
         # (the same sums, element by element, as the arrays of ``totals`` they are written back to).
         assert len(TIERS) == len(TRAFFIC_KINDS) == 4, "the integrals below are written out for four of each"
@@ -207,9 +206,7 @@ class Simulation:
         busy, allocated = self._busy, self._allocated
         tot.gpu_alloc_s += allocated * dt
         tot.busy_gpu_s += busy * dt
-        tot.energy_j += (
-            self._watts_idle + self._watts_per_busy * busy + self._watts_per_wait * (allocated - busy)
-        ) * dt
+        tot.energy_j += self._watts() * dt
         tot.flops_gpu_s += self._flops * dt
         tot.stepping_gpu_s += self._stepping * dt
         tot.stepping_speed_gpu_s += self._stepping_speed * dt
@@ -492,7 +489,6 @@ class Simulation:
         if solved or self.flows.version != self._stats_version:
             speeds = self.flows.solve()  # a no-op when the flows changed by the fast path alone
             links = self._links = self._meter.measure(self.flows.link_load)
-            self._tier_util = (links.tier_mean, links.tier_max)
             self._tier_now = links.tier_mean
             seen = self._tier_max_s
             for i, m in enumerate(links.tier_max):
@@ -558,12 +554,14 @@ class Simulation:
         """Directed links per tier (``twin.tiers.TIERS``); 0 for a tier the site does not have."""
         return tuple(int(c) for c in self._tiers.counts)
 
-    def _watts(self, busy: float) -> float:
+    def _watts(self) -> float:
+        """Facility power now: computing GPUs, allocated ones waiting, and the rest of the site."""
+        busy = self._busy
         return self._watts_idle + self._watts_per_busy * busy + self._watts_per_wait * (self._allocated - busy)
 
     @property
     def facility_mw(self) -> float:
-        return self._watts(self._busy) / 1e6
+        return self._watts() / 1e6
 
     def mean_wait_s(self) -> float:
         return self.totals.waits.mean
@@ -578,7 +576,7 @@ class Simulation:
         busy, allocated, links, tot = self._busy, self._allocated, self._links, self.totals
         ended = tot.completed + tot.cancelled + tot.failed
         waits = tot.waits
-        watts = self._watts_idle + self._watts_per_busy * busy + self._watts_per_wait * (allocated - busy)
+        watts = self._watts()
         return (
             self.now,
             busy * self.peak_tflops / 1000.0,
