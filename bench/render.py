@@ -7,7 +7,8 @@ Runs the real frame loop without waiting for vsync, each frame advancing the sim
 wall time at the given speed, and prints per-layer median and p99, then one JSON line last. The floor is
 what presenting an unchanged frame of the same size costs; frame times are also given as ratios to it.
 ``--glide`` moves the camera all the time, back and forth between the whole site and its busiest rack,
-as the exhibition's camera script does.
+as the exhibition's camera script does. ``--framebuffer texture`` presents through SDL's OpenGL texture
+instead of X11's shared-memory framebuffer (the view's choice on Linux), to compare the two floors.
 """
 
 from __future__ import annotations
@@ -38,7 +39,14 @@ def main() -> None:
     ap.add_argument("--speed", type=float, default=120)
     ap.add_argument("--size", default="1920x1080")
     ap.add_argument("--glide", action="store_true", help="keep the camera moving (site <-> busiest rack)")
+    ap.add_argument(
+        "--framebuffer",
+        choices=("native", "texture"),
+        default="native",
+        help="how SDL presents the window surface: X11 shared memory (the view's choice) or an OpenGL texture",
+    )
     args = ap.parse_args()
+    os.environ["SDL_FRAMEBUFFER_ACCELERATION"] = "0" if args.framebuffer == "native" else "1"
     w, h = (int(v) for v in args.size.split("x"))
     app = App(Simulation(load_scenario(args.scenario)), size=(w, h), speed=args.speed)
     floor = present_floor(app.screen)
@@ -72,7 +80,7 @@ def main() -> None:
         layers["draw"].append((t3 - t2) * 1000)
         layers["frame"].append((t4 - t0) * 1000)
     driver = pygame.display.get_driver()
-    mode = ", gliding" if args.glide else ""
+    mode = (", gliding" if args.glide else "") + f", {args.framebuffer} framebuffer"
     print(
         f"{args.frames} frames of {Path(args.scenario).stem} at {w}x{h}, x{args.speed:g}{mode}, video driver {driver}"
     )
@@ -94,6 +102,7 @@ def main() -> None:
                 "frame_to_floor_median": round(frame_median / floor, 3) if real else None,
                 "frame_to_floor_p99": round(frame_p99 / floor, 3) if real else None,
                 "glide": args.glide,
+                "framebuffer": args.framebuffer,
                 "video_driver": driver,
                 "size": [w, h],
                 "speed": args.speed,

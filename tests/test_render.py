@@ -479,3 +479,18 @@ def test_the_pulse_is_bright_where_the_simulation_has_the_job_communicate() -> N
         # Half a step later it is in the other part.
         other = job_levels(1234.5 + 1.0, 2.0, 0.4, offset, 1.0)
         assert other == pytest.approx(float(dim_level(0.4)) if level == 1.0 else 1.0)
+
+
+def test_linux_windows_present_through_the_native_framebuffer_unless_the_user_chose() -> None:
+    """SDL's texture path costs 13-22 ms a frame on software OpenGL; the view asks for X11's own."""
+    from twin.render import prefer_native_framebuffer
+
+    env: dict[str, str] = {}
+    prefer_native_framebuffer(env, "linux")
+    assert env == {"SDL_FRAMEBUFFER_ACCELERATION": "0"}
+    chosen = {"SDL_FRAMEBUFFER_ACCELERATION": "opengl"}
+    prefer_native_framebuffer(chosen, "linux")
+    assert chosen == {"SDL_FRAMEBUFFER_ACCELERATION": "opengl"}
+    elsewhere: dict[str, str] = {}
+    prefer_native_framebuffer(elsewhere, "win32")
+    assert elsewhere == {}
