@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import site
+from conftest import ROOT, site
 from helpers import job, pinned, ring_tokens
 from twin.flows import CHECKPOINT, GRADIENT, TRAFFIC_KINDS
 from twin.power import facility_watts
@@ -263,3 +263,20 @@ def test_link_meter_gives_the_plain_figures_bit_for_bit(name: str) -> None:
             want.p99,
         )
         assert np.array_equal(got.tier_mean, means) and np.array_equal(got.tier_max, maxes)
+
+
+def test_a_snapshot_keeps_its_flows_while_the_simulation_goes_on() -> None:
+    """Snapshots share the flow table's flat arrays rather than copy them: they must never change later."""
+    sim = Simulation(load_scenario(ROOT / "scenarios" / "small-lab.toml"))
+    sim.run(600)
+    first = sim.snapshot()
+    kept = {k: v.copy() for k, v in first.flows.items()}
+    assert len(kept["entry_link"]) > 0
+    assert all(not v.flags.writeable for v in first.flows.values())
+    version = sim.flows.version
+    sim.run(3 * 3600)
+    assert sim.flows.version > version  # flows came and went
+    later = sim.snapshot()
+    assert any(len(later.flows[k]) != len(kept[k]) or not np.array_equal(later.flows[k], kept[k]) for k in kept)
+    for key, values in kept.items():
+        np.testing.assert_array_equal(first.flows[key], values)

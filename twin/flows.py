@@ -530,13 +530,16 @@ class FlowTable:
 
     def flat(self) -> dict[str, np.ndarray]:
         """Every flow of every group in flat arrays with its rate at its group's speed (for snapshots and
-        renderers), built when first asked for after a change."""
+        renderers), built when first asked for after a change. The arrays are read-only: a change builds
+        new ones, so snapshots share them instead of copying millions of entries."""
         at = (self.version, self.solves)
         if self._flat_at != at:
             self._flat_at = at
             keys = list(self.groups)
             speeds = np.array([self.speed.get(k, 1.0) for k in keys], float)
             self._flat = _flatten(keys, [self.groups[k] for k in keys], speeds)
+            for array in self._flat.values():
+                array.flags.writeable = False
         return self._flat
 
 

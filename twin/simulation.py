@@ -598,20 +598,22 @@ class Simulation:
 
     def job_view(self, job: Job) -> JobView:
         spec = job.spec
+        done = job.progress_at(self.now)
+        step_s = job.step_s  # > 0 only for a training job with a plan
         return JobView(
             id=spec.id,
             kind=spec.kind,
             gpus=spec.gpus,
             params_b=spec.params_b,
             phase=job.phase,
-            progress=min(1.0, job.progress_at(self.now) / spec.duration_s),
+            progress=min(1.0, done / spec.duration_s),
             speed=job.speed if job.speed >= 0 else 1.0,
             nodes=job.nodes,
             start_s=job.start_s,
             arrival_s=spec.arrival_s,
-            step_s=job.step_s,
-            comm_share=1.0 - job.util if job.step_s > 0 else 0.0,
-            step_phase=job.progress_at(self.now) / job.plan.step_s % 1.0 if job.step_s > 0 and job.plan else 0.0,
+            step_s=step_s,
+            comm_share=1.0 - job.util if step_s > 0 else 0.0,
+            step_phase=done / job.plan.step_s % 1.0 if step_s > 0 and job.plan else 0.0,
         )
 
     def snapshot(self) -> Snapshot:
@@ -635,7 +637,7 @@ class Simulation:
             node_util=gpu_util.sum(axis=1) / gpn,
             link_load=self.flows.link_load.copy(),
             link_util=util.copy(),
-            flows={k: v.copy() for k, v in self.flows.flat().items()},
+            flows=dict(self.flows.flat()),  # read-only arrays, rebuilt (not changed) when the flows change
             jobs=tuple(self.job_view(j) for j in self.running.values()),
             queue=tuple(self.queue[:50]),
             metrics=self.series.latest(),
