@@ -40,6 +40,14 @@ class Camera:
         (x0, y0), (x1, y1) = old.to_screen(corners)
         return float(x0), float(y0), float(x1), float(y1)
 
+    def covered_by(self, old: Camera) -> float:
+        """The share of this camera's view that a picture drawn with camera ``old`` shows."""
+        x0, y0, x1, y1 = self.source_rect(old)
+        ox, oy, ow, oh = old.viewport
+        w = max(0.0, min(x1, ox + ow) - max(x0, ox))
+        h = max(0.0, min(y1, oy + oh) - max(y0, oy))
+        return w * h / max((x1 - x0) * (y1 - y0), 1e-12)
+
     def affine_from(self, old: Camera) -> tuple[float, tuple[float, float]]:
         """``(scale, offset)`` taking a point on screen under camera ``old`` to where this camera shows it:
         ``new = old * scale + offset`` (a glide moves what was drawn for ``old`` this way)."""

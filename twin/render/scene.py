@@ -50,8 +50,8 @@ GLIDE_BUDGET_S = 0.003  # wall seconds a gliding frame gives to drawing the next
 GLIDE_MARGIN = 1.15  # that picture is drawn this much zoomed out, so that it covers the view on the way
 PLAN_BUDGET_S = 0.002  # and to making the next plan of the particles
 PLAN_STEP = 1000  # active segments planned per slice
-GLIDE_COVER = 0.97  # the next picture is begun when the one scaled covers less of the view than this
-GLIDE_SOFT = 1.5  # or is magnified more than this
+GLIDE_COVER = 0.995  # the next picture is begun when the one scaled would soon cover less of the view
+GLIDE_SOFT = 1.5  # or be magnified more than this
 PLAN_NEAR = 1.25  # a moving camera has particles planned anew when zoomed or moved this much from their plan
 CAMERAS_KEPT = 4  # per-camera caches keep the camera shown, the glide's picture's and the next picture's
 
@@ -612,7 +612,9 @@ class SiteView:
         if dest.w > 0 and dest.h > 0:  # scaled straight into the frame: no new surface, no second copy
             pygame.transform.scale(live.subsurface(src), dest.size, surface.subsurface(dest))
         self._static_ok = False  # the crisp picture is redrawn once the camera rests
-        worn = dest.w * dest.h < GLIDE_COVER * view.w * view.h or fx > GLIDE_SOFT
+        # The next picture is begun in time to be done before this one wears out where the camera goes.
+        soon = cam.ahead(self._last_cam or cam, self._glide_frames + 1, 1.0)
+        worn = soon.covered_by(old) < GLIDE_COVER or soon.zoom / old.zoom > GLIDE_SOFT
         if worn or self._glide_work is not None:
             self._draw_next_picture(surface)
         return True
@@ -622,7 +624,7 @@ class SiteView:
         frame's budget; when one is done, start the next. Drawing one takes a few frames, so the glide
         never strays far from the picture it scales, and no frame of it draws a whole picture."""
         if self._glide_work is None:
-            ahead = self.camera.ahead(self._last_cam or self.camera, self._glide_frames, GLIDE_MARGIN)
+            ahead = self.camera.ahead(self._last_cam or self.camera, 2 * self._glide_frames + 2, GLIDE_MARGIN)
             self._glide_work, self._glide_calls = self._picture_steps(surface, ahead), 0
         self._glide_calls += 1
         deadline = time.perf_counter() + GLIDE_BUDGET_S
