@@ -5,6 +5,11 @@ switch boxes, labels) redrawn only when the camera or the layout changes; a *liv
 load colours, server cells in their job colours) redrawn when the simulation's snapshot changes, and
 then only the cells whose colour changed; and the particles, written straight into the frame's pixels
 every frame.
+
+While the camera moves, a frame draws none of that: it scales the last picture into the view, and the
+next picture is drawn behind it a slice per frame, for where the camera is heading, then taken over; the
+particles keep a plan made for a nearby camera, moved with the picture. At rest the picture is redrawn
+crisp.
 """
 
 from __future__ import annotations
@@ -475,8 +480,8 @@ class SiteView:
             s = self.text.scale
             self._speed_px = np.stack([pt.speeds(self._loads["fwd_util"], s), pt.speeds(self._loads["rev_util"], s)])
             self._speed_version += 1
-        # Only the particles this level of detail can show move; the rest wait where they are. A glide
-        # moves those of the picture it scales, drawn for another camera.
+        # Only the particles this level of detail can show move; the rest wait where they are. Those are
+        # the particles of the plan shown, made for this camera or (while it moves) one near it.
         with self._at(self._plan[3] if self._plan is not None else self.camera):
             act = self._active_segments()
             key = (self.camera, self.layout.name, self._speed_version)
@@ -582,10 +587,11 @@ class SiteView:
         self._coarse = False
 
     def _glide(self, surface: pygame.Surface, view: pygame.Rect) -> bool:
-        """While the camera moves, show the last crisp picture scaled and moved to the new camera (a few
-        milliseconds, where redrawing everything costs tens). Returns False when that picture is too far
-        from the new view (zoomed more than 2x, or covering under 80% of it): then a crisp frame is drawn,
-        and the glide goes on from it."""
+        """While the camera moves, show the last picture scaled and moved to the new camera (a few
+        milliseconds, where redrawing everything costs tens), and go on drawing the next one if it is
+        due. Returns False when that picture is too far from the new view (zoomed more than 2x, or
+        covering under 80% of it; a jump, not a glide): then a crisp frame is drawn, and the glide goes on
+        from it."""
         old, cam, live = self._live_cam, self.camera, self._live
         if old is None or live is None or old.viewport != cam.viewport or live.get_size() != surface.get_size():
             return False
