@@ -50,7 +50,8 @@ BUILD_BUDGET_S = 0.002  # and to drawing the next live layer (restyled links) be
 SUM_STEP = 50_000  # bundle memberships (or single links) summed per slice of a restyle
 LINE_STEP = 400  # links drawn per slice of the next live layer
 CELL_STEP = 500  # server cells painted per slice (one by one; the whole site at once is one slice)
-STATIC_STEP = 25  # blocks or switches drawn per slice of a static layer drawn behind the one shown
+GPU_STEP = 40  # servers whose GPUs are drawn per slice
+STATIC_STEP = 8  # blocks or switches drawn per slice of a static layer drawn behind the one shown
 GLIDE_BUDGET_S = 0.003  # wall seconds a gliding frame gives to drawing the next picture it scales from
 GLIDE_MARGIN = 1.15  # that picture is drawn this much zoomed out, so that it covers the view on the way
 PLAN_BUDGET_S = 0.002  # and to making the next plan of the particles
@@ -912,7 +913,10 @@ class SiteView:
                 del px
                 yield
         if chassis:
-            self._draw_gpus(surf, np.flatnonzero(changed), rects)
+            nodes = np.flatnonzero(changed)
+            for lo in range(0, len(nodes), GPU_STEP):
+                self._draw_gpus(surf, nodes[lo : lo + GPU_STEP], rects)
+                yield
 
     def _node_rects(self) -> tuple[np.ndarray, np.ndarray]:
         """The servers' screen rects and visibility, cached per camera."""
