@@ -494,3 +494,93 @@ def test_linux_windows_present_through_the_native_framebuffer_unless_the_user_ch
     elsewhere: dict[str, str] = {}
     prefer_native_framebuffer(elsewhere, "win32")
     assert elsewhere == {}
+
+
+def glide_cameras(site, frames: int) -> list[Camera]:
+    """The cameras of a glide from the whole site into one of its racks (8x closer), one a frame."""
+    from twin.render.show import blend
+
+    whole = Camera.fit(site.layout.bounds, site.camera.viewport)
+    x, y, rw, rh = site.layout.racks[len(site.layout.racks) // 2]
+    rack = Camera((x + rw / 2, y + rh / 2), whole.zoom * 8, whole.viewport)
+    return [blend(whole, rack, i / frames) for i in range(1, frames + 1)]
+
+
+def test_a_glide_never_draws_a_whole_picture_in_one_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Gliding, the picture shown is a picture drawn before, scaled; the next one is drawn a slice per
+    frame for where the camera is heading, so the pictures follow the camera without any frame drawing
+    the static layer or the links at once."""
+    from twin.render.scene import SiteView
+
+    frame, surface = frame_for(SMALL, at=3600)
+    site = frame.site
+    at_once = {"static": 0, "links": 0}
+    for name, key in (("_draw_static", "static"), ("_draw_links", "links")):
+        method = getattr(SiteView, name)
+
+        def counted(self, *args, _method=method, _key=key, **kwargs):
+            at_once[_key] += 1
+            return _method(self, *args, **kwargs)
+
+        monkeypatch.setattr(SiteView, name, counted)
+    pictures = set()
+    cameras = glide_cameras(site, 120)
+    for i, camera in enumerate(cameras):
+        site.set_camera(camera)
+        frame.draw(surface, (i + 1) / 60)
+        pictures.add(site._live_cam)
+    assert at_once == {"static": 0, "links": 0}
+    assert len(pictures) > 3, "the pictures a glide scales follow the camera"
+    assert site._live_cam.zoom > cameras[0].zoom * 4
+
+
+def test_the_picture_at_rest_after_a_glide_is_the_one_drawn_afresh() -> None:
+    """A glide may be softer while it moves; once the camera rests, the picture is drawn crisp."""
+    frame, surface = frame_for(SMALL, at=3600)
+    cameras = glide_cameras(frame.site, 60)
+    for i, camera in enumerate(cameras):
+        frame.site.set_camera(camera)
+        frame.draw(surface, (i + 1) / 60)
+    rest = 2.0
+    frame.draw(surface, rest)  # the camera rests
+    fresh, fresh_surface = frame_for(SMALL, at=3600)
+    fresh.site.set_camera(cameras[-1])
+    fresh.draw(fresh_surface, rest)
+    view = pygame.Rect(cameras[-1].viewport)  # what is shown of the picture (lines may run outside)
+    glided, drawn = frame.site._live.subsurface(view), fresh.site._live.subsurface(view)
+    assert pygame.image.tobytes(glided, "RGB") == pygame.image.tobytes(drawn, "RGB")
+    assert frame.site._live_cam == cameras[-1]
+
+
+def test_a_particle_plan_made_in_slices_is_the_plan_made_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from twin.render import scene
+
+    frame, _ = frame_for(SMALL, at=3600)
+    site = frame.site
+    plans = []
+    for step in (10**9, 7):
+        monkeypatch.setattr(scene, "PLAN_STEP", step)
+        for _ in site._plan_steps(site.camera):
+            pass
+        planned, fine = site._plan[:2]
+        order = np.lexsort((planned.frac, planned.row))
+        plans.append((planned, order, fine))
+    (a, order_a, fine_a), (b, order_b, fine_b) = plans
+    assert fine_a == fine_b and len(a.row) == len(b.row) > 0
+    for field_a, field_b in zip(a, b, strict=True):
+        np.testing.assert_allclose(field_a[order_a], field_b[order_b])
+    # Fine dots come first in both.
+    assert set(a.row[:fine_a].tolist()) == set(b.row[:fine_b].tolist())
+
+
+def test_what_one_camera_drew_is_moved_to_another_by_its_affine_map() -> None:
+    old = Camera((10.0, 5.0), 20.0, (12, 40, 800, 600))
+    new = old.zoom_at((300, 200), 1.7).pan(25, -10)
+    world = np.array([[3.0, 4.0], [12.5, -2.0], [10.0, 5.0]])
+    scale, offset = new.affine_from(old)
+    np.testing.assert_allclose(old.to_screen(world) * scale + np.array(offset), new.to_screen(world), atol=1e-9)
+    assert old.covered_by(old) == pytest.approx(1.0)
+    assert new.covered_by(old) == pytest.approx(1.0)  # zoomed in: all of it was drawn
+    assert old.covered_by(new) < 1.0  # zoomed out: not all of it
+    ahead = new.ahead(old, 2, 1.0)
+    assert ahead.zoom == pytest.approx(new.zoom * 1.7**2)

@@ -40,6 +40,32 @@ class Camera:
         (x0, y0), (x1, y1) = old.to_screen(corners)
         return float(x0), float(y0), float(x1), float(y1)
 
+    def covered_by(self, old: Camera) -> float:
+        """The share of this camera's view that a picture drawn with camera ``old`` shows."""
+        x0, y0, x1, y1 = self.source_rect(old)
+        ox, oy, ow, oh = old.viewport
+        w = max(0.0, min(x1, ox + ow) - max(x0, ox))
+        h = max(0.0, min(y1, oy + oh) - max(y0, oy))
+        return w * h / max((x1 - x0) * (y1 - y0), 1e-12)
+
+    def affine_from(self, old: Camera) -> tuple[float, tuple[float, float]]:
+        """``(scale, offset)`` taking a point on screen under camera ``old`` to where this camera shows it:
+        ``new = old * scale + offset`` (a glide moves what was drawn for ``old`` this way)."""
+        ox, oy, ow, oh = old.viewport
+        nx, ny, nw, nh = self.viewport
+        scale = self.zoom / old.zoom
+        off_x = nx + nw / 2 - (ox + ow / 2) * scale + (old.center[0] - self.center[0]) * self.zoom
+        off_y = ny + nh / 2 - (oy + oh / 2) * scale + (old.center[1] - self.center[1]) * self.zoom
+        return scale, (off_x, off_y)
+
+    def ahead(self, last: Camera, frames: float, margin: float) -> Camera:
+        """Where this camera will be in ``frames`` frames if it goes on moving as it did since ``last``,
+        zoomed out by ``margin`` (a picture drawn there covers the view on the way, whatever the error)."""
+        grow = (self.zoom / last.zoom) ** frames
+        center = tuple(c + frames * (c - p) for c, p in zip(self.center, last.center, strict=True))
+        zoom = float(np.clip(self.zoom * grow / margin, MIN_ZOOM, MAX_ZOOM))
+        return replace(self, center=center, zoom=zoom)
+
     def zoom_at(self, screen: tuple[float, float], factor: float) -> Camera:
         """Zoom by ``factor`` keeping the world point under ``screen`` where it is."""
         wx, wy = self.to_world(screen)

@@ -5,6 +5,11 @@ switch boxes, labels) redrawn only when the camera or the layout changes; a *liv
 load colours, server cells in their job colours) redrawn when the simulation's snapshot changes, and
 then only the cells whose colour changed; and the particles, written straight into the frame's pixels
 every frame.
+
+While the camera moves, a frame draws none of that: it scales the last picture into the view, and the
+next picture is drawn behind it a slice per frame, for where the camera is heading, then taken over; the
+particles keep a plan made for a nearby camera, moved with the picture. At rest the picture is redrawn
+crisp.
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
 
 import numpy as np
 import pygame
@@ -43,6 +50,18 @@ BUILD_BUDGET_S = 0.002  # and to drawing the next live layer (restyled links) be
 SUM_STEP = 50_000  # bundle memberships (or single links) summed per slice of a restyle
 LINE_STEP = 400  # links drawn per slice of the next live layer
 CELL_STEP = 500  # server cells painted per slice (one by one; the whole site at once is one slice)
+GPU_STEP = 40  # servers whose GPUs are drawn per slice
+STATIC_STEP = 8  # blocks or switches drawn per slice of a static layer drawn behind the one shown
+GLIDE_BUDGET_S = 0.003  # wall seconds a gliding frame gives to drawing the next picture it scales from
+GLIDE_MARGIN = 1.15  # that picture is drawn this much zoomed out, so that it covers the view on the way
+PLAN_BUDGET_S = 0.004  # and to making the next plan of the particles (in one or two frames, mostly)
+PLAN_STEP = 2000  # active segments planned per slice
+GLIDE_COVER = 0.995  # the next picture is begun when the one scaled would soon cover less of the view
+GLIDE_SOFT = 1.5  # or be magnified more than this
+PLAN_NEAR = 1.25  # a moving camera has particles planned anew when zoomed or moved this much from their plan
+CAMERAS_KEPT = 4  # per-camera caches keep the camera shown, the glide's picture's and the next picture's
+
+T = TypeVar("T")
 
 
 def bundle_sums(bundles, values: np.ndarray, out: np.ndarray) -> Iterator[None]:
@@ -81,6 +100,14 @@ def fill_outside(surface: pygame.Surface, rect: pygame.Rect, color: tuple[int, i
             surface.fill(color, strip)
 
 
+def moved(xy: np.ndarray, move: tuple[float, tuple[float, float]]) -> np.ndarray:
+    """Screen points (N, 2) scaled and offset: ``xy * scale + offset`` (as is, when that changes nothing)."""
+    scale, offset = move
+    if scale == 1.0 and offset == (0.0, 0.0):
+        return xy
+    return xy * scale + np.asarray(offset)
+
+
 def map_colors(surface: pygame.Surface, rgb: np.ndarray) -> np.ndarray:
     """``surface.map_rgb`` of many opaque colours at once: (N, 3) uint8 to the surface's pixel values."""
     shifts, losses = surface.get_shifts(), surface.get_losses()
@@ -113,10 +140,8 @@ class SiteView:
         self.highlight: tuple[int, ...] = ()  # vertices outlined (the selected job's servers)
         self.highlight_segments = np.zeros(0, np.int64)  # segments its traffic runs on
         self._highlight_key: tuple | None = None
-        self._inside_key: tuple | None = None
         self._dead_key: bytes | None = None
         self._dead_segments = np.zeros(0, np.int64)
-        self._inside = np.zeros(0, bool)
         self._highlight_layer: pygame.Surface | None = None
         self._veil_surf: pygame.Surface | None = None
         self._live_cam: Camera | None = None  # the camera the live layer was last drawn with
@@ -145,12 +170,14 @@ class SiteView:
         self._cap_sums = np.zeros(0)
         self._restyle_due = False
         self.timings: dict[str, float] = {}
-        self._seg_key: tuple | None = None
-        self._seg_screen: tuple[np.ndarray, np.ndarray] = (np.zeros((0, 2)), np.zeros((0, 2)))
-        self._seg_len = np.zeros(0)
+        self._memos: dict[str, dict[tuple, object]] = {}  # per camera and layout: see _memo
         self._speed_px: np.ndarray | None = None  # particle speeds per direction and segment, per restyle
-        self._active_key: tuple | None = None
-        self._active = np.zeros(0, np.int64)
+        self._speed_version = 0
+        self._glide_work: Iterator[None] | None = None  # the next picture a glide scales, a slice a frame
+        self._spare_static: pygame.Surface | None = None  # what it is drawn on (with _next_live)
+        self._last_cam: Camera | None = None  # the camera of the last frame drawn
+        self._glide_frames = 4.0  # frames the next picture took to draw, lately
+        self._glide_calls = 0  # frames the one being drawn has taken so far
         self._cell_px_key: tuple | None = None
         self._rgb = np.zeros((0, 3), np.uint8)
         self._rgb_inputs: tuple[np.ndarray, ...] | None = None  # what the server colours were made from
@@ -165,18 +192,15 @@ class SiteView:
         self._palette_key: tuple | None = None
         self._palette = np.zeros(0, np.int64)
         self._cells_key: tuple | None = None  # what the cells on the live layer were last drawn from
-        self._vis_key: tuple | None = None
-        self._shown_key: tuple | None = None
-        self._shown = np.zeros(0, bool)
         self._hot_key: tuple | None = None
         self._loads_version = 0
         self._mix_version = 0
         self._plan_key: tuple | None = None
-        self._plan: tuple | None = None  # the particles' plan and what stamping it needs
+        self._plan: tuple | None = None  # the particles' plan, its fine dots, active segments and camera
+        self._plan_work: Iterator[None] | None = None  # the next plan, being made a slice per frame
         self._rate_key: tuple | None = None
         self._rate = np.zeros((2, 0))
         self._hot = np.zeros(0, np.int64)
-        self._vis: tuple[np.ndarray, np.ndarray] | None = None
 
     # --- state --------------------------------------------------------------------------------------
 
@@ -226,6 +250,26 @@ class SiteView:
         self._live_ok = False
         self._build = None
         self._speed_px = None  # the text scale may have changed
+
+    def _memo(self, name: str, make: Callable[[], T]) -> T:
+        """``make()`` for the current camera and layout, kept for the last CAMERAS_KEPT of them (a glide
+        works with three: the camera shown, that of the picture it scales, and that of the next one)."""
+        kept = self._memos.setdefault(name, {})
+        key = (self.camera, self.layout.name)
+        if key not in kept:
+            if len(kept) >= CAMERAS_KEPT:
+                del kept[next(iter(kept))]
+            kept[key] = make()
+        return kept[key]  # type: ignore[return-value]
+
+    @contextmanager
+    def _at(self, camera: Camera) -> Iterator[None]:
+        """Work as if the camera were ``camera`` (a glide draws over a picture drawn for another one)."""
+        shown, self.camera = self.camera, camera
+        try:
+            yield
+        finally:
+            self.camera = shown
 
     def update(self, snap: Snapshot, wall: float) -> None:
         """Take a new snapshot: new job colours (flashing where a server just got a job), new loads."""
@@ -433,18 +477,20 @@ class SiteView:
         self._work(WORK_BUDGET_S)
         if self.camera is None:
             return
-        self._segment_screen()
         if self._speed_px is None:
             s = self.text.scale
             self._speed_px = np.stack([pt.speeds(self._loads["fwd_util"], s), pt.speeds(self._loads["rev_util"], s)])
-            self._rate_key = None
-        # Only the particles this level of detail can show move; the rest wait where they are.
-        act = self._active_segments()
-        if self._rate_key != self._active_key:  # phase per wall second, per restyle and camera
-            length = self._seg_len[act]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                self._rate = np.where(length > 0, self._speed_px[:, act] / length, 0.0)
-            self._rate_key = self._active_key
+            self._speed_version += 1
+        # Only the particles this level of detail can show move; the rest wait where they are. Those are
+        # the particles of the plan shown, made for this camera or (while it moves) one near it.
+        with self._at(self._plan[3] if self._plan is not None else self.camera):
+            act = self._active_segments()
+            key = (self.camera, self.layout.name, self._speed_version)
+            if self._rate_key != key:  # phase per wall second, per restyle and camera
+                length = self._segment_lengths()[act]
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    self._rate = np.where(length > 0, self._speed_px[:, act] / length, 0.0)
+                self._rate_key = key
         self.particles.phase[:, act] = (self.particles.phase[:, act] + self._rate * dt) % 1.0
 
     def _work(self, budget_s: float) -> None:
@@ -470,15 +516,23 @@ class SiteView:
         view = pygame.Rect(self.camera.viewport)
         fill_outside(surface, view, theme.BG)
         surface.set_clip(view)
-        if not (self._moving and self._glide(surface, view)):
+        glide = self._moving and self._glide(surface, view)
+        if not glide:
+            self._glide_work = None
             self._draw_crisp(surface, view)
-        self._draw_pulses(surface)
-        self._draw_highlight(surface)
+        # Over a glide's picture, pulses are placed for the camera it was drawn with and moved as it is, and
+        # the particles for that of their plan: nothing per segment is worked out again every frame.
+        drawn = self._live_cam if glide else self.camera
+        move = self.camera.affine_from(drawn)
+        with self._at(drawn):
+            self._draw_pulses(surface, move)
         self._draw_particles(surface)
+        self._draw_highlight(surface)
         self._draw_faults(surface)
         if self.snapshot is not None and self.snapshot.banner:  # the data is not current: dim what is shown
             surface.blit(self._veil(view.size), view.topleft)
         surface.set_clip(None)
+        self._last_cam = self.camera
         self._moving = False
         self.timings["site_ms"] = float(pygame.time.get_ticks() - t0)
 
@@ -534,10 +588,11 @@ class SiteView:
         self._coarse = False
 
     def _glide(self, surface: pygame.Surface, view: pygame.Rect) -> bool:
-        """While the camera moves, show the last crisp picture scaled and moved to the new camera (a few
-        milliseconds, where redrawing everything costs tens). Returns False when that picture is too far
-        from the new view (zoomed more than 2x, or covering under 80% of it): then a crisp frame is drawn,
-        and the glide goes on from it."""
+        """While the camera moves, show the last picture scaled and moved to the new camera (a few
+        milliseconds, where redrawing everything costs tens), and go on drawing the next one if it is
+        due. Returns False when that picture is too far from the new view (zoomed more than 2x, or
+        covering under 80% of it; a jump, not a glide): then a crisp frame is drawn, and the glide goes on
+        from it."""
         old, cam, live = self._live_cam, self.camera, self._live
         if old is None or live is None or old.viewport != cam.viewport or live.get_size() != surface.get_size():
             return False
@@ -564,7 +619,55 @@ class SiteView:
         if dest.w > 0 and dest.h > 0:  # scaled straight into the frame: no new surface, no second copy
             pygame.transform.scale(live.subsurface(src), dest.size, surface.subsurface(dest))
         self._static_ok = False  # the crisp picture is redrawn once the camera rests
+        # The next picture is begun in time to be done before this one wears out where the camera goes.
+        soon = cam.ahead(self._last_cam or cam, self._glide_frames + 1, 1.0)
+        worn = soon.covered_by(old) < GLIDE_COVER or soon.zoom / old.zoom > GLIDE_SOFT
+        if worn or self._glide_work is not None:
+            self._draw_next_picture(surface)
         return True
+
+    def _draw_next_picture(self, surface: pygame.Surface) -> None:
+        """Go on drawing the next picture the glide scales, for where the camera is heading, within the
+        frame's budget; when one is done, start the next. Drawing one takes a few frames, so the glide
+        never strays far from the picture it scales, and no frame of it draws a whole picture."""
+        if self._glide_work is None:
+            ahead = self.camera.ahead(self._last_cam or self.camera, 2 * self._glide_frames + 2, GLIDE_MARGIN)
+            self._glide_work, self._glide_calls = self._picture_steps(surface, ahead), 0
+        self._glide_calls += 1
+        deadline = time.perf_counter() + GLIDE_BUDGET_S
+        while next(self._glide_work, StopIteration) is not StopIteration:
+            if time.perf_counter() >= deadline:
+                return
+        self._glide_work = None
+        self._glide_frames = 0.5 * self._glide_frames + 0.5 * self._glide_calls
+
+    def _picture_steps(self, surface: pygame.Surface, camera: Camera) -> Iterator[None]:
+        """A picture for a glide to scale (static layer, links but not host links, cells), drawn for
+        ``camera`` a slice at a time; when whole it replaces the one the glide scales."""
+        if self._spare_static is None or self._spare_static.get_size() != surface.get_size():
+            self._spare_static = surface.copy()
+        if self._next_live is None or self._next_live.get_size() != surface.get_size():
+            self._next_live = surface.copy()
+        static, live, layout = self._spare_static, self._next_live, self.layout
+        yield from self._slices_at(camera, self._static_steps(static))
+        live.blit(static, (0, 0))
+        yield
+        rgb = self._cell_rgb()
+        yield from self._slices_at(camera, self._link_steps(live, detail=False), self._paint_cells(live, rgb, None))
+        if layout is not self.layout or camera.viewport != self.camera.viewport:
+            return  # the view changed under it
+        self._static, self._spare_static = static, self._static
+        self._live, self._next_live = live, self._live
+        self._live_cam, self._drawn_rgb, self._coarse = camera, rgb, True
+
+    def _slices_at(self, camera: Camera, *work: Iterator[None]) -> Iterator[None]:
+        """Slices of drawing work done as if the camera were ``camera``, one after the other."""
+        for steps in work:
+            while True:
+                with self._at(camera):
+                    if next(steps, StopIteration) is StopIteration:
+                        break
+                yield
 
     def _visible(self, rects: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Screen rects (x, y, w, h) and a mask of those that fall inside the viewport."""
@@ -576,7 +679,13 @@ class SiteView:
         return np.column_stack([xy, wh]), vis
 
     def _draw_static(self, surf: pygame.Surface) -> None:
+        for _ in self._static_steps(surf):
+            pass
+
+    def _static_steps(self, surf: pygame.Surface) -> Iterator[None]:
+        """The static layer: background, pods, blocks, racks, switches and their labels, a slice at a time."""
         surf.fill(theme.BG)
+        yield
         cam, lay, fab = self.camera, self.layout, self.fabric
         assert cam is not None
         zoom = cam.zoom
@@ -595,16 +704,22 @@ class SiteView:
             rects, vis = self._visible(lay.blocks)
             radius = max(2, round(0.25 * zoom))
             named = 140 if len(lay.pods) else 70
-            for i in np.flatnonzero(vis):
+            for k, i in enumerate(np.flatnonzero(vis)):
+                if k % STATIC_STEP == STATIC_STEP - 1:
+                    yield
                 r = pygame.Rect(*np.round(rects[i]).astype(int))
                 pygame.draw.rect(surf, theme.BLOCK, r, border_radius=radius)
                 pygame.draw.rect(surf, theme.BLOCK_EDGE, r, width=1, border_radius=radius)
                 if r.w > named:
                     label = self.text.render(lay.block_labels[i], 13 if r.w > 140 else 11, theme.TEXT_FAINT)
                     surf.blit(label, (r.x + 4, r.bottom + 2))
+            yield
             rects, vis = self._visible(lay.racks)
-            for r in np.round(rects[vis]).astype(int).tolist():
+            for j, r in enumerate(np.round(rects[vis]).astype(int).tolist()):
                 surf.fill(theme.RACK, r)
+                if j % (20 * STATIC_STEP) == 20 * STATIC_STEP - 1:
+                    yield
+            yield
         for x0, y0, x1, y1 in lay.bus:
             a, b = cam.to_screen(np.array([[x0, y0], [x1, y1]]))
             pygame.draw.line(surf, theme.BUS, a, b, max(2, round(0.12 * zoom)))
@@ -623,9 +738,14 @@ class SiteView:
         tiny = (boxes[:, 2] < 8) & np.isin(kinds[chosen], (LEAF, SPINE, CORE))
         small = boxes[tiny]
         small[:, 2:] = np.maximum(small[:, 2:], 1)
-        for v, xywh in zip(chosen[tiny].tolist(), small.tolist(), strict=True):
+        for j, (v, xywh) in enumerate(zip(chosen[tiny].tolist(), small.tolist(), strict=True)):
             surf.fill(colors[int(kinds[v])], xywh)  # thousands of switch tiles a few pixels wide: no corners
-        for v, xywh in zip(chosen[~tiny].tolist(), boxes[~tiny].tolist(), strict=True):
+            if j % (20 * STATIC_STEP) == 20 * STATIC_STEP - 1:
+                yield
+        yield
+        for j, (v, xywh) in enumerate(zip(chosen[~tiny].tolist(), boxes[~tiny].tolist(), strict=True)):
+            if j % STATIC_STEP == STATIC_STEP - 1:
+                yield
             r = pygame.Rect(xywh)
             k = kinds[v]
             pygame.draw.rect(surf, colors[int(k)], r, border_radius=max(1, min(r.h // 4, 6)))
@@ -659,13 +779,12 @@ class SiteView:
 
     def _segment_screen(self) -> tuple[np.ndarray, np.ndarray]:
         """Segment end points on screen, recomputed only when the camera or layout moves."""
-        key = (self.camera, self.layout.name)
-        if self._seg_key != key:
-            seg = self.layout.segments
-            self._seg_screen = (self.camera.to_screen(seg.a), self.camera.to_screen(seg.b))
-            self._seg_len = np.hypot(*(self._seg_screen[1] - self._seg_screen[0]).T)
-            self._seg_key = key
-        return self._seg_screen
+        seg = self.layout.segments
+        return self._memo("segment_screen", lambda: (self.camera.to_screen(seg.a), self.camera.to_screen(seg.b)))
+
+    def _segment_lengths(self) -> np.ndarray:
+        a, b = self._segment_screen()
+        return self._memo("segment_lengths", lambda: np.hypot(*(b - a).T))
 
     def _shimmer_allowed(self) -> bool:
         return self.layout.cell_w * self.camera.zoom >= SHIMMER_PX
@@ -674,36 +793,33 @@ class SiteView:
         """Segments that can show anything at this level of detail (a line, or host links' shimmer) and
         meet the viewport: on the largest site a few thousand of its hundred thousand, and all the rest
         is skipped when drawing and moving particles."""
-        key = (self.camera, self.layout.name)
-        if self._active_key != key:
+
+        def active() -> np.ndarray:
             can = self._segments_shown() | (self.layout.segments.detail & self._shimmer_allowed())
-            self._active = np.flatnonzero(can & self._segments_inside())
-            self._active_key = key
-        return self._active
+            return np.flatnonzero(can & self._segments_inside())
+
+        return self._memo("active", active)
 
     def _segments_shown(self) -> np.ndarray:
         """Segments drawn as lines at this zoom (host links only close up), cached per camera."""
-        key = (self.camera, self.layout.name)
-        if self._shown_key != key:
-            show_detail = self.layout.cell_w * self.camera.zoom >= HOST_DETAIL_PX
-            self._shown = ~self.layout.segments.detail | show_detail
-            self._shown_key = key
-        return self._shown
+        show_detail = self.layout.cell_w * self.camera.zoom >= HOST_DETAIL_PX
+        return self._memo("shown", lambda: ~self.layout.segments.detail | show_detail)
 
     def _segments_inside(self) -> np.ndarray:
         """Segments whose bounding box meets the viewport (zoomed in, most of the site is off screen)."""
         a, b = self._segment_screen()
-        key = (self.camera, self.layout.name)
-        if self._inside_key != key:
-            vx, vy, vw, vh = self.camera.viewport
-            self._inside = ~(
-                ((a[:, 0] < vx) & (b[:, 0] < vx))
-                | ((a[:, 0] > vx + vw) & (b[:, 0] > vx + vw))
-                | ((a[:, 1] < vy) & (b[:, 1] < vy))
-                | ((a[:, 1] > vy + vh) & (b[:, 1] > vy + vh))
-            )
-            self._inside_key = key
-        return self._inside
+        vx, vy, vw, vh = self.camera.viewport
+        return self._memo(
+            "inside",
+            lambda: (
+                ~(
+                    ((a[:, 0] < vx) & (b[:, 0] < vx))
+                    | ((a[:, 0] > vx + vw) & (b[:, 0] > vx + vw))
+                    | ((a[:, 1] < vy) & (b[:, 1] < vy))
+                    | ((a[:, 1] > vy + vh) & (b[:, 1] > vy + vh))
+                )
+            ),
+        )
 
     def _draw_links(self, surf: pygame.Surface, detail: bool = True) -> None:
         for _ in self._link_steps(surf, detail):
@@ -797,15 +913,14 @@ class SiteView:
                 del px
                 yield
         if chassis:
-            self._draw_gpus(surf, np.flatnonzero(changed), rects)
+            nodes = np.flatnonzero(changed)
+            for lo in range(0, len(nodes), GPU_STEP):
+                self._draw_gpus(surf, nodes[lo : lo + GPU_STEP], rects)
+                yield
 
     def _node_rects(self) -> tuple[np.ndarray, np.ndarray]:
         """The servers' screen rects and visibility, cached per camera."""
-        key = (self.camera, self.layout.name)
-        if self._vis_key != key or self._vis is None:
-            self._vis = self._visible(self.layout.rect[self.fabric.node_gid])
-            self._vis_key = key
-        return self._vis
+        return self._memo("node_rects", lambda: self._visible(self.layout.rect[self.fabric.node_gid]))
 
     def _cell_pixels(
         self, rects: np.ndarray, vis: np.ndarray, size: tuple[int, int]
@@ -883,8 +998,9 @@ class SiteView:
         hit = (style.sum_runs(mark[seg.fwd], seg.fwd_ptr) > 0) | (style.sum_runs(mark[seg.rev], seg.rev_ptr) > 0)
         return np.flatnonzero(hit)
 
-    def _draw_pulses(self, surf: pygame.Surface) -> None:
-        """Saturated links pulse every frame (the live layer is only restyled a few times a second)."""
+    def _draw_pulses(self, surf: pygame.Surface, move: tuple[float, tuple[float, float]] = (1.0, (0.0, 0.0))) -> None:
+        """Saturated links pulse every frame (the live layer is only restyled a few times a second);
+        ``move``: scale and offset from this camera's screen to the frame's (see ``Camera.affine_from``)."""
         key = (self._loads_version, self.camera, self.layout.name)
         if self._hot_key != key:  # new loads or a new camera: the saturated links shown
             act = self._active_segments()
@@ -893,12 +1009,12 @@ class SiteView:
         hot = self._hot
         if not len(hot):
             return
-        a, b = self._segment_screen()
+        a, b = (moved(e[hot], move) for e in self._segment_screen())
         pulse = 0.5 + 0.5 * math.sin(self.wall * 6.0)
         colors = style.link_colors(self._loads["util"][hot], self._loads["peak"][hot], pulse)
         widths = style.link_widths(self._loads["util"][hot], max(1.0, self.text.scale * 1.5))
-        for i, s in enumerate(hot):
-            pygame.draw.line(surf, colors[i], a[s], b[s], int(widths[i]) + 1)
+        for i in range(len(hot)):
+            pygame.draw.line(surf, colors[i], a[i], b[i], int(widths[i]) + 1)
 
     def _draw_highlight(self, surf: pygame.Surface) -> None:
         """The selected job's servers and paths: drawn once per camera and selection onto a colour-keyed
@@ -970,34 +1086,92 @@ class SiteView:
         return mix
 
     def _draw_particles(self, surf: pygame.Surface) -> None:
-        act = self._active_segments()
-        key = self._plan_key_now()
-        phase = self.particles.phase[:, act]
+        """The particles of the latest plan, placed for its camera and moved to this one."""
+        if not self._plan_ready():
+            return
+        planned, fine_dots, act, cam = self._plan
+        with self._at(cam):
+            phase = self.particles.phase[:, act]
+            levels = self.segment_levels(act)
         phase = np.concatenate([phase[0], phase[1], phase[0], phase[1]])
-        if self._moving:  # a gliding camera: a plan would serve one frame only
-            ends, n, mix, lane = self._particle_inputs(act)
-            xy, kind = pt.positions(*ends, phase, n, mix, lane)
-            row, fine_dots = np.repeat(np.arange(len(n)), n), int(n[: 2 * len(act)].sum())
-        else:
-            if self._plan_key != key or self._plan is None:
-                ends, n, mix, lane = self._particle_inputs(act)
-                self._plan = (pt.plan(*ends, n, mix, lane), int(n[: 2 * len(act)].sum()))
-                self._plan_key = key
-            plan, fine_dots = self._plan
-            xy, kind, row = pt.place(plan, phase), plan.kind, plan.row
+        xy, kind = moved(pt.place(planned, phase), self.camera.affine_from(cam)), planned.kind
         if not len(xy):
             return
         colors = np.array([surf.map_rgb(c) for c in (*theme.TRAFFIC, theme.MEASURED)], np.int64)
-        levels = self.segment_levels(act)
         if levels is not None:  # brighter while a job communicates, dimmer while it computes
             colors = self._pulse_palette(surf)
             level = np.round(np.clip(levels, 0, 1) * (LEVELS - 1)).astype(np.int64)
-            kind = kind * LEVELS + np.concatenate([level[0], level[1], level[0], level[1]])[row]
+            kind = kind * LEVELS + np.concatenate([level[0], level[1], level[0], level[1]])[planned.row]
         radius = 1 if self.text.scale < 0.8 else 2 if self.text.scale < 1.6 else 3
         px = pygame.surfarray.pixels2d(surf)
         for part, r in ((slice(0, fine_dots), max(0, radius - 2)), (slice(fine_dots, None), radius)):
             pt.stamp(px, xy[part], colors[kind[part]], r, self.camera.viewport)
         del px
+
+    def _plan_ready(self) -> bool:
+        """Bring the particles' plan on: a new one (new loads, mixes or camera) is made a slice per frame
+        within PLAN_BUDGET_S while the last one is shown, moved to the camera; made at once only if there
+        is none, or the last one is for another layout or too far from the camera (zoomed over 2x)."""
+        if self._plan_key == self._plan_key_now():
+            return self._plan is not None
+        if self._moving and self._plan_work is None and self._plan_close(PLAN_NEAR):
+            return True  # a moving camera: a plan made for a camera near it serves a while longer
+        if not self._plan_close():
+            self._plan_work = None
+            for _ in self._plan_steps(self.camera):
+                pass
+            return True
+        if self._plan_work is None:
+            self._plan_work = self._plan_steps(self.camera)
+        deadline = time.perf_counter() + PLAN_BUDGET_S
+        while next(self._plan_work, StopIteration) is not StopIteration:
+            if time.perf_counter() >= deadline:
+                return True
+        self._plan_work = None
+        return True
+
+    def _plan_close(self, near: float = 2.0) -> bool:
+        """Whether the last plan can stand in for the camera's: same layout and viewport, zoomed in or out
+        by ``near`` at most and moved by less than ``near - 1`` of the viewport."""
+        if self._plan is None or self._plan_key is None:
+            return False
+        cam, key = self._plan[3], self._plan_key
+        same = key[1] == self.layout.name and key[4] == self.text.scale and cam.viewport == self.camera.viewport
+        if not same or not 1 / near <= self.camera.zoom / cam.zoom <= near:
+            return False
+        scale, (dx, dy) = self.camera.affine_from(cam)
+        vx, vy, vw, vh = cam.viewport
+        shift = np.hypot(vx + vw / 2 - (vx + vw / 2) * scale - dx, vy + vh / 2 - (vy + vh / 2) * scale - dy)
+        return bool(shift <= (near - 1) * max(vw, vh))
+
+    def _plan_steps(self, camera: Camera) -> Iterator[None]:
+        """The particles' plan for ``camera``, PLAN_STEP active segments a slice; it replaces the last
+        one when whole. Rows count segments across the four groups of all active ones (shimmer forward
+        and back, then lines forward and back), and fine dots come first, as in ``_particle_inputs``."""
+        with self._at(camera):
+            act, key = self._active_segments(), self._plan_key_now()
+        m = len(act)
+        fine: list[pt.Plan] = []
+        full: list[pt.Plan] = []
+        for lo in range(0, m, PLAN_STEP):
+            part = act[lo : lo + PLAN_STEP]
+            with self._at(camera):
+                ends, n, mix, lane = self._particle_inputs(part)
+            p = pt.plan(*ends, n, mix, lane)
+            group, j = np.divmod(p.row, len(part))
+            p = p._replace(row=group * m + lo + j)
+            cut = int(n[: 2 * len(part)].sum())
+            fine.append(pt.Plan(*(f[:cut] for f in p)))
+            full.append(pt.Plan(*(f[cut:] for f in p)))
+            yield
+        parts = fine + full
+        planned = (
+            pt.Plan(*(np.concatenate([q[i] for q in parts]) for i in range(5)))
+            if parts
+            else pt.plan(np.zeros((0, 2)), np.zeros((0, 2)), np.zeros(0, np.int64), np.zeros((0, 4)), 0.0)
+        )
+        self._plan = (planned, sum(len(f.row) for f in fine), act, camera)
+        self._plan_key = key
 
     def _plan_key_now(self) -> tuple:
         return (self.camera, self.layout.name, self._loads_version, self._mix_version, self.text.scale)
@@ -1010,7 +1184,7 @@ class SiteView:
         ends, counts, mixes and lane offset, fine dots first (then a plan of them is made again only when
         the loads, the mixes or the camera change)."""
         a, b = self._segment_screen()
-        a, b, length = a[act], b[act], self._seg_len[act]
+        a, b, length = a[act], b[act], self._segment_lengths()[act]
         shown = self._segments_shown()[act]
         # Host links too small to draw as lines still shimmer with their traffic inside the racks: one in
         # five of them, in fine dots, so that the job colours stay readable; drawn as lines, they keep the
