@@ -11,9 +11,11 @@ import pytest
 from conftest import site
 from helpers import job, pinned
 from twin.parallel import Layout, hidden_size, layout_for, step_plan
+from twin.routing import Router
 from twin.scenario import scenario_from_dict
 from twin.simulation import Simulation
-from twin.traffic import work_flows
+from twin.topology import LEAF, SPINE
+from twin.traffic import _between, work_flows
 from twin.workload import JobSpec
 
 P = 100e9
@@ -154,6 +156,61 @@ def test_sends_sharing_two_leaves_are_one_flow_that_loads_links_as_the_sends_wou
     got[group.links] = group.load
     assert got == pytest.approx(expected, rel=1e-12, abs=1e-3)
     assert len(group.demand) < len(sends), "activations between the same two racks share a flow"
+
+
+def between_one_way_at_a_time(a, b, fab, router, first):
+    """The reference for ``_between``: the flows sharing two leaves on a rail routed one at a time."""
+    from twin.flows import merge_entries
+
+    rails = fab.rails
+    src, dst = np.repeat(a, rails), np.repeat(b, rails)
+    rail = np.tile(np.arange(rails), len(a))
+    up, down = fab.host_up[src, rail], fab.host_down[dst, rail]
+    near = np.flatnonzero(fab.link_dst[up] == fab.link_src[down])
+    k = len(near)
+    parts = [(first + np.repeat(np.arange(k), 2), np.column_stack([up[near], down[near]]).ravel(), np.ones(2 * k))]
+    far = np.flatnonzero(fab.link_dst[up] != fab.link_src[down])
+    pair = (fab.link_dst[up[far]].astype(np.int64) * len(fab.kind) + fab.link_src[down[far]]) * rails + rail[far]
+    _, group, counts = np.unique(pair, return_inverse=True, return_counts=True)
+    members = far[np.argsort(group, kind="stable")]
+    starts = np.concatenate(([0], np.cumsum(counts)))
+    for g in range(len(counts)):
+        these = members[starts[g] : starts[g + 1]]
+        one = these[0]
+        links, fracs = router.route(int(fab.node_gid[src[one]]), int(fab.node_gid[dst[one]]), int(rail[one]))
+        flow = first + k + g
+        if not len(links):
+            parts.append((np.array([flow]), np.array([fab.dead_link]), np.ones(1)))
+            continue
+        inner = (links != up[one]) & (links != down[one])
+        share = np.full(len(these), 1.0 / len(these))
+        ls = np.concatenate([up[these], links[inner], down[these]])
+        parts.append((np.full(len(ls), flow), ls, np.concatenate([share, fracs[inner], share])))
+    heads = members[starts[:-1]]
+    chosen = np.concatenate([near, heads])
+    weight = np.concatenate([np.ones(k), counts]).astype(np.float64)
+    return fab.node_gid[src[chosen]], fab.node_gid[dst[chosen]], weight, merge_entries(*parts)
+
+
+@pytest.mark.parametrize("cut", [False, True])
+def test_sends_between_leaves_are_the_flows_routed_one_way_at_a_time(cut: bool) -> None:
+    # Pipeline sends of a 16-stage job over a hall of 64 racks, both ways, some within a leaf; with
+    # ``cut`` the spine's links to half the leaves are down, so those flows have no path.
+    sim = Simulation(scenario_from_dict(hall(64, 1.0)))
+    fab = sim.fabric
+    alive = np.ones(fab.n_links, bool)
+    if cut:
+        to_spine = np.flatnonzero((fab.kind[fab.link_src] == LEAF) & (fab.kind[fab.link_dst] == SPINE))
+        alive[to_spine[: len(to_spine) // 2]] = False
+    stages = np.array_split(np.arange(128), 16)
+    a = np.concatenate([st[:8] for st in stages[:-1]] + [np.arange(0, 128, 2)])
+    b = np.concatenate([st[:8] for st in stages[1:]] + [np.arange(1, 128, 2)])
+    a, b = np.concatenate([a, b]), np.concatenate([b, a])
+    mine = _between(a, b, fab, Router(fab, alive), 7)
+    theirs = between_one_way_at_a_time(a, b, fab, Router(fab, alive), 7)
+    for got, want in zip([*mine[:3], *mine[3]], [*theirs[:3], *theirs[3]], strict=True):
+        np.testing.assert_array_equal(got, want)  # the same values in the same order (a dead link's id as int32)
+    assert (mine[3][1] == fab.dead_link).any() == cut
 
 
 @pytest.mark.parametrize("gpus", [1, 2, 3, 8, 16, 48, 64, 128, 4096])

@@ -111,20 +111,41 @@ def _between(
     pair = (fab.link_dst[up[far]].astype(np.int64) * len(fab.kind) + fab.link_src[down[far]]) * rails + rail[far]
     _, group, counts = np.unique(pair, return_inverse=True, return_counts=True)
     members = far[np.argsort(group, kind="stable")]
-    starts = np.concatenate(([0], np.cumsum(counts)))
-    for g in range(len(counts)):
-        these = members[starts[g] : starts[g + 1]]
-        one = these[0]
-        links, fracs = router.route(int(fab.node_gid[src[one]]), int(fab.node_gid[dst[one]]), int(rail[one]))
-        flow = first + k + g
-        if not len(links):  # no path: pinned to the dead link, so the job stalls rather than vanishing
-            parts.append((np.array([flow]), np.array([fab.dead_link]), np.ones(1)))
-            continue
-        inner = (links != up[one]) & (links != down[one])
-        share = np.full(len(these), 1.0 / len(these))
-        ls = np.concatenate([up[these], links[inner], down[these]])
-        parts.append((np.full(len(ls), flow), ls, np.concatenate([share, fracs[inner], share])))
-    heads = members[starts[:-1]]
+    heads = members[np.cumsum(counts) - counts]
+    ways = router.routes(fab.node_gid[src[heads]], fab.node_gid[dst[heads]], rail[heads])
+    parts.append(_shared_ways(ways, first + k, members, counts, (up, down), fab.dead_link))
     chosen = np.concatenate([near, heads])
     weight = np.concatenate([np.ones(k), counts]).astype(np.float64)
     return fab.node_gid[src[chosen]], fab.node_gid[dst[chosen]], weight, merge_entries(*parts)
+
+
+def _shared_ways(
+    ways: Entries,
+    first: int,
+    members: np.ndarray,
+    counts: np.ndarray,
+    ends: tuple[np.ndarray, np.ndarray],
+    dead: int,
+) -> Entries:
+    """Route entries of flows that each carry ``counts`` sends between two leaves on a rail, numbered from
+    ``first``: ``members`` lists the sends of flow 0, then of flow 1, ...; ``ways`` are the routes of
+    each flow's first send; ``ends`` each send's link up to its leaf and down from the other. A flow's
+    entries are its sends' uplinks (an equal share each), its route inside the fabric, then their
+    downlinks, as one flow at a time would list them; a flow with no path has one entry on the dead
+    link, so its job stalls rather than vanishing."""
+    up, down = ends
+    n = len(counts)
+    way, links, fracs = ways
+    heads = members[np.cumsum(counts) - counts]
+    inner = (links != up[heads][way]) & (links != down[heads][way])
+    has_path = np.bincount(way, minlength=n) > 0
+    flow = np.repeat(np.arange(n), counts)
+    routed = has_path[flow]
+    sent, share, stalled = flow[routed], (1.0 / counts)[flow][routed], np.flatnonzero(~has_path)
+    entry_flow = np.concatenate([sent, way[inner], sent, stalled])
+    entry_link = np.concatenate(
+        [up[members[routed]], links[inner], down[members[routed]], np.full(len(stalled), dead, up.dtype)]
+    )
+    entry_frac = np.concatenate([share, fracs[inner], share, np.ones(len(stalled))])
+    order = np.argsort(entry_flow, kind="stable")  # within a flow: up, inside, down, as listed
+    return first + entry_flow[order], entry_link[order], entry_frac[order]
