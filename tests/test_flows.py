@@ -394,3 +394,37 @@ def test_a_small_problem_on_a_large_fabric_solves_as_on_its_own_links(seed: int)
     got, _, _ = solve_from_scratch(groups, wide)
     np.testing.assert_array_equal(got, narrow)
     assert (narrow < 1).any() or seed > 2
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_loads_changed_link_by_link_are_the_array_arithmetic_bit_for_bit(seed: int) -> None:
+    """A group on a few links is added to and taken out of the loads element by element in plain Python
+    (numpy's cost per call outweighs the work on so few): the values, and whether they fit, are exactly
+    those of the array expressions the general path evaluates, zeros and clamping included."""
+    from twin.flows import _FEW_LINKS, _lower, _lower_kinds, _raise, _raise_kinds
+
+    rng = np.random.default_rng(seed)
+    n = 40
+    values = rng.choice([0.0, 1e6, 3e9, 12.5e9], n) * rng.random(n)
+    limit = values + rng.choice([-1.0, 0.0, 1e9], n) * rng.random(n)
+    for _ in range(50):
+        links = np.sort(rng.choice(n, int(rng.integers(1, _FEW_LINKS + 1)), replace=False)).astype(np.int32)
+        load = rng.choice([0.0, 1e3, 2e9, 25e9], len(links)) * rng.random(len(links))
+        want = values.copy()
+        new = want[links] + load
+        want[links] = new
+        fits = bool((new <= limit[links]).all())
+        assert _raise(values, links, load, limit) == fits
+        assert values.tobytes() == want.tobytes()
+        load = load * rng.choice([0.5, 1.0, 2.0])  # sometimes more than is there: clamped at zero
+        want[links] = np.maximum(want[links] - load, 0.0)
+        _lower(values, links, load)
+        assert values.tobytes() == want.tobytes()
+        rates = rng.choice([0.0, 1e9], 4) * rng.random(4)
+        kinds = (rng.choice([0.0, 1.0], 4) * rng.random(4) * 2e9).tolist()
+        want_rates = rates + np.array(kinds)
+        _raise_kinds(rates, kinds)
+        assert rates.tobytes() == want_rates.tobytes()
+        want_rates = np.maximum(rates - 1.5 * np.array(kinds), 0.0)
+        _lower_kinds(rates, [1.5 * k for k in kinds])
+        assert rates.tobytes() == want_rates.tobytes()

@@ -410,7 +410,7 @@ class FlowTable:
         self._store = GroupStore()
         # Groups added since the store was last brought up to date (newer than every group in it, so
         # appending them in this order keeps the store in table order), with their per-kind demand.
-        self._pending: dict[tuple[int, int], tuple[FlowGroup, np.ndarray]] = {}
+        self._pending: dict[tuple[int, int], tuple[FlowGroup, list[float]]] = {}
         self._flat: dict[str, np.ndarray] = {}
         self._flat_at: tuple[int, int] = (-1, -1)  # (version, solves) the flat arrays were built at
         self._at_full = np.zeros(len(capacity))  # each link's load with every group at full speed
@@ -429,12 +429,10 @@ class FlowTable:
         kinds = _kind_demand(group)
         self._pending[group.key] = (group, kinds)
         self.version += 1
-        links = group.links
-        at_full = self._at_full[links] + group.load
-        self._at_full[links] = at_full
-        if not self._dirty and self._changes < self.RESYNC_EVERY and (at_full <= self._limit[links]).all():
-            self.link_load[links] += group.load
-            self.kind_rate += kinds
+        fits = _raise(self._at_full, group.links, group.load, self._limit)
+        if not self._dirty and self._changes < self.RESYNC_EVERY and fits:
+            _raise(self.link_load, group.links, group.load)
+            _raise_kinds(self.kind_rate, kinds)
             self.speed[group.key] = 1.0
             self._changes += 1
         else:
@@ -447,13 +445,11 @@ class FlowTable:
         pending = self._pending.pop(key, None)
         kinds = self._store.remove(key) if pending is None else pending[1]
         self.version += 1
-        links = group.links
-        at_full = self._at_full[links] - group.load
-        self._at_full[links] = np.maximum(at_full, 0.0, out=at_full)
+        _lower(self._at_full, group.links, group.load)
         speed = self.speed.pop(key, None)
         if not self._dirty and self._changes < self.RESYNC_EVERY and key not in self._involved:
-            self.link_load[links] = np.maximum(self.link_load[links] - group.load, 0.0)
-            self.kind_rate = np.maximum(self.kind_rate - kinds, 0.0)
+            _lower(self.link_load, group.links, group.load)
+            _lower_kinds(self.kind_rate, kinds)
             self._changes += 1
         else:
             self._dirty = True
@@ -546,13 +542,60 @@ def _mask(index: np.ndarray, n: int) -> np.ndarray:
     return mask
 
 
-def _kind_demand(group: FlowGroup) -> np.ndarray:
+def _kind_demand(group: FlowGroup) -> list[float]:
     """Bytes/s a group carries per traffic kind at full speed."""
     if len(group.kind) == 1:
-        out = np.zeros(len(TRAFFIC_KINDS))
-        out[group.kind[0]] = group.demand[0]
+        out = [0.0] * len(TRAFFIC_KINDS)
+        out[int(group.kind[0])] = float(group.demand[0])
         return out
-    return np.bincount(group.kind, weights=group.demand, minlength=len(TRAFFIC_KINDS))
+    return np.bincount(group.kind, weights=group.demand, minlength=len(TRAFFIC_KINDS)).tolist()
+
+
+# Groups on at most this many links are added and taken out link by link in plain Python: on so few,
+# numpy's cost per call outweighs the work. Either way every value gets the same arithmetic.
+_FEW_LINKS = 16
+
+
+def _raise(values: np.ndarray, links: np.ndarray, load: np.ndarray, limit: np.ndarray | None = None) -> bool:
+    """``values[links] += load`` (the links are distinct); whether every new value is within ``limit``."""
+    if len(links) > _FEW_LINKS:
+        new = values[links] + load
+        values[links] = new
+        return limit is None or bool((new <= limit[links]).all())
+    fits = True
+    get = values.item
+    for link, x in zip(links.tolist(), load.tolist(), strict=True):
+        v = get(link) + x
+        values[link] = v
+        if limit is not None and not v <= limit.item(link):
+            fits = False
+    return fits
+
+
+def _lower(values: np.ndarray, links: np.ndarray, load: np.ndarray) -> None:
+    """``values[links] = np.maximum(values[links] - load, 0.0)`` (the links are distinct)."""
+    if len(links) > _FEW_LINKS:
+        values[links] = np.maximum(values[links] - load, 0.0)
+        return
+    get = values.item
+    for link, x in zip(links.tolist(), load.tolist(), strict=True):
+        v = get(link) - x
+        values[link] = 0.0 if v <= 0.0 else v  # np.maximum's answer, -0.0 and NaN included
+
+
+def _raise_kinds(rates: np.ndarray, kinds: list[float]) -> None:
+    """``rates += kinds``, where a kind's term is not 0 (adding 0 to a rate, never -0, leaves it as it is)."""
+    for i, x in enumerate(kinds):
+        if x:
+            rates[i] = rates.item(i) + x
+
+
+def _lower_kinds(rates: np.ndarray, kinds: list[float]) -> None:
+    """``rates[:] = np.maximum(rates - kinds, 0.0)`` (the same for a kind whose term is 0: rates are >= 0)."""
+    for i, x in enumerate(kinds):
+        if x:
+            v = rates.item(i) - x
+            rates[i] = 0.0 if v <= 0.0 else v
 
 
 def _solve_groups(groups: list[FlowGroup], capacity: np.ndarray) -> np.ndarray:
@@ -628,7 +671,7 @@ class GroupStore:
     def n_slots(self) -> int:
         return len(self.keys)
 
-    def add(self, group: FlowGroup, kinds: np.ndarray) -> None:
+    def add(self, group: FlowGroup, kinds: list[float]) -> None:
         """Append a group (replacing one of the same key), with its bytes/s per kind at full speed."""
         if group.key in self._where:
             self.remove(group.key)
@@ -649,11 +692,11 @@ class GroupStore:
         self._where[group.key] = (slot, start, start + n)
         self.size += n
 
-    def remove(self, key: tuple[int, int]) -> np.ndarray:
+    def remove(self, key: tuple[int, int]) -> list[float]:
         """Zero a group's entries; returns its bytes/s per kind at full speed."""
         slot, start, end = self._where.pop(key)
         self._load[start:end] = 0.0
-        kinds = self._kind[slot].copy()
+        kinds = self._kind[slot].tolist()
         self._kind[slot] = 0.0
         self.keys[slot] = None
         self.dead += end - start
