@@ -263,3 +263,41 @@ def test_link_meter_gives_the_plain_figures_bit_for_bit(name: str) -> None:
             want.p99,
         )
         assert np.array_equal(got.tier_mean, means) and np.array_equal(got.tier_max, maxes)
+
+
+@pytest.mark.parametrize("name", ["helios-earth", "small-lab", "lingang", "fat-tree-campus"])
+def test_link_batch_gives_the_meter_s_figures_bit_for_bit(name: str) -> None:
+    """The simulation records its links' states in a ``LinkBatch`` and works out their figures a batch at
+    a time, on 2-D arrays: row by row they are exactly ``LinkMeter.measure``'s, and the batch's maxima per
+    tier the largest of the rows'; a restarted batch carries its last state over as row 0."""
+    from twin.stats import LinkBatch
+
+    sim = Simulation(load_scenario(Path(__file__).parent.parent / "scenarios" / f"{name}.toml"))
+    meter = sim._meter
+    rng = np.random.default_rng(11)
+    load = sim.flows.link_load.copy()
+    n = len(load)
+    batch = LinkBatch(meter, n, rows=9)
+    states = [np.zeros(n)]
+    for step in range(30):
+        hit = rng.choice(n, size=int(rng.integers(1, 12)), replace=False)
+        load[hit] = rng.choice([0.0, 1e6, 3e9, 12.5e9, 40e9], len(hit)) * rng.random(len(hit))
+        if step % 10 == 9:
+            load[:] = 0.0
+        if batch.full:
+            row = batch.restart(len(states) - 1)
+            assert row == 0 and np.array_equal(batch.util(0), meter.measure(states[-1]).util)
+            states = [states[-1]]
+        assert batch.record(load) == len(states)
+        states.append(load.copy())
+        asked = sorted(rng.choice(len(states), int(rng.integers(0, len(states) + 1)), replace=False).tolist())
+        got = batch.figures(asked)
+        want = [meter.measure(s) for s in states]
+        assert got.mean_fabric == [w.mean_fabric for w in want]
+        assert got.fabric_load == [w.fabric_load for w in want]
+        assert got.max == [w.max for w in want]
+        assert got.tier_mean == [list(w.tier_mean) for w in want]
+        assert got.tier_max == np.max([w.tier_max for w in want], axis=0).tolist()
+        assert got.p99 == {r: want[r].p99 for r in asked}
+        for r, w in enumerate(want):
+            assert np.array_equal(batch.util(r), w.util)
