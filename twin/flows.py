@@ -398,7 +398,13 @@ class FlowTable:
     no other speed (the new one runs at full speed); the loads are updated in place and the solve is
     skipped. Most events take this path. Between exact solves a solve updates the link loads only for the
     groups whose speed changed, were added or left.
+
+    While every group runs at full speed (from an exact solve that found no overloaded link until a change
+    off the fast path) the loads are the loads at full speed, value for value: then ``link_load`` *is* the
+    array of loads at full speed, updated once per change instead of twice (``SHARE``).
     """
+
+    SHARE = True  # off: the two arrays are always kept apart (the reference the tests compare with)
 
     RESYNC_EVERY = 500  # changes (fast updates and solves) between exact solves
 
@@ -429,13 +435,18 @@ class FlowTable:
         kinds = _kind_demand(group)
         self._pending[group.key] = (group, kinds)
         self.version += 1
-        fits = _raise(self._at_full, group.links, group.load, self._limit)
-        if not self._dirty and self._changes < self.RESYNC_EVERY and fits:
-            _raise(self.link_load, group.links, group.load)
+        links, load = group.links, group.load
+        at_full = _raised(self._at_full, links, load)
+        if not self._dirty and self._changes < self.RESYNC_EVERY and _within(at_full, self._limit, links):
+            _put(self._at_full, links, at_full)
+            if self.link_load is not self._at_full:
+                _put(self.link_load, links, _raised(self.link_load, links, load))
             _raise_kinds(self.kind_rate, kinds)
             self.speed[group.key] = 1.0
             self._changes += 1
         else:
+            self._unshare()
+            _put(self._at_full, links, at_full)
             self._dirty = True
 
     def remove(self, key: tuple[int, int]) -> None:
@@ -445,16 +456,24 @@ class FlowTable:
         pending = self._pending.pop(key, None)
         kinds = self._store.remove(key) if pending is None else pending[1]
         self.version += 1
-        _lower(self._at_full, group.links, group.load)
         speed = self.speed.pop(key, None)
         if not self._dirty and self._changes < self.RESYNC_EVERY and key not in self._involved:
-            _lower(self.link_load, group.links, group.load)
+            _lower(self._at_full, group.links, group.load)
+            if self.link_load is not self._at_full:
+                _lower(self.link_load, group.links, group.load)
             _lower_kinds(self.kind_rate, kinds)
             self._changes += 1
         else:
+            self._unshare()
+            _lower(self._at_full, group.links, group.load)
             self._dirty = True
             if speed is not None:  # its load is in link_load: take it out at the next solve
                 self._left.append((group, speed))
+
+    def _unshare(self) -> None:
+        """The loads are about to part from the loads at full speed: give them an array of their own."""
+        if self.link_load is self._at_full:
+            self.link_load = self._at_full.copy()
 
     def set_capacity(self, capacity: np.ndarray) -> None:
         self.capacity = capacity
@@ -500,11 +519,14 @@ class FlowTable:
                 x = _solve_groups([self.groups[k] for k in keys], self.capacity)
                 slot_speed[slots] = x
                 speed.update(zip(keys, x.tolist(), strict=True))
-        if exact:
+        if exact and not keys and self.SHARE:  # every group at full speed: the same sums as at full speed
+            self.link_load = self._at_full
+        elif exact:
             self.link_load = np.bincount(link, weights=load * slot_speed[slot], minlength=n_links).astype(
                 np.float64, copy=False
             )
         else:
+            self._unshare()
             self._update_loads(speed)
         self._left.clear()
         self.speed = speed
@@ -556,20 +578,29 @@ def _kind_demand(group: FlowGroup) -> list[float]:
 _FEW_LINKS = 16
 
 
-def _raise(values: np.ndarray, links: np.ndarray, load: np.ndarray, limit: np.ndarray | None = None) -> bool:
-    """``values[links] += load`` (the links are distinct); whether every new value is within ``limit``."""
+def _raised(values: np.ndarray, links: np.ndarray, load: np.ndarray) -> np.ndarray | list[float]:
+    """``values[links] + load``: an array, or a list of floats for a few links."""
     if len(links) > _FEW_LINKS:
-        new = values[links] + load
-        values[links] = new
-        return limit is None or bool((new <= limit[links]).all())
-    fits = True
+        return values[links] + load
     get = values.item
-    for link, x in zip(links.tolist(), load.tolist(), strict=True):
-        v = get(link) + x
+    return [get(link) + x for link, x in zip(links.tolist(), load.tolist(), strict=True)]
+
+
+def _within(new: np.ndarray | list[float], limit: np.ndarray, links: np.ndarray) -> bool:
+    """``(new <= limit[links]).all()``."""
+    if isinstance(new, np.ndarray):
+        return bool((new <= limit[links]).all())
+    get = limit.item
+    return all(v <= get(link) for v, link in zip(new, links.tolist(), strict=True))
+
+
+def _put(values: np.ndarray, links: np.ndarray, new: np.ndarray | list[float]) -> None:
+    """``values[links] = new``."""
+    if isinstance(new, np.ndarray):
+        values[links] = new
+        return
+    for link, v in zip(links.tolist(), new, strict=True):
         values[link] = v
-        if limit is not None and not v <= limit.item(link):
-            fits = False
-    return fits
 
 
 def _lower(values: np.ndarray, links: np.ndarray, load: np.ndarray) -> None:

@@ -282,45 +282,42 @@ class LinkFigures(NamedTuple):
 
 
 class LinkBatch:
-    """Successive states of a site's links, kept as rows (utilisation and switch-to-switch loads) whose
-    figures are worked out together: a few numpy calls on 2-D arrays instead of a dozen per state (an
-    event-driven run changes its loads on almost every event and uses every state's figures, so per
-    state that overhead was most of the cost). numpy reduces each row of a C-contiguous 2-D array as it
-    reduces the row alone, so every figure is ``LinkMeter.measure``'s bit for bit (tested). Row 0 is the
-    state at the start: no load, or the last state of the previous batch (``restart``)."""
+    """Successive states of a site's links, kept as rows of link loads whose figures are worked out
+    together: a few numpy calls on 2-D arrays instead of a dozen per state (an event-driven run changes
+    its loads on almost every event and uses every state's figures, so per state that overhead was most
+    of the cost). numpy reduces each row of a C-contiguous 2-D array as it reduces the row alone, so
+    every figure is ``LinkMeter.measure``'s bit for bit (tested). Row 0 is the state at the start: no
+    load, or the last state of the previous batch (``restart``)."""
 
     def __init__(self, meter: LinkMeter, n_links: int, rows: int) -> None:
         self.meter = meter
-        self._util = np.zeros((max(rows, 2), n_links))
-        self._fabric_load = np.zeros((max(rows, 2), meter.n_fabric))
+        self._load = np.zeros((max(rows, 2), n_links))
         self.n = 1  # rows in use
 
     @property
     def full(self) -> bool:
-        return self.n == len(self._util)
+        return self.n == len(self._load)
 
     def record(self, load: np.ndarray) -> int:
         """Keep a state of the link loads (bytes/s per link); returns its row."""
         row = self.n
-        np.multiply(load, self.meter.inv_cap, out=self._util[row])
-        load.take(self.meter.fabric, out=self._fabric_load[row])
+        self._load[row] = load
         self.n += 1
         return row
 
     def util(self, row: int) -> np.ndarray:
-        """A row's utilisation per link (valid until the batch is restarted)."""
-        return self._util[row]
+        """A row's utilisation per link."""
+        return self._load[row] * self.meter.inv_cap
 
     def figures(self, p99_rows: list[int]) -> LinkFigures:
         """The figures of every row in use, and the p99 of the rows asked for."""
-        n = self.n
-        return self.meter.measure_rows(self._util[:n], self._fabric_load[:n], p99_rows)
+        load = self._load[: self.n]
+        return self.meter.measure_rows(load * self.meter.inv_cap, load.take(self.meter.fabric, axis=1), p99_rows)
 
     def restart(self, row: int) -> int:
         """Empty the batch but for the state in ``row``, which becomes row 0."""
         if row:
-            self._util[0] = self._util[row]
-            self._fabric_load[0] = self._fabric_load[row]
+            self._load[0] = self._load[row]
         self.n = 1
         return 0
 
