@@ -102,7 +102,8 @@ class Simulation:
         self._tiers = tier_index(fab)
         self._meter = LinkMeter(self._inv_cap, self.physical, self.fabric_links, self._tiers)
         # The links' states, measured a batch at a time: what needs their figures waits in order until then.
-        self._links = LinkBatch(self._meter, fab.n_links, rows=min(256, 2**19 // max(fab.n_links, 1)))
+        rows = max(8, min(64, 2**16 // max(fab.n_links, 1)))  # a small site's batch stays in the caches
+        self._links = LinkBatch(self._meter, fab.n_links, rows)
         self._state = 0  # the batch row of the links' state now
         self._link_dts: list[tuple[int, float]] = []  # (state, seconds) to add to the links' integrals
         self._samples: list[tuple[tuple[float, ...], list[float] | None, int]] = []  # (row, times, state)
