@@ -214,7 +214,8 @@ class Simulation:
         busy, allocated = self._busy, self._allocated
         tot.gpu_alloc_s += allocated * dt
         tot.busy_gpu_s += busy * dt
-        tot.energy_j += self._watts() * dt
+        watts = self._watts_idle + self._watts_per_busy * busy + self._watts_per_wait * (allocated - busy)  # _watts()
+        tot.energy_j += watts * dt
         tot.flops_gpu_s += self._flops * dt
         tot.stepping_gpu_s += self._stepping * dt
         tot.stepping_speed_gpu_s += self._stepping_speed * dt

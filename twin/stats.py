@@ -187,6 +187,14 @@ class LinkMeter:
         if self._max_from_runs and len(others):
             self._order = np.concatenate([order, others])
             self._starts = np.append(starts, len(order))
+        # How ``LinkBatch`` keeps a state: the grouped links first, then the rest; and where in that order
+        # the switch-to-switch and the physical links are.
+        n_links = len(inv_cap)
+        self.batch_order = np.concatenate([self._order, np.setdiff1d(np.arange(n_links), self._order)])
+        at = np.empty(n_links, np.int64)
+        at[self.batch_order] = np.arange(n_links)
+        self._inv_cap_batch = inv_cap[self.batch_order]
+        self._at_fabric, self._at_physical = at[fabric], at[physical]
 
     def measure(self, load: np.ndarray) -> LinkStats:
         """The figures for these link loads (bytes/s per link)."""
@@ -225,13 +233,15 @@ class LinkMeter:
             tier_max=maxes,
         )
 
-    def measure_rows(self, util: np.ndarray, fabric_load: np.ndarray, p99_rows: list[int]) -> LinkFigures:
-        """``measure``'s figures for many states at once, from each state's utilisation (a row of ``util``)
-        and switch-to-switch loads (a row of ``fabric_load``); the p99 only for ``p99_rows``."""
-        rows = len(util)
+    def measure_rows(self, load: np.ndarray, p99_rows: list[int]) -> LinkFigures:
+        """``measure``'s figures for many states at once: each row of ``load`` a state's link loads in
+        ``batch_order`` (the grouped links first, so that a tier's links are a run of columns); the p99
+        only for ``p99_rows``."""
+        rows, w = len(load), len(self._order)
+        util = load * self._inv_cap_batch  # the products ``measure`` takes, in batch order
+        grouped = util[:, :w]
         means, maxes, peak = np.zeros((rows, self._n_tiers)), np.zeros((rows, self._n_tiers)), np.zeros(rows)
-        if len(self._order):
-            grouped = util.take(self._order, axis=1)
+        if w:
             run_max = np.maximum.reduceat(grouped, self._starts, axis=1)
             present, k = self._present, len(self._present)
             means[:, present] = np.add.reduceat(grouped, self._starts, axis=1)[:, :k] / self._present_counts
@@ -239,35 +249,35 @@ class LinkMeter:
             if self._max_from_runs:
                 peak = run_max.max(axis=1)
         if not self._max_from_runs and self._any_physical:
-            peak = np.maximum.reduce(util[:, self.physical], axis=1)
-        if not self.n_fabric:
-            mean_fabric = np.zeros(rows)
-        elif self._fabric_run is not None:
-            mean_fabric = np.add.reduce(grouped[:, self._fabric_run], axis=1) / self.n_fabric
+            peak = np.maximum.reduce(util.take(self._at_physical, axis=1), axis=1)
+        # The switch-to-switch links in their own order: one tier's run of columns, or gathered.
+        if self._fabric_run is not None:
+            fabric_util, fabric_load = grouped[:, self._fabric_run], load[:, self._fabric_run]
         else:
-            mean_fabric = np.add.reduce(util.take(self._fabric, axis=1), axis=1) / self.n_fabric  # rows contiguous
+            fabric_util, fabric_load = util.take(self._at_fabric, axis=1), load.take(self._at_fabric, axis=1)
+        if self.n_fabric:
+            mean_fabric = (np.add.reduce(fabric_util, axis=1) / self.n_fabric).tolist()
+            fabric_sum = np.add.reduce(fabric_load, axis=1).tolist()
+        else:
+            mean_fabric = fabric_sum = [0.0] * rows
         p99: dict[int, float] = {}
-        if p99_rows:
-            phys = util[p99_rows][:, self.physical]
+        if p99_rows:  # the physical links are the grouped ones (or gathered): the same values, so the same p99
+            phys = grouped[p99_rows] if self._max_from_runs else util[p99_rows].take(self._at_physical, axis=1)
             n = phys.shape[1]
             if 0 < n <= 20_000:  # as ``LinkStats.p99``: the value at position k of each sorted row
                 k = int(0.99 * (n - 1))
-                p99 = dict(zip(p99_rows, np.partition(phys, k, axis=1)[:, k].tolist(), strict=True))
+                phys.partition(k, axis=1)
+                p99 = dict(zip(p99_rows, phys[:, k].tolist(), strict=True))
             else:
                 p99 = {r: _kth_smallest(phys[i], 0.99) for i, r in enumerate(p99_rows)}
         return LinkFigures(
-            mean_fabric=mean_fabric.tolist(),
-            fabric_load=np.add.reduce(fabric_load, axis=1).tolist() if self.n_fabric else [0.0] * rows,
+            mean_fabric=mean_fabric,
+            fabric_load=fabric_sum,
             tier_mean=means.tolist(),
             tier_max=maxes.max(axis=0).tolist(),
             max=peak.tolist(),
             p99=p99,
         )
-
-    @property
-    def fabric(self) -> np.ndarray:
-        """The switch-to-switch links, in order."""
-        return self._fabric
 
 
 class LinkFigures(NamedTuple):
@@ -285,9 +295,10 @@ class LinkBatch:
     """Successive states of a site's links, kept as rows of link loads whose figures are worked out
     together: a few numpy calls on 2-D arrays instead of a dozen per state (an event-driven run changes
     its loads on almost every event and uses every state's figures, so per state that overhead was most
-    of the cost). numpy reduces each row of a C-contiguous 2-D array as it reduces the row alone, so
-    every figure is ``LinkMeter.measure``'s bit for bit (tested). Row 0 is the state at the start: no
-    load, or the last state of the previous batch (``restart``)."""
+    of the cost). A row keeps the loads in ``LinkMeter.batch_order``, so a tier's links are a run of
+    columns; numpy reduces each row of a 2-D array as it reduces the row alone, so every figure is
+    ``LinkMeter.measure``'s bit for bit (tested). Row 0 is the state at the start: no load, or the last
+    state of the previous batch (``restart``)."""
 
     def __init__(self, meter: LinkMeter, n_links: int, rows: int) -> None:
         self.meter = meter
@@ -301,18 +312,19 @@ class LinkBatch:
     def record(self, load: np.ndarray) -> int:
         """Keep a state of the link loads (bytes/s per link); returns its row."""
         row = self.n
-        self._load[row] = load
+        load.take(self.meter.batch_order, out=self._load[row], mode="clip")  # (the indices are in range)
         self.n += 1
         return row
 
     def util(self, row: int) -> np.ndarray:
         """A row's utilisation per link."""
-        return self._load[row] * self.meter.inv_cap
+        util = np.empty(self._load.shape[1])
+        util[self.meter.batch_order] = self._load[row] * self.meter._inv_cap_batch
+        return util
 
     def figures(self, p99_rows: list[int]) -> LinkFigures:
         """The figures of every row in use, and the p99 of the rows asked for."""
-        load = self._load[: self.n]
-        return self.meter.measure_rows(load * self.meter.inv_cap, load.take(self.meter.fabric, axis=1), p99_rows)
+        return self.meter.measure_rows(self._load[: self.n], p99_rows)
 
     def restart(self, row: int) -> int:
         """Empty the batch but for the state in ``row``, which becomes row 0."""
