@@ -589,14 +589,12 @@ class Simulation:
             if m > seen[i]:
                 seen[i] = m
         tot.max_link_util = max(tot.max_link_util, *figures.max)
-        series, p99, peak = self.series, figures.p99, figures.max
+        p99, peak = figures.p99, figures.max
         head, tail = LINK_FIELDS.start, LINK_FIELDS.stop
-        for values, times, state in self._samples:
-            row = (*values[:head], mean_fabric[state], p99[state], peak[state], *values[tail:])
-            if times is None:
-                series.append_values(row)
-            else:
-                series.append_repeated(row, times)
+        self.series.append_rows(
+            [(*values[:head], mean_fabric[s], p99[s], peak[s], *values[tail:]) for values, _, s in self._samples],
+            [times for _, times, _ in self._samples],
+        )
         self._samples.clear()
         self._state = links.restart(self._state)
 
