@@ -221,7 +221,7 @@ class Simulation:
         tot.stepping_speed_gpu_s += self._stepping_speed * dt
         self._link_dts.append((self._state, dt))  # the links' integrals: at the next _measure_links
         flows = self.flows
-        if self._kind_at != (flows.version, flows.solves):
+        if self._kind_at[0] != flows.version or self._kind_at[1] != flows.solves:
             self._kind_at = (flows.version, flows.solves)
             self._kind_now = flows.kind_rate.tolist()
         # Plain floats, element by element: what ``array += rates * dt`` computes, without numpy calls.
