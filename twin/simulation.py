@@ -118,7 +118,7 @@ class Simulation:
         self.running: dict[int, Job] = {}
         self.totals = Totals()
         self.series = TimeSeries()
-        self.log: deque[LogEntry] = deque(maxlen=2000)  # what happened, newest last (for captions)
+        self._log: deque[tuple] = deque(maxlen=2000)  # ``log``'s entries as their fields, made LogEntries when read
         self.log_count = 0  # entries ever logged, so readers can tell which are new
         self.faults = FaultState(fab)
         self.fault_components = check_faults(scenario, fab)
@@ -321,9 +321,14 @@ class Simulation:
     def _note(self, what: str, spec: JobSpec | None = None) -> None:
         self.log_count += 1
         if spec is None:
-            self.log.append(LogEntry(self.log_count, self.now, what))
+            self._log.append((self.log_count, self.now, what))
         else:
-            self.log.append(LogEntry(self.log_count, self.now, what, spec.id, spec.kind, spec.gpus, spec.params_b))
+            self._log.append((self.log_count, self.now, what, spec.id, spec.kind, spec.gpus, spec.params_b))
+
+    @property
+    def log(self) -> list[LogEntry]:
+        """What happened, newest last (for captions): the latest 2,000 entries."""
+        return [LogEntry(*fields) for fields in self._log]
 
     @property
     def version(self) -> int:
@@ -674,7 +679,7 @@ class Simulation:
             dead_links=self.faults.link_down > 0,
             alerts=tuple(list(self.alerts)[-4:]),
             gpu_util=gpu_util,
-            events=tuple(self.log)[-SNAPSHOT_EVENTS:],
+            events=tuple(LogEntry(*fields) for fields in list(self._log)[-SNAPSHOT_EVENTS:]),
             counts=Counts(t.submitted, t.started, t.completed, t.cancelled, t.failed),
             hottest=hottest_link(util),
         )
