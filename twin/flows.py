@@ -435,9 +435,10 @@ class FlowTable:
         kinds = _kind_demand(group)
         self._pending[group.key] = (group, kinds)
         self.version += 1
-        links, load = group.links, group.load
+        links, load = _plain(group)
+        limit = self._limit_list if isinstance(links, list) else self._limit
         at_full = _raised(self._at_full, links, load)
-        if not self._dirty and self._changes < self.RESYNC_EVERY and _within(at_full, self._limit, links):
+        if not self._dirty and self._changes < self.RESYNC_EVERY and _within(at_full, limit, links):
             _put(self._at_full, links, at_full)
             if self.link_load is not self._at_full:
                 _put(self.link_load, links, _raised(self.link_load, links, load))
@@ -457,15 +458,16 @@ class FlowTable:
         kinds = self._store.remove(key) if pending is None else pending[1]
         self.version += 1
         speed = self.speed.pop(key, None)
+        links, load = _plain(group)
         if not self._dirty and self._changes < self.RESYNC_EVERY and key not in self._involved:
-            _lower(self._at_full, group.links, group.load)
+            _lower(self._at_full, links, load)
             if self.link_load is not self._at_full:
-                _lower(self.link_load, group.links, group.load)
+                _lower(self.link_load, links, load)
             _lower_kinds(self.kind_rate, kinds)
             self._changes += 1
         else:
             self._unshare()
-            _lower(self._at_full, group.links, group.load)
+            _lower(self._at_full, links, load)
             self._dirty = True
             if speed is not None:  # its load is in link_load: take it out at the next solve
                 self._left.append((group, speed))
@@ -478,6 +480,7 @@ class FlowTable:
     def set_capacity(self, capacity: np.ndarray) -> None:
         self.capacity = capacity
         self._limit = capacity * (1 + _EPS) + _EPS  # a link is overloaded above this (as in max_min_fair)
+        self._limit_list = self._limit.tolist()
         self._changes = self.RESYNC_EVERY  # solve exactly
         self._dirty = True
         self.version += 1
@@ -573,43 +576,53 @@ def _kind_demand(group: FlowGroup) -> list[float]:
     return np.bincount(group.kind, weights=group.demand, minlength=len(TRAFFIC_KINDS)).tolist()
 
 
-# Groups on at most this many links are added and taken out link by link in plain Python: on so few,
-# numpy's cost per call outweighs the work. Either way every value gets the same arithmetic.
+# Groups on at most this many links are added and taken out link by link in plain Python (their links
+# and loads as lists, ``_plain``): on so few, numpy's cost per call outweighs the work. Either way every
+# value gets the same arithmetic.
 _FEW_LINKS = 16
 
-
-def _raised(values: np.ndarray, links: np.ndarray, load: np.ndarray) -> np.ndarray | list[float]:
-    """``values[links] + load``: an array, or a list of floats for a few links."""
-    if len(links) > _FEW_LINKS:
-        return values[links] + load
-    get = values.item
-    return [get(link) + x for link, x in zip(links.tolist(), load.tolist(), strict=True)]
+Links = np.ndarray | list[int]
+Values = np.ndarray | list[float]
 
 
-def _within(new: np.ndarray | list[float], limit: np.ndarray, links: np.ndarray) -> bool:
-    """``(new <= limit[links]).all()``."""
-    if isinstance(new, np.ndarray):
-        return bool((new <= limit[links]).all())
-    get = limit.item
-    return all(v <= get(link) for v, link in zip(new, links.tolist(), strict=True))
+def _plain(group: FlowGroup) -> tuple[Links, Values]:
+    """A group's links and loads: lists when they are few, else its arrays."""
+    if len(group.links) > _FEW_LINKS:
+        return group.links, group.load
+    return group.links.tolist(), group.load.tolist()
 
 
-def _put(values: np.ndarray, links: np.ndarray, new: np.ndarray | list[float]) -> None:
+def _raised(values: np.ndarray, links: Links, load: Values) -> Values:
+    """``values[links] + load``."""
+    if isinstance(links, list):
+        get = values.item
+        return [get(link) + x for link, x in zip(links, load, strict=True)]
+    return values[links] + load
+
+
+def _within(new: Values, limit: Values, links: Links) -> bool:
+    """``(new <= limit[links]).all()`` (``limit`` a list when the links are)."""
+    if isinstance(links, list):
+        return all(v <= limit[link] for v, link in zip(new, links, strict=True))
+    return bool((new <= limit[links]).all())
+
+
+def _put(values: np.ndarray, links: Links, new: Values) -> None:
     """``values[links] = new``."""
-    if isinstance(new, np.ndarray):
+    if isinstance(links, list):
+        for link, v in zip(links, new, strict=True):
+            values[link] = v
+    else:
         values[links] = new
-        return
-    for link, v in zip(links.tolist(), new, strict=True):
-        values[link] = v
 
 
-def _lower(values: np.ndarray, links: np.ndarray, load: np.ndarray) -> None:
+def _lower(values: np.ndarray, links: Links, load: Values) -> None:
     """``values[links] = np.maximum(values[links] - load, 0.0)`` (the links are distinct)."""
-    if len(links) > _FEW_LINKS:
+    if not isinstance(links, list):
         values[links] = np.maximum(values[links] - load, 0.0)
         return
     get = values.item
-    for link, x in zip(links.tolist(), load.tolist(), strict=True):
+    for link, x in zip(links, load, strict=True):
         v = get(link) - x
         values[link] = 0.0 if v <= 0.0 else v  # np.maximum's answer, -0.0 and NaN included
 
