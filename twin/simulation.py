@@ -42,7 +42,7 @@ __all__ = ["BLOCKED", "Job", "Sample", "Simulation", "Totals", "WorkloadStats"]
 
 SNAPSHOT_EVENTS = 64  # log entries a snapshot carries: more than happen between two frames
 BLOCKED = -2  # owner of a GPU that is failed or cut off: not free, not any job's
-LINK_FIELDS = slice(9, 12)  # the series fields worked out from the links, filled in when a batch of states is
+LINK_FIELDS = slice(9, 12)  # the series fields read off the links: filled in when their batch is measured
 assert SERIES_FIELDS[LINK_FIELDS] == ("mean_link_util", "p99_link_util", "max_link_util")
 
 

@@ -146,10 +146,6 @@ class LinkStats:
                 self._p99 = _kth_smallest(phys, 0.99)
         return self._p99
 
-    @staticmethod
-    def empty(n_links: int) -> LinkStats:
-        return LinkStats(np.zeros(n_links), 0.0, 0.0, 0.0, np.zeros(0, np.int64))
-
 
 class LinkMeter:
     """``link_stats`` and the figures per tier (``twin.tiers.tier_utilization``) together for one site,
@@ -193,7 +189,7 @@ class LinkMeter:
         self.batch_order = np.concatenate([self._order, np.setdiff1d(np.arange(n_links), self._order)])
         at = np.empty(n_links, np.int64)
         at[self.batch_order] = np.arange(n_links)
-        self._inv_cap_batch = inv_cap[self.batch_order]
+        self.inv_cap_batch = inv_cap[self.batch_order]
         self._at_fabric, self._at_physical = at[fabric], at[physical]
 
     def measure(self, load: np.ndarray) -> LinkStats:
@@ -238,7 +234,7 @@ class LinkMeter:
         ``batch_order`` (the grouped links first, so that a tier's links are a run of columns); the p99
         only for ``p99_rows``."""
         rows, w = len(load), len(self._order)
-        util = load * self._inv_cap_batch  # the products ``measure`` takes, in batch order
+        util = load * self.inv_cap_batch  # the products ``measure`` takes, in batch order
         grouped = util[:, :w]
         means, maxes, peak = np.zeros((rows, self._n_tiers)), np.zeros((rows, self._n_tiers)), np.zeros(rows)
         if w:
@@ -319,7 +315,7 @@ class LinkBatch:
     def util(self, row: int) -> np.ndarray:
         """A row's utilisation per link."""
         util = np.empty(self._load.shape[1])
-        util[self.meter.batch_order] = self._load[row] * self.meter._inv_cap_batch
+        util[self.meter.batch_order] = self._load[row] * self.meter.inv_cap_batch
         return util
 
     def figures(self, p99_rows: list[int]) -> LinkFigures:
