@@ -102,7 +102,7 @@ class Simulation:
         self._tiers = tier_index(fab)
         self._meter = LinkMeter(self._inv_cap, self.physical, self.fabric_links, self._tiers)
         # The links' states, measured a batch at a time: what needs their figures waits in order until then.
-        rows = max(8, min(64, 2**16 // max(fab.n_links, 1)))  # a small site's batch stays in the caches
+        rows = max(2, min(64, 2**18 // max(fab.n_links, 1)))  # a batch of at most 2 MB, in the caches
         self._links = LinkBatch(self._meter, fab.n_links, rows)
         self._state = 0  # the batch row of the links' state now
         self._link_dts: list[tuple[int, float]] = []  # (state, seconds) to add to the links' integrals
@@ -601,7 +601,7 @@ class Simulation:
             [times for _, times, _ in self._samples],
         )
         self._samples.clear()
-        self._state = links.restart(self._state)
+        self._state = links.restart(self._state, figures)
 
     def _sample_values(self) -> tuple[float, ...]:
         """The metrics now, in SERIES_FIELDS order (the properties they are, inlined: one call per sample),

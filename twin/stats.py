@@ -256,24 +256,31 @@ class LinkMeter:
             fabric_sum = np.add.reduce(fabric_load, axis=1).tolist()
         else:
             mean_fabric = fabric_sum = [0.0] * rows
-        p99: dict[int, float] = {}
-        if p99_rows:  # the physical links are the grouped ones (or gathered): the same values, so the same p99
-            phys = grouped[p99_rows] if self._max_from_runs else util[p99_rows].take(self._at_physical, axis=1)
-            n = phys.shape[1]
-            if 0 < n <= 20_000:  # as ``LinkStats.p99``: the value at position k of each sorted row
-                k = int(0.99 * (n - 1))
-                phys.sort(axis=1)  # faster than partitioning rows of mostly equal values (idle links), as exact
-                p99 = dict(zip(p99_rows, phys[:, k].tolist(), strict=True))
-            else:
-                p99 = {r: _kth_smallest(phys[i], 0.99) for i, r in enumerate(p99_rows)}
+        asked = util if len(p99_rows) == rows else util[p99_rows]  # (sorted in place: util is not needed after)
+        p99 = dict(zip(p99_rows, self._p99s(asked), strict=True)) if p99_rows else {}
         return LinkFigures(
             mean_fabric=mean_fabric,
             fabric_load=fabric_sum,
             tier_mean=means.tolist(),
-            tier_max=maxes.max(axis=0).tolist(),
+            tier_max=maxes.max(axis=0).tolist() if rows else [0.0] * self._n_tiers,
             max=peak.tolist(),
             p99=p99,
         )
+
+    def p99s(self, load: np.ndarray) -> list[float]:
+        """``LinkStats.p99`` for each row of ``load`` (link loads in ``batch_order``)."""
+        return self._p99s(load * self.inv_cap_batch)
+
+    def _p99s(self, util: np.ndarray) -> list[float]:
+        """The p99 of each row of ``util`` (in ``batch_order``; sorted in place): the physical links are the
+        grouped ones (or gathered), the same values, so the same p99."""
+        phys = util[:, : len(self._order)] if self._max_from_runs else util.take(self._at_physical, axis=1)
+        n = phys.shape[1]
+        if not 0 < n <= 20_000:
+            return [_kth_smallest(row, 0.99) for row in phys]
+        k = int(0.99 * (n - 1))  # as ``LinkStats.p99``: the value at position k of each sorted row
+        phys.sort(axis=1)  # faster than partitioning rows of mostly equal values (idle links), as exact
+        return phys[:, k].tolist()
 
 
 class LinkFigures(NamedTuple):
@@ -294,12 +301,16 @@ class LinkBatch:
     of the cost). A row keeps the loads in ``LinkMeter.batch_order``, so a tier's links are a run of
     columns; numpy reduces each row of a 2-D array as it reduces the row alone, so every figure is
     ``LinkMeter.measure``'s bit for bit (tested). Row 0 is the state at the start: no load, or the last
-    state of the previous batch (``restart``)."""
+    state of the previous batch (``restart``), whose figures are known already; it stays where it was
+    recorded, the batch going on in a second array (so a restart copies nothing)."""
 
     def __init__(self, meter: LinkMeter, n_links: int, rows: int) -> None:
         self.meter = meter
-        self._load = np.zeros((max(rows, 2), n_links))
+        self._arrays = (np.zeros((max(rows, 2), n_links)), np.zeros((max(rows, 2), n_links)))
+        self._load = self._arrays[0]  # rows 1.. of the batch (and row 0 before the first restart)
+        self._first = self._load[0]  # row 0's loads
         self.n = 1  # rows in use
+        self._known: LinkFigures | None = None  # row 0's figures, when carried over from the last batch
 
     @property
     def full(self) -> bool:
@@ -315,17 +326,42 @@ class LinkBatch:
     def util(self, row: int) -> np.ndarray:
         """A row's utilisation per link."""
         util = np.empty(self._load.shape[1])
-        util[self.meter.batch_order] = self._load[row] * self.meter.inv_cap_batch
+        util[self.meter.batch_order] = (self._load[row] if row else self._first) * self.meter.inv_cap_batch
         return util
 
     def figures(self, p99_rows: list[int]) -> LinkFigures:
-        """The figures of every row in use, and the p99 of the rows asked for."""
-        return self.meter.measure_rows(self._load[: self.n], p99_rows)
+        """The figures of every row in use, and the p99 of the rows asked for; row 0's, when carried over,
+        as they were (its maxima per tier, counted in the last batch, are left out of ``tier_max``)."""
+        known = self._known
+        if known is None:
+            return self.meter.measure_rows(self._load[: self.n], p99_rows)
+        new = self.meter.measure_rows(self._load[1 : self.n], [r - 1 for r in p99_rows if r])
+        p99 = {r + 1: v for r, v in new.p99.items()}
+        if 0 in p99_rows:
+            p99[0] = known.p99[0] if 0 in known.p99 else self.meter.p99s(self._first[None])[0]
+        return LinkFigures(
+            mean_fabric=known.mean_fabric + new.mean_fabric,
+            fabric_load=known.fabric_load + new.fabric_load,
+            tier_mean=known.tier_mean + new.tier_mean,
+            tier_max=new.tier_max,
+            max=known.max + new.max,
+            p99=p99,
+        )
 
-    def restart(self, row: int) -> int:
-        """Empty the batch but for the state in ``row``, which becomes row 0."""
-        if row:
-            self._load[0] = self._load[row]
+    def restart(self, row: int, figures: LinkFigures) -> int:
+        """Empty the batch but for the state in ``row`` (with ``figures``, the batch's), which becomes row 0."""
+        if row:  # it stays in this array; the batch goes on in the other
+            self._first = self._load[row]
+            one, other = self._arrays
+            self._load = other if self._load is one else one
+        self._known = LinkFigures(
+            mean_fabric=figures.mean_fabric[row : row + 1],
+            fabric_load=figures.fabric_load[row : row + 1],
+            tier_mean=figures.tier_mean[row : row + 1],
+            tier_max=figures.tier_max,
+            max=figures.max[row : row + 1],
+            p99={0: figures.p99[row]} if row in figures.p99 else {},
+        )
         self.n = 1
         return 0
 
