@@ -100,11 +100,11 @@ def main() -> None:
         site = load_scenario(ROOT / "scenarios" / "helios-earth.toml")
         site = dataclasses.replace(site, scheduler=dataclasses.replace(site.scheduler, policy=args.policy))
         replay = Replay(site, small)
-        schedule = hashlib.sha256()
-        assign = replay.sim.alloc.assign
+        starts: list[tuple[int, float, np.ndarray]] = []  # every start, in order: (job, time, GPUs)
+        assign, sim = replay.sim.alloc.assign, replay.sim
 
-        def recorded(job_id: int, gpus: np.ndarray) -> None:  # every start, in order: (job, time, GPUs)
-            schedule.update(f"{job_id},{replay.sim.now!r},{gpus.tolist()};".encode())
+        def recorded(job_id: int, gpus: np.ndarray) -> None:  # kept as they come, hashed after the replay
+            starts.append((job_id, sim.now, gpus))
             assign(job_id, gpus)
 
         replay.sim.alloc.assign = recorded
@@ -114,6 +114,9 @@ def main() -> None:
             replay.run(replay.sim.now + 6 * 3600)
             samples.append(rss_mb())
         replay_s, replay_cpu_s = time.perf_counter() - t0, time.process_time() - c0
+        schedule = hashlib.sha256()  # the same bytes, in the same order, as when hashed start by start
+        for job_id, now, gpus in starts:
+            schedule.update(f"{job_id},{now!r},{gpus.tolist()};".encode())
         block = replay.report_block()
         print(
             f"replay: {block['jobs_replayed']:,} GPU jobs over {replay.sim.now / 86400:.1f} simulated days in "

@@ -394,3 +394,71 @@ def test_a_small_problem_on_a_large_fabric_solves_as_on_its_own_links(seed: int)
     got, _, _ = solve_from_scratch(groups, wide)
     np.testing.assert_array_equal(got, narrow)
     assert (narrow < 1).any() or seed > 2
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_loads_changed_link_by_link_are_the_array_arithmetic_bit_for_bit(seed: int) -> None:
+    """A group on a few links is added to and taken out of the loads element by element in plain Python
+    (numpy's cost per call outweighs the work on so few): the values, and whether they fit, are exactly
+    those of the array expressions the general path evaluates, zeros and clamping included."""
+    from twin.flows import _lower, _lower_kinds, _put, _raise_kinds, _raised, _within
+
+    rng = np.random.default_rng(seed)
+    n = 40
+    values = rng.choice([0.0, 1e6, 3e9, 12.5e9], n) * rng.random(n)
+    limit = values + rng.choice([-1.0, 0.0, 1e9], n) * rng.random(n)
+    for _ in range(50):
+        links = np.sort(rng.choice(n, int(rng.integers(1, 17)), replace=False)).astype(np.int32)
+        load = rng.choice([0.0, 1e3, 2e9, 25e9], len(links)) * rng.random(len(links))
+        want = values.copy()
+        new = want[links] + load
+        want[links] = new
+        got = _raised(values, links.tolist(), load.tolist())
+        assert _within(got, limit.tolist(), links.tolist()) == bool((new <= limit[links]).all())
+        _put(values, links.tolist(), got)
+        assert values.tobytes() == want.tobytes()
+        load = load * rng.choice([0.5, 1.0, 2.0])  # sometimes more than is there: clamped at zero
+        want[links] = np.maximum(want[links] - load, 0.0)
+        _lower(values, links.tolist(), load.tolist())
+        assert values.tobytes() == want.tobytes()
+        rates = rng.choice([0.0, 1e9], 4) * rng.random(4)
+        kinds = (rng.choice([0.0, 1.0], 4) * rng.random(4) * 2e9).tolist()
+        want_rates = rates + np.array(kinds)
+        _raise_kinds(rates, kinds)
+        assert rates.tobytes() == want_rates.tobytes()
+        want_rates = np.maximum(rates - 1.5 * np.array(kinds), 0.0)
+        _lower_kinds(rates, [1.5 * k for k in kinds])
+        assert rates.tobytes() == want_rates.tobytes()
+
+
+@pytest.mark.parametrize("few_links", [16, 0])
+@pytest.mark.parametrize("seed", range(30))
+def test_loads_shared_with_the_loads_at_full_speed_are_the_loads_kept_apart(
+    seed: int, few_links: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While every group runs at full speed the table keeps one array for the loads and the loads at full
+    speed: after any sequence of adds, removes and solves (overloads included) its loads, loads at full
+    speed, speeds and rates per kind are bit for bit those of a table that keeps the two apart (groups
+    changed link by link in plain Python, or all in numpy)."""
+    monkeypatch.setattr("twin.flows._FEW_LINKS", few_links)
+    rng = np.random.default_rng(seed)
+    n_links = int(rng.integers(3, 12))
+    capacity = rng.uniform(5.0, 40.0, n_links) * rng.choice([1.0, 10.0])  # often nothing overloads
+    shared, apart = FlowTable(capacity), FlowTable(capacity)
+    apart.SHARE = False
+    shared.RESYNC_EVERY = apart.RESYNC_EVERY = int(rng.choice([3, 10, 500]))
+    for step in range(int(rng.integers(20, 300))):
+        key = int(rng.integers(0, 25))
+        if (key, key % 2) in shared.groups and rng.random() < 0.5:
+            shared.remove((key, key % 2))
+            apart.remove((key, key % 2))
+        else:
+            group = random_group(rng, key, n_links)
+            shared.add(group)
+            apart.add(group)
+        if rng.random() < 0.7 or step % 10 == 0:
+            assert shared.solve() == apart.solve()
+        assert shared.link_load.tobytes() == apart.link_load.tobytes()
+        assert shared._at_full.tobytes() == apart._at_full.tobytes()
+        assert shared.kind_rate.tobytes() == apart.kind_rate.tobytes()
+        assert apart.link_load is not apart._at_full

@@ -556,6 +556,33 @@ def test_repeated_rows_land_in_the_ring_as_single_rows_do(runs: list[int], capac
         assert one.latest() == many.latest()
 
 
+@given(st.lists(st.none() | st.integers(1, 12), min_size=1, max_size=12), st.integers(2, 9), st.integers(0, 8))
+@PROPERTY
+def test_rows_written_in_one_go_land_in_the_ring_as_appended_one_by_one(
+    runs: list[int | None], capacity: int, before: int
+) -> None:
+    """``TimeSeries.append_rows`` (a batch of samples, written when their link figures are known) leaves
+    the ring buffer bit for bit as ``append_values`` and ``append_repeated`` one by one would, across
+    wrap-arounds and batches longer than the buffer."""
+    from twin.metrics import TimeSeries
+
+    fields = ("time_s", "a", "b")
+    one, batch = TimeSeries(capacity, fields), TimeSeries(capacity, fields)
+    for k in range(before):
+        one.append_values((float(k), 1.0, 2))
+        batch.append_values((float(k), 1.0, 2))
+    rows, times, t = [], [], float(before)
+    for i, n in enumerate(runs):
+        row = (t + 0.5, i / 3, -i)  # an int among them, as the simulation's counts are
+        at = None if n is None else [t + k for k in range(n)]
+        t += 1 if n is None else n
+        one.append_values(row) if at is None else one.append_repeated(row, at)
+        rows.append(row)
+        times.append(at)
+    batch.append_rows(rows, times)
+    assert (batch._data.tobytes(), batch._next, len(batch)) == (one._data.tobytes(), one._next, len(one))
+
+
 @pytest.mark.parametrize("kind", ["uniform", "mostly idle", "all idle", "ties", "negative", "few loaded"])
 def test_the_p99_of_many_links_is_the_plain_percentile(kind: str) -> None:
     """On a large site the p99 is looked for above a threshold read off a sample; it is exactly the value

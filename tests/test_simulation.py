@@ -280,3 +280,45 @@ def test_a_snapshot_keeps_its_flows_while_the_simulation_goes_on() -> None:
     assert any(len(later.flows[k]) != len(kept[k]) or not np.array_equal(later.flows[k], kept[k]) for k in kept)
     for key, values in kept.items():
         np.testing.assert_array_equal(first.flows[key], values)
+
+
+@pytest.mark.parametrize("name", ["helios-earth", "small-lab", "lingang", "fat-tree-campus"])
+def test_link_batch_gives_the_meter_s_figures_bit_for_bit(name: str) -> None:
+    """The simulation records its links' states in a ``LinkBatch`` and works out their figures a batch at
+    a time, on 2-D arrays: row by row they are exactly ``LinkMeter.measure``'s, and the batch's maxima per
+    tier the largest of the rows'; a restarted batch carries its last state over as row 0, with the
+    figures it had (its maxima already counted)."""
+    from twin.stats import LinkBatch
+
+    sim = Simulation(load_scenario(Path(__file__).parent.parent / "scenarios" / f"{name}.toml"))
+    meter = sim._meter
+    rng = np.random.default_rng(11)
+    load = sim.flows.link_load.copy()
+    n = len(load)
+    batch = LinkBatch(meter, n, rows=9)
+    states, carried = [np.zeros(n)], False
+    for step in range(40):
+        if batch.full or rng.random() < 0.1:  # a batch worked out, and restarted from one of its states
+            row = int(rng.integers(0, len(states)))
+            asked = sorted(rng.choice(len(states), int(rng.integers(0, len(states) + 1)), replace=False).tolist())
+            assert batch.restart(row, batch.figures(asked)) == 0
+            assert np.array_equal(batch.util(0), meter.measure(states[row]).util)
+            states, carried = [states[row]], True
+        hit = rng.choice(n, size=int(rng.integers(1, 12)), replace=False)
+        load[hit] = rng.choice([0.0, 1e6, 3e9, 12.5e9, 40e9], len(hit)) * rng.random(len(hit))
+        if step % 10 == 9:
+            load[:] = 0.0
+        assert batch.record(load) == len(states)
+        states.append(load.copy())
+        asked = sorted(rng.choice(len(states), int(rng.integers(0, len(states) + 1)), replace=False).tolist())
+        got = batch.figures(asked)
+        want = [meter.measure(s) for s in states]
+        assert got.mean_fabric == [w.mean_fabric for w in want]
+        assert got.fabric_load == [w.fabric_load for w in want]
+        assert got.max == [w.max for w in want]
+        assert got.tier_mean == [list(w.tier_mean) for w in want]
+        counted = want[1:] if carried else want
+        assert got.tier_max == np.max([w.tier_max for w in counted], axis=0).tolist()
+        assert got.p99 == {r: want[r].p99 for r in asked}
+        for r, w in enumerate(want):
+            assert np.array_equal(batch.util(r), w.util)

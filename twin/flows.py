@@ -398,7 +398,13 @@ class FlowTable:
     no other speed (the new one runs at full speed); the loads are updated in place and the solve is
     skipped. Most events take this path. Between exact solves a solve updates the link loads only for the
     groups whose speed changed, were added or left.
+
+    While every group runs at full speed (from an exact solve that found no overloaded link until a change
+    off the fast path) the loads are the loads at full speed, value for value: then ``link_load`` *is* the
+    array of loads at full speed, updated once per change instead of twice (``SHARE``).
     """
+
+    SHARE = True  # off: the two arrays are always kept apart (the reference the tests compare with)
 
     RESYNC_EVERY = 500  # changes (fast updates and solves) between exact solves
 
@@ -410,7 +416,7 @@ class FlowTable:
         self._store = GroupStore()
         # Groups added since the store was last brought up to date (newer than every group in it, so
         # appending them in this order keeps the store in table order), with their per-kind demand.
-        self._pending: dict[tuple[int, int], tuple[FlowGroup, np.ndarray]] = {}
+        self._pending: dict[tuple[int, int], tuple[FlowGroup, list[float]]] = {}
         self._flat: dict[str, np.ndarray] = {}
         self._flat_at: tuple[int, int] = (-1, -1)  # (version, solves) the flat arrays were built at
         self._at_full = np.zeros(len(capacity))  # each link's load with every group at full speed
@@ -429,15 +435,19 @@ class FlowTable:
         kinds = _kind_demand(group)
         self._pending[group.key] = (group, kinds)
         self.version += 1
-        links = group.links
-        at_full = self._at_full[links] + group.load
-        self._at_full[links] = at_full
-        if not self._dirty and self._changes < self.RESYNC_EVERY and (at_full <= self._limit[links]).all():
-            self.link_load[links] += group.load
-            self.kind_rate += kinds
+        links, load = _plain(group)
+        limit = self._limit_list if isinstance(links, list) else self._limit
+        at_full = _raised(self._at_full, links, load)
+        if not self._dirty and self._changes < self.RESYNC_EVERY and _within(at_full, limit, links):
+            _put(self._at_full, links, at_full)
+            if self.link_load is not self._at_full:
+                _put(self.link_load, links, _raised(self.link_load, links, load))
+            _raise_kinds(self.kind_rate, kinds)
             self.speed[group.key] = 1.0
             self._changes += 1
         else:
+            self._unshare()
+            _put(self._at_full, links, at_full)
             self._dirty = True
 
     def remove(self, key: tuple[int, int]) -> None:
@@ -447,22 +457,30 @@ class FlowTable:
         pending = self._pending.pop(key, None)
         kinds = self._store.remove(key) if pending is None else pending[1]
         self.version += 1
-        links = group.links
-        at_full = self._at_full[links] - group.load
-        self._at_full[links] = np.maximum(at_full, 0.0, out=at_full)
         speed = self.speed.pop(key, None)
+        links, load = _plain(group)
         if not self._dirty and self._changes < self.RESYNC_EVERY and key not in self._involved:
-            self.link_load[links] = np.maximum(self.link_load[links] - group.load, 0.0)
-            self.kind_rate = np.maximum(self.kind_rate - kinds, 0.0)
+            _lower(self._at_full, links, load)
+            if self.link_load is not self._at_full:
+                _lower(self.link_load, links, load)
+            _lower_kinds(self.kind_rate, kinds)
             self._changes += 1
         else:
+            self._unshare()
+            _lower(self._at_full, links, load)
             self._dirty = True
             if speed is not None:  # its load is in link_load: take it out at the next solve
                 self._left.append((group, speed))
 
+    def _unshare(self) -> None:
+        """The loads are about to part from the loads at full speed: give them an array of their own."""
+        if self.link_load is self._at_full:
+            self.link_load = self._at_full.copy()
+
     def set_capacity(self, capacity: np.ndarray) -> None:
         self.capacity = capacity
         self._limit = capacity * (1 + _EPS) + _EPS  # a link is overloaded above this (as in max_min_fair)
+        self._limit_list = self._limit.tolist()
         self._changes = self.RESYNC_EVERY  # solve exactly
         self._dirty = True
         self.version += 1
@@ -504,11 +522,14 @@ class FlowTable:
                 x = _solve_groups([self.groups[k] for k in keys], self.capacity)
                 slot_speed[slots] = x
                 speed.update(zip(keys, x.tolist(), strict=True))
-        if exact:
+        if exact and not keys and self.SHARE:  # every group at full speed: the same sums as at full speed
+            self.link_load = self._at_full
+        elif exact:
             self.link_load = np.bincount(link, weights=load * slot_speed[slot], minlength=n_links).astype(
                 np.float64, copy=False
             )
         else:
+            self._unshare()
             self._update_loads(speed)
         self._left.clear()
         self.speed = speed
@@ -549,13 +570,79 @@ def _mask(index: np.ndarray, n: int) -> np.ndarray:
     return mask
 
 
-def _kind_demand(group: FlowGroup) -> np.ndarray:
+def _kind_demand(group: FlowGroup) -> list[float]:
     """Bytes/s a group carries per traffic kind at full speed."""
     if len(group.kind) == 1:
-        out = np.zeros(len(TRAFFIC_KINDS))
-        out[group.kind[0]] = group.demand[0]
+        out = [0.0] * len(TRAFFIC_KINDS)
+        out[int(group.kind[0])] = float(group.demand[0])
         return out
-    return np.bincount(group.kind, weights=group.demand, minlength=len(TRAFFIC_KINDS))
+    return np.bincount(group.kind, weights=group.demand, minlength=len(TRAFFIC_KINDS)).tolist()
+
+
+# Groups on at most this many links are added and taken out link by link in plain Python (their links
+# and loads as lists, ``_plain``): on so few, numpy's cost per call outweighs the work. Either way every
+# value gets the same arithmetic.
+_FEW_LINKS = 16
+
+Links = np.ndarray | list[int]
+Values = np.ndarray | list[float]
+
+
+def _plain(group: FlowGroup) -> tuple[Links, Values]:
+    """A group's links and loads: lists when they are few, else its arrays."""
+    if len(group.links) > _FEW_LINKS:
+        return group.links, group.load
+    return group.links.tolist(), group.load.tolist()
+
+
+def _raised(values: np.ndarray, links: Links, load: Values) -> Values:
+    """``values[links] + load``."""
+    if isinstance(links, list):
+        get = values.item
+        return [get(link) + x for link, x in zip(links, load, strict=True)]
+    return values[links] + load
+
+
+def _within(new: Values, limit: Values, links: Links) -> bool:
+    """``(new <= limit[links]).all()`` (``limit`` a list when the links are)."""
+    if isinstance(links, list):
+        return all(v <= limit[link] for v, link in zip(new, links, strict=True))
+    return bool((new <= limit[links]).all())
+
+
+def _put(values: np.ndarray, links: Links, new: Values) -> None:
+    """``values[links] = new``."""
+    if isinstance(links, list):
+        for link, v in zip(links, new, strict=True):
+            values[link] = v
+    else:
+        values[links] = new
+
+
+def _lower(values: np.ndarray, links: Links, load: Values) -> None:
+    """``values[links] = np.maximum(values[links] - load, 0.0)`` (the links are distinct)."""
+    if not isinstance(links, list):
+        values[links] = np.maximum(values[links] - load, 0.0)
+        return
+    get = values.item
+    for link, x in zip(links, load, strict=True):
+        v = get(link) - x
+        values[link] = 0.0 if v <= 0.0 else v  # np.maximum's answer, -0.0 and NaN included
+
+
+def _raise_kinds(rates: np.ndarray, kinds: list[float]) -> None:
+    """``rates += kinds``, where a kind's term is not 0 (adding 0 to a rate, never -0, leaves it as it is)."""
+    for i, x in enumerate(kinds):
+        if x:
+            rates[i] = rates.item(i) + x
+
+
+def _lower_kinds(rates: np.ndarray, kinds: list[float]) -> None:
+    """``rates[:] = np.maximum(rates - kinds, 0.0)`` (the same for a kind whose term is 0: rates are >= 0)."""
+    for i, x in enumerate(kinds):
+        if x:
+            v = rates.item(i) - x
+            rates[i] = 0.0 if v <= 0.0 else v
 
 
 def _solve_groups(groups: list[FlowGroup], capacity: np.ndarray) -> np.ndarray:
@@ -631,7 +718,7 @@ class GroupStore:
     def n_slots(self) -> int:
         return len(self.keys)
 
-    def add(self, group: FlowGroup, kinds: np.ndarray) -> None:
+    def add(self, group: FlowGroup, kinds: list[float]) -> None:
         """Append a group (replacing one of the same key), with its bytes/s per kind at full speed."""
         if group.key in self._where:
             self.remove(group.key)
@@ -652,11 +739,11 @@ class GroupStore:
         self._where[group.key] = (slot, start, start + n)
         self.size += n
 
-    def remove(self, key: tuple[int, int]) -> np.ndarray:
+    def remove(self, key: tuple[int, int]) -> list[float]:
         """Zero a group's entries; returns its bytes/s per kind at full speed."""
         slot, start, end = self._where.pop(key)
         self._load[start:end] = 0.0
-        kinds = self._kind[slot].copy()
+        kinds = self._kind[slot].tolist()
         self._kind[slot] = 0.0
         self.keys[slot] = None
         self.dead += end - start

@@ -10,6 +10,7 @@ from twin.parallel import StepPlan
 from twin.workload import JobSpec
 
 CHECKPOINT_GPU_UTIL = 0.05  # GPUs wait on storage while a synchronous checkpoint is written
+_FIRST_PHASE = {"inference": "serving", "eval": "evaluating"}  # by kind; the others compute
 
 
 @dataclass(slots=True)
@@ -41,10 +42,10 @@ class Job:
         """A job starting now on ``gpus``, resuming from ``spec.warm_progress_s`` (a restart, a warm start)."""
         ids = gpus.tolist() if len(gpus) <= gpus_per_node else None
         if ids is not None and (len(ids) <= 1 or min(ids) // gpus_per_node == max(ids) // gpus_per_node):
-            nodes = gpus[:1] // gpus_per_node  # within one server, as most jobs: told in plain integers
+            nodes = np.array([g // gpus_per_node for g in ids[:1]], gpus.dtype)  # one server, as most jobs: integers
         else:
             nodes = np.unique(gpus // gpus_per_node)
-        phase = {"inference": "serving", "eval": "evaluating"}.get(spec.kind, "compute")
+        phase = _FIRST_PHASE.get(spec.kind, "compute")
         job = Job(spec, now, gpus, nodes, phase, spec.warm_progress_s, now, warm=warm)
         if spec.trains and spec.checkpoint_s > 0:
             job.next_checkpoint_s = (np.floor(spec.warm_progress_s / spec.checkpoint_s) + 1) * spec.checkpoint_s

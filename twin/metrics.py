@@ -62,6 +62,28 @@ class TimeSeries:
         self._next = (start + m) % size
         self._count = min(self._count + len(times), size)
 
+    def append_rows(self, rows: list[tuple[float, ...]], times: list[list[float] | None]) -> None:
+        """Rows in order, each appended once (times ``None``) or at each of its times (``append_repeated``):
+        the buffer ends as if they were appended one by one, written in one go."""
+        counts = [1 if at is None else len(at) for at in times]
+        total, size = sum(counts), len(self._data)
+        if total > size or not rows:  # more than a buffer's worth: one by one
+            for row, at in zip(rows, times, strict=True):
+                self.append_values(row) if at is None else self.append_repeated(row, at)
+            return
+        block = np.array(rows, float)
+        if any(at is not None for at in times):  # a repeated row's first field is each of its times
+            block = np.repeat(block, counts, axis=0) if total != len(rows) else block
+            block[:, 0] = [t for row, at in zip(rows, times, strict=True) for t in ((row[0],) if at is None else at)]
+        start, end = self._next, self._next + total
+        if end <= size:
+            self._data[start:end] = block
+        else:
+            self._data[start:] = block[: size - start]
+            self._data[: end - size] = block[size - start :]
+        self._next = end % size
+        self._count = min(self._count + total, size)
+
     def __len__(self) -> int:
         return self._count
 

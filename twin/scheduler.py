@@ -39,10 +39,15 @@ class Allocation:
 
     def assign(self, job_id: int, gpus: np.ndarray) -> None:
         flat = self.owner.reshape(-1)
-        if job_id in self.held or (flat[gpus] != -1).any() or _repeats(gpus):
+        ids = gpus.tolist() if len(gpus) <= self.gpus_per_node else None  # a few (most jobs): plain integers
+        if ids is not None:
+            taken = len(set(ids)) != len(ids) or any(flat.item(g) != -1 for g in ids)
+        else:
+            taken = bool((flat[gpus] != -1).any()) or _repeats(gpus)
+        if job_id in self.held or taken:
             raise RuntimeError(f"job {job_id}: GPUs are not free to assign")
         flat[gpus] = job_id
-        self._count(gpus, -1)
+        self._count(gpus, -1, ids)
         self.held[job_id] = gpus
 
     def release(self, job_id: int) -> np.ndarray:
@@ -51,15 +56,17 @@ class Allocation:
         self._count(gpus, +1)
         return gpus
 
-    def _count(self, gpus: np.ndarray, sign: int) -> None:
-        """``free`` after GPUs come free (+1) or are taken (-1); the fragmentation's sums follow."""
+    def _count(self, gpus: np.ndarray, sign: int, ids: list[int] | None = None) -> None:
+        """``free`` after GPUs come free (+1) or are taken (-1); the fragmentation's sums follow. ``ids``:
+        the GPUs as a list, where the caller has it."""
         gpn = self.gpus_per_node
         was = self._sums if self._sums[0] == self.version else None
         self.version += 1
-        ids = gpus.tolist() if len(gpus) <= gpn else []
+        if ids is None:
+            ids = gpus.tolist() if len(gpus) <= gpn else []
         node = min(ids) // gpn if ids else -1
         if ids and max(ids) // gpn == node:  # one node, as most jobs: plain integers
-            before = int(self.free[node])
+            before = self.free.item(node)
             after = before + sign * len(ids)
             self.free[node] = after
             if was is not None:

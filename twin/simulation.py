@@ -25,14 +25,14 @@ from twin.events import ARRIVAL, FAULT, JOB_MILESTONE, EventQueue
 from twin.faults import Component, FaultEffect, FaultState, RandomFaultProcess, check_faults
 from twin.flows import CHECKPOINT, DATA, TRAFFIC_KINDS, FlowTable
 from twin.jobs import Job
-from twin.metrics import TimeSeries
+from twin.metrics import SERIES_FIELDS, TimeSeries
 from twin.parallel import StepPlan, plan_job
 from twin.power import facility_watts
 from twin.routing import Router
 from twin.scenario import Scenario
 from twin.scheduler import POLICIES, Allocation, Policy, Running
 from twin.snapshot import Counts, JobView, LogEntry, Snapshot, hottest_link
-from twin.stats import LinkMeter, LinkStats, Sample, Totals, WorkloadStats
+from twin.stats import LinkBatch, LinkMeter, Sample, Totals, WorkloadStats
 from twin.tiers import TIERS, tier_index
 from twin.topology import FABRIC, SWITCH_KINDS, VIRTUAL, Fabric, build_fabric
 from twin.traffic import SAVE, WORK, checkpoint_flows, work_flows
@@ -42,6 +42,8 @@ __all__ = ["BLOCKED", "Job", "Sample", "Simulation", "Totals", "WorkloadStats"]
 
 SNAPSHOT_EVENTS = 64  # log entries a snapshot carries: more than happen between two frames
 BLOCKED = -2  # owner of a GPU that is failed or cut off: not free, not any job's
+LINK_FIELDS = slice(9, 12)  # the series fields read off the links: filled in when their batch is measured
+assert SERIES_FIELDS[LINK_FIELDS] == ("mean_link_util", "p99_link_util", "max_link_util")
 
 
 class RunningJobs(Sequence[Running]):
@@ -99,6 +101,12 @@ class Simulation:
         self._nic_per_gpu = scenario.node.nics * scenario.node.nic_gbps * 1e9 / 8 / scenario.node.gpus  # bytes/s
         self._tiers = tier_index(fab)
         self._meter = LinkMeter(self._inv_cap, self.physical, self.fabric_links, self._tiers)
+        # The links' states, measured a batch at a time: what needs their figures waits in order until then.
+        rows = max(2, min(64, 2**18 // max(fab.n_links, 1)))  # a batch of at most 2 MB, in the caches
+        self._links = LinkBatch(self._meter, fab.n_links, rows)
+        self._state = 0  # the batch row of the links' state now
+        self._link_dts: list[tuple[int, float]] = []  # (state, seconds) to add to the links' integrals
+        self._samples: list[tuple[tuple[float, ...], list[float] | None, int]] = []  # (row, times, state)
         # Facility power is linear in the computing and the allocated GPU counts: coefficients worked out once.
         self._watts_idle = facility_watts(scenario, 0.0, self.n_switches, 0.0)
         self._watts_per_busy = facility_watts(scenario, 1.0, self.n_switches, 1.0) - self._watts_idle
@@ -110,7 +118,7 @@ class Simulation:
         self.running: dict[int, Job] = {}
         self.totals = Totals()
         self.series = TimeSeries()
-        self.log: deque[LogEntry] = deque(maxlen=2000)  # what happened, newest last (for captions)
+        self._log: deque[tuple] = deque(maxlen=2000)  # ``log``'s entries as their fields, made LogEntries when read
         self.log_count = 0  # entries ever logged, so readers can tell which are new
         self.faults = FaultState(fab)
         self.fault_components = check_faults(scenario, fab)
@@ -127,14 +135,12 @@ class Simulation:
         # The integrals per tier and per traffic kind, kept in plain floats between the calls of ``run``
         # (the same sums, element by element, as the arrays of ``totals`` they are written back to).
         assert len(TIERS) == len(TRAFFIC_KINDS) == 4, "the integrals below are written out for four of each"
-        self._tier_now = [0.0] * len(TIERS)
         self._tier_s = [0.0] * len(TIERS)
         self._tier_max_s = [0.0] * len(TIERS)  # the largest utilisation each tier has seen
         self._traffic_s = [0.0] * len(self.totals.traffic_bytes)
         self._kind_now: list[float] = []
         self._kind_at = (-1, -1)  # (flows.version, flows.solves) the kind rates were read at
         self._allocated = 0
-        self._links = LinkStats.empty(fab.n_links)
         self._need_schedule = True
         self._stats_version = -1
         self._unset: set[int] = set()  # jobs whose speed must be set at the next settle
@@ -152,6 +158,7 @@ class Simulation:
         self._settle()
         self._sample()
         self._next_sample = self.step_s
+        self._measure_links()
 
     # --- driving the clock -----------------------------------------------------------------------
 
@@ -174,7 +181,7 @@ class Simulation:
                 while (ahead := times[-1] + self.step_s) < t and ahead <= until:
                     times.append(ahead)
                 self._integrate_to(times[-1])
-                self.series.append_repeated(self._sample_values(), times)
+                self._samples.append((self._sample_values(), times, self._state))
                 self._next_sample = times[-1] + self.step_s
                 continue
             if t > until:
@@ -188,6 +195,7 @@ class Simulation:
                 self._next_sample = t + self.step_s
             self._settle()
         self._integrate_to(max(until, self.now))
+        self._measure_links()
         self.totals.tier_util_s[:] = self._tier_s
         self.totals.tier_util_max[:] = self._tier_max_s
         self.totals.traffic_bytes[:] = self._traffic_s
@@ -206,23 +214,17 @@ class Simulation:
         busy, allocated = self._busy, self._allocated
         tot.gpu_alloc_s += allocated * dt
         tot.busy_gpu_s += busy * dt
-        tot.energy_j += self._watts() * dt
+        watts = self._watts_idle + self._watts_per_busy * busy + self._watts_per_wait * (allocated - busy)  # _watts()
+        tot.energy_j += watts * dt
         tot.flops_gpu_s += self._flops * dt
         tot.stepping_gpu_s += self._stepping * dt
         tot.stepping_speed_gpu_s += self._stepping_speed * dt
-        links = self._links
-        tot.fabric_util_s += links.mean_fabric * dt
-        tot.fabric_bytes += links.fabric_load * dt
-        # Plain floats, element by element: what ``array += rates * dt`` computes, without numpy calls.
-        acc, rates = self._tier_s, self._tier_now
-        acc[0] += rates[0] * dt
-        acc[1] += rates[1] * dt
-        acc[2] += rates[2] * dt
-        acc[3] += rates[3] * dt
+        self._link_dts.append((self._state, dt))  # the links' integrals: at the next _measure_links
         flows = self.flows
-        if self._kind_at != (flows.version, flows.solves):
+        if self._kind_at[0] != flows.version or self._kind_at[1] != flows.solves:
             self._kind_at = (flows.version, flows.solves)
             self._kind_now = flows.kind_rate.tolist()
+        # Plain floats, element by element: what ``array += rates * dt`` computes, without numpy calls.
         acc, rates = self._traffic_s, self._kind_now
         acc[0] += rates[0] * dt
         acc[1] += rates[1] * dt
@@ -319,9 +321,14 @@ class Simulation:
     def _note(self, what: str, spec: JobSpec | None = None) -> None:
         self.log_count += 1
         if spec is None:
-            self.log.append(LogEntry(self.log_count, self.now, what))
+            self._log.append((self.log_count, self.now, what))
         else:
-            self.log.append(LogEntry(self.log_count, self.now, what, spec.id, spec.kind, spec.gpus, spec.params_b))
+            self._log.append((self.log_count, self.now, what, spec.id, spec.kind, spec.gpus, spec.params_b))
+
+    @property
+    def log(self) -> list[LogEntry]:
+        """What happened, newest last (for captions): the latest 2,000 entries."""
+        return [LogEntry(*fields) for fields in self._log]
 
     @property
     def version(self) -> int:
@@ -488,14 +495,9 @@ class Simulation:
         solved = self.flows.dirty
         if solved or self.flows.version != self._stats_version:
             speeds = self.flows.solve()  # a no-op when the flows changed by the fast path alone
-            links = self._links = self._meter.measure(self.flows.link_load)
-            self._tier_now = links.tier_mean
-            seen = self._tier_max_s
-            for i, m in enumerate(links.tier_max):
-                if m > seen[i]:
-                    seen[i] = m
-            if links.max > self.totals.max_link_util:
-                self.totals.max_link_util = links.max
+            if self._links.full:
+                self._measure_links()
+            self._state = self._links.record(self.flows.link_load)
             self._stats_version = self.flows.version
         else:
             speeds = self.flows.speed
@@ -567,13 +569,46 @@ class Simulation:
         return self.totals.waits.mean
 
     def _sample(self) -> None:
-        self.series.append_values(self._sample_values())
+        self._samples.append((self._sample_values(), None, self._state))
+
+    def _measure_links(self) -> None:
+        """Work out the figures of the links' states recorded since the last time, then do in order what
+        waited on them: add to the integrals, raise the maxima, write the samples."""
+        links = self._links
+        figures = links.figures(sorted({state for _, _, state in self._samples}))
+        tot = self.totals
+        mean_fabric, fabric_load, tier_mean = figures.mean_fabric, figures.fabric_load, figures.tier_mean
+        acc = self._tier_s
+        for state, dt in self._link_dts:
+            tot.fabric_util_s += mean_fabric[state] * dt
+            tot.fabric_bytes += fabric_load[state] * dt
+            # Plain floats, element by element: what ``array += rates * dt`` computes, without numpy calls.
+            rates = tier_mean[state]
+            acc[0] += rates[0] * dt
+            acc[1] += rates[1] * dt
+            acc[2] += rates[2] * dt
+            acc[3] += rates[3] * dt
+        self._link_dts.clear()
+        seen = self._tier_max_s
+        for i, m in enumerate(figures.tier_max):
+            if m > seen[i]:
+                seen[i] = m
+        tot.max_link_util = max(tot.max_link_util, *figures.max)
+        p99, peak = figures.p99, figures.max
+        head, tail = LINK_FIELDS.start, LINK_FIELDS.stop
+        self.series.append_rows(
+            [(*values[:head], mean_fabric[s], p99[s], peak[s], *values[tail:]) for values, _, s in self._samples],
+            [times for _, times, _ in self._samples],
+        )
+        self._samples.clear()
+        self._state = links.restart(self._state, figures)
 
     def _sample_values(self) -> tuple[float, ...]:
-        """The metrics now, in SERIES_FIELDS order (the properties they are, inlined: one call per sample)."""
+        """The metrics now, in SERIES_FIELDS order (the properties they are, inlined: one call per sample),
+        the links' (``LINK_FIELDS``) left at 0 for ``_measure_links`` to fill in."""
         rates = self.flows.kind_rate
         n = self._n_gpus_or_1
-        busy, allocated, links, tot = self._busy, self._allocated, self._links, self.totals
+        busy, allocated, tot = self._busy, self._allocated, self.totals
         ended = tot.completed + tot.cancelled + tot.failed
         waits = tot.waits
         watts = self._watts()
@@ -587,9 +622,9 @@ class Simulation:
             ended,
             waits.total / waits.count if waits.count else 0.0,
             watts / 1e6,
-            links.mean_fabric,
-            links.p99,
-            links.max,
+            0.0,
+            0.0,
+            0.0,
             rates[DATA] / 1e9,
             rates[CHECKPOINT] / 1e9,
             self.alloc.fragmentation(),
@@ -629,7 +664,7 @@ class Simulation:
         if len(ids):
             gpu_util[busy] = utils[order][np.searchsorted(ids[order], owner[busy])]
         t = self.totals
-        util = self._links.util
+        util = self._links.util(self._state)
         return Snapshot(
             time_s=self.now,
             gpu_owner=owner.copy(),
@@ -646,7 +681,7 @@ class Simulation:
             dead_links=self.faults.link_down > 0,
             alerts=tuple(list(self.alerts)[-4:]),
             gpu_util=gpu_util,
-            events=tuple(self.log)[-SNAPSHOT_EVENTS:],
+            events=tuple(LogEntry(*fields) for fields in list(self._log)[-SNAPSHOT_EVENTS:]),
             counts=Counts(t.submitted, t.started, t.completed, t.cancelled, t.failed),
             hottest=hottest_link(util),
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -145,10 +146,6 @@ class LinkStats:
                 self._p99 = _kth_smallest(phys, 0.99)
         return self._p99
 
-    @staticmethod
-    def empty(n_links: int) -> LinkStats:
-        return LinkStats(np.zeros(n_links), 0.0, 0.0, 0.0, np.zeros(0, np.int64))
-
 
 class LinkMeter:
     """``link_stats`` and the figures per tier (``twin.tiers.tier_utilization``) together for one site,
@@ -186,6 +183,14 @@ class LinkMeter:
         if self._max_from_runs and len(others):
             self._order = np.concatenate([order, others])
             self._starts = np.append(starts, len(order))
+        # How ``LinkBatch`` keeps a state: the grouped links first, then the rest; and where in that order
+        # the switch-to-switch and the physical links are.
+        n_links = len(inv_cap)
+        self.batch_order = np.concatenate([self._order, np.setdiff1d(np.arange(n_links), self._order)])
+        at = np.empty(n_links, np.int64)
+        at[self.batch_order] = np.arange(n_links)
+        self.inv_cap_batch = inv_cap[self.batch_order]
+        self._at_fabric, self._at_physical = at[fabric], at[physical]
 
     def measure(self, load: np.ndarray) -> LinkStats:
         """The figures for these link loads (bytes/s per link)."""
@@ -223,6 +228,142 @@ class LinkMeter:
             tier_mean=means,
             tier_max=maxes,
         )
+
+    def measure_rows(self, load: np.ndarray, p99_rows: list[int]) -> LinkFigures:
+        """``measure``'s figures for many states at once: each row of ``load`` a state's link loads in
+        ``batch_order`` (the grouped links first, so that a tier's links are a run of columns); the p99
+        only for ``p99_rows``."""
+        rows, w = len(load), len(self._order)
+        util = load * self.inv_cap_batch  # the products ``measure`` takes, in batch order
+        grouped = util[:, :w]
+        means, maxes, peak = np.zeros((rows, self._n_tiers)), np.zeros((rows, self._n_tiers)), np.zeros(rows)
+        if w:
+            run_max = np.maximum.reduceat(grouped, self._starts, axis=1)
+            present, k = self._present, len(self._present)
+            means[:, present] = np.add.reduceat(grouped, self._starts, axis=1)[:, :k] / self._present_counts
+            maxes[:, present] = run_max[:, :k]
+            if self._max_from_runs:
+                peak = run_max.max(axis=1)
+        if not self._max_from_runs and self._any_physical:
+            peak = np.maximum.reduce(util.take(self._at_physical, axis=1), axis=1)
+        # The switch-to-switch links in their own order: one tier's run of columns, or gathered.
+        if self._fabric_run is not None:
+            fabric_util, fabric_load = grouped[:, self._fabric_run], load[:, self._fabric_run]
+        else:
+            fabric_util, fabric_load = util.take(self._at_fabric, axis=1), load.take(self._at_fabric, axis=1)
+        if self.n_fabric:
+            mean_fabric = (np.add.reduce(fabric_util, axis=1) / self.n_fabric).tolist()
+            fabric_sum = np.add.reduce(fabric_load, axis=1).tolist()
+        else:
+            mean_fabric = fabric_sum = [0.0] * rows
+        asked = util if len(p99_rows) == rows else util[p99_rows]  # (sorted in place: util is not needed after)
+        p99 = dict(zip(p99_rows, self._p99s(asked), strict=True)) if p99_rows else {}
+        return LinkFigures(
+            mean_fabric=mean_fabric,
+            fabric_load=fabric_sum,
+            tier_mean=means.tolist(),
+            tier_max=maxes.max(axis=0).tolist() if rows else [0.0] * self._n_tiers,
+            max=peak.tolist(),
+            p99=p99,
+        )
+
+    def p99s(self, load: np.ndarray) -> list[float]:
+        """``LinkStats.p99`` for each row of ``load`` (link loads in ``batch_order``)."""
+        return self._p99s(load * self.inv_cap_batch)
+
+    def _p99s(self, util: np.ndarray) -> list[float]:
+        """The p99 of each row of ``util`` (in ``batch_order``; sorted in place): the physical links are the
+        grouped ones (or gathered), the same values, so the same p99."""
+        phys = util[:, : len(self._order)] if self._max_from_runs else util.take(self._at_physical, axis=1)
+        n = phys.shape[1]
+        if not 0 < n <= 20_000:
+            return [_kth_smallest(row, 0.99) for row in phys]
+        k = int(0.99 * (n - 1))  # as ``LinkStats.p99``: the value at position k of each sorted row
+        phys.sort(axis=1)  # faster than partitioning rows of mostly equal values (idle links), as exact
+        return phys[:, k].tolist()
+
+
+class LinkFigures(NamedTuple):
+    """``LinkMeter.measure``'s figures for many states of the links, one entry per state (row)."""
+
+    mean_fabric: list[float]
+    fabric_load: list[float]
+    tier_mean: list[list[float]]
+    tier_max: list[float]  # per tier, the largest over the rows
+    max: list[float]
+    p99: dict[int, float]  # for the rows asked for
+
+
+class LinkBatch:
+    """Successive states of a site's links, kept as rows of link loads whose figures are worked out
+    together: a few numpy calls on 2-D arrays instead of a dozen per state (an event-driven run changes
+    its loads on almost every event and uses every state's figures, so per state that overhead was most
+    of the cost). A row keeps the loads in ``LinkMeter.batch_order``, so a tier's links are a run of
+    columns; numpy reduces each row of a 2-D array as it reduces the row alone, so every figure is
+    ``LinkMeter.measure``'s bit for bit (tested). Row 0 is the state at the start: no load, or the last
+    state of the previous batch (``restart``), whose figures are known already; it stays where it was
+    recorded, the batch going on in a second array (so a restart copies nothing)."""
+
+    def __init__(self, meter: LinkMeter, n_links: int, rows: int) -> None:
+        self.meter = meter
+        self._arrays = (np.zeros((max(rows, 2), n_links)), np.zeros((max(rows, 2), n_links)))
+        self._load = self._arrays[0]  # rows 1.. of the batch (and row 0 before the first restart)
+        self._first = self._load[0]  # row 0's loads
+        self.n = 1  # rows in use
+        self._known: LinkFigures | None = None  # row 0's figures, when carried over from the last batch
+
+    @property
+    def full(self) -> bool:
+        return self.n == len(self._load)
+
+    def record(self, load: np.ndarray) -> int:
+        """Keep a state of the link loads (bytes/s per link); returns its row."""
+        row = self.n
+        load.take(self.meter.batch_order, out=self._load[row], mode="clip")  # (the indices are in range)
+        self.n += 1
+        return row
+
+    def util(self, row: int) -> np.ndarray:
+        """A row's utilisation per link."""
+        util = np.empty(self._load.shape[1])
+        util[self.meter.batch_order] = (self._load[row] if row else self._first) * self.meter.inv_cap_batch
+        return util
+
+    def figures(self, p99_rows: list[int]) -> LinkFigures:
+        """The figures of every row in use, and the p99 of the rows asked for; row 0's, when carried over,
+        as they were (its maxima per tier, counted in the last batch, are left out of ``tier_max``)."""
+        known = self._known
+        if known is None:
+            return self.meter.measure_rows(self._load[: self.n], p99_rows)
+        new = self.meter.measure_rows(self._load[1 : self.n], [r - 1 for r in p99_rows if r])
+        p99 = {r + 1: v for r, v in new.p99.items()}
+        if 0 in p99_rows:
+            p99[0] = known.p99[0] if 0 in known.p99 else self.meter.p99s(self._first[None])[0]
+        return LinkFigures(
+            mean_fabric=known.mean_fabric + new.mean_fabric,
+            fabric_load=known.fabric_load + new.fabric_load,
+            tier_mean=known.tier_mean + new.tier_mean,
+            tier_max=new.tier_max,
+            max=known.max + new.max,
+            p99=p99,
+        )
+
+    def restart(self, row: int, figures: LinkFigures) -> int:
+        """Empty the batch but for the state in ``row`` (with ``figures``, the batch's), which becomes row 0."""
+        if row:  # it stays in this array; the batch goes on in the other
+            self._first = self._load[row]
+            one, other = self._arrays
+            self._load = other if self._load is one else one
+        self._known = LinkFigures(
+            mean_fabric=figures.mean_fabric[row : row + 1],
+            fabric_load=figures.fabric_load[row : row + 1],
+            tier_mean=figures.tier_mean[row : row + 1],
+            tier_max=figures.tier_max,
+            max=figures.max[row : row + 1],
+            p99={0: figures.p99[row]} if row in figures.p99 else {},
+        )
+        self.n = 1
+        return 0
 
 
 def link_stats(load: np.ndarray, inv_cap: np.ndarray, physical: np.ndarray, fabric: np.ndarray) -> LinkStats:

@@ -102,7 +102,8 @@ def reads_of_one_server(
     """The common case on a research cluster (most jobs fit in a server): one flow of training data (one
     per array, striped, with a storage network), built directly; the same group the general path builds,
     with less bookkeeping. Without a storage network the group's arrays but its demand and load depend only
-    on the route (the array, the server, its rail), so they are worked out once per route and shared."""
+    on the route (the array, the server, its rail), so they are worked out once per route and shared, and
+    its demand and load once per route and rate."""
     if fab.has_storage_fabric:
         src, dst, demand, entries = _striped_reads(spec, np.array([node]), np.array([gpus]), fab, router, 0)
         return FlowGroup.build(key, np.full(len(src), DATA), src, dst, demand, entries)
@@ -118,10 +119,18 @@ def reads_of_one_server(
         if len(routes) >= 65_536:
             routes.clear()
         found = routes[(store, dst, rail)] = _one_read(route, int(fab.storage_read[idx]), fab.dead_link, store, dst)
-    _, entry_link, entry_frac, links, where, src_a, dst_a, flow = found
-    demand = np.array([spec.read_mbs_per_gpu * 1e6 * gpus])
-    weighted = entry_frac * demand[0]  # what ``FlowGroup.build`` computes: fraction x the flow's demand
-    load = weighted if where is None else np.bincount(where, weights=weighted, minlength=len(links))
+    _, entry_link, entry_frac, links, where, src_a, dst_a, flow, by_demand = found
+    rate = spec.read_mbs_per_gpu * 1e6 * gpus
+    shared = by_demand.get(rate)  # the demand and load for this rate (a few: one per GPU count), read-only
+    if shared is None:
+        demand = np.array([rate])
+        weighted = entry_frac * demand[0]  # what ``FlowGroup.build`` computes: fraction x the flow's demand
+        load = weighted if where is None else np.bincount(where, weights=weighted, minlength=len(links))
+        demand.flags.writeable = load.flags.writeable = False
+        shared = (demand, load)
+        if len(by_demand) < 64:
+            by_demand[rate] = shared
+    demand, load = shared
     return FlowGroup(key, _DATA_KIND, src_a, dst_a, demand, flow, entry_link, entry_frac, links, load)
 
 
@@ -148,7 +157,7 @@ def _one_read(route: tuple[np.ndarray, np.ndarray], limit: int, dead_link: int, 
         a.flags.writeable = False
     src_a, dst_a, flow = np.array([store], np.int32), np.array([dst], np.int32), np.zeros(len(entry_link), np.int32)
     src_a.flags.writeable = dst_a.flags.writeable = flow.flags.writeable = False
-    return route, entry_link, fracs, group_links, where, src_a, dst_a, flow
+    return route, entry_link, fracs, group_links, where, src_a, dst_a, flow, {}
 
 
 def checkpoint_flows(spec: JobSpec, nodes: np.ndarray, fab: Fabric, router: Router) -> tuple[FlowGroup, float]:

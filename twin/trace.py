@@ -301,10 +301,14 @@ def read_trace(
                 continue
             heapq.heappush(pending, (job.submit, job.line, job))
             if len(pending) > REORDER_WINDOW:
-                yield from _release(heapq.heappop(pending)[2], order, stats, strict, path)
+                ready = _release(heapq.heappop(pending)[2], order, stats, strict, path)
+                if ready is not None:
+                    yield ready
         stats.bytes_read = raw.tell()
         while pending:
-            yield from _release(heapq.heappop(pending)[2], order, stats, strict, path)
+            ready = _release(heapq.heappop(pending)[2], order, stats, strict, path)
+            if ready is not None:
+                yield ready
 
 
 @dataclass
@@ -316,7 +320,8 @@ class _Order:
     first: float | None = None
 
 
-def _release(job: TraceJob, order: _Order, stats: TraceStats, strict: bool, path: Path) -> Iterator[TraceJob]:
+def _release(job: TraceJob, order: _Order, stats: TraceStats, strict: bool, path: Path) -> TraceJob | None:
+    """The job, if it may be replayed after those released before it (else counted as a bad row)."""
     problem = ""
     if job.submit < order.last:
         problem = f"out of order: submitted before a job {REORDER_WINDOW:,} rows earlier"
@@ -328,12 +333,12 @@ def _release(job: TraceJob, order: _Order, stats: TraceStats, strict: bool, path
         stats.problem(job.line, problem)
         if strict:
             raise TraceError(str(path), f"line {job.line}", f"expected {expected}")
-        return
+        return None
     if order.first is None:
         order.first = job.submit
     order.last = job.submit
     stats.jobs += 1
-    yield job
+    return job
 
 
 def _number(text: str) -> float | None:
