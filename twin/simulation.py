@@ -211,11 +211,9 @@ class Simulation:
         if dt <= 0:
             return
         tot = self.totals
-        busy, allocated = self._busy, self._allocated
-        tot.gpu_alloc_s += allocated * dt
-        tot.busy_gpu_s += busy * dt
-        watts = self._watts_idle + self._watts_per_busy * busy + self._watts_per_wait * (allocated - busy)  # _watts()
-        tot.energy_j += watts * dt
+        tot.gpu_alloc_s += self._allocated * dt
+        tot.busy_gpu_s += self._busy * dt
+        tot.energy_j += self._watts() * dt
         tot.flops_gpu_s += self._flops * dt
         tot.stepping_gpu_s += self._stepping * dt
         tot.stepping_speed_gpu_s += self._stepping_speed * dt
@@ -671,7 +669,7 @@ class Simulation:
             node_job=first,
             node_util=gpu_util.sum(axis=1) / gpn,
             link_load=self.flows.link_load.copy(),
-            link_util=util.copy(),
+            link_util=util,  # a fresh array
             flows=dict(self.flows.flat()),  # read-only arrays, rebuilt (not changed) when the flows change
             jobs=tuple(self.job_view(j) for j in self.running.values()),
             queue=tuple(self.queue[:50]),

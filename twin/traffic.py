@@ -113,7 +113,7 @@ def _between(
     members = far[np.argsort(group, kind="stable")]
     heads = members[np.cumsum(counts) - counts]
     ways = router.routes(fab.node_gid[src[heads]], fab.node_gid[dst[heads]], rail[heads])
-    parts.append(_shared_ways(ways, first + k, members, counts, (up, down), fab.dead_link))
+    parts.append(_shared_ways(ways, first + k, members, counts, heads, (up, down), fab.dead_link))
     chosen = np.concatenate([near, heads])
     weight = np.concatenate([np.ones(k), counts]).astype(np.float64)
     return fab.node_gid[src[chosen]], fab.node_gid[dst[chosen]], weight, merge_entries(*parts)
@@ -124,19 +124,19 @@ def _shared_ways(
     first: int,
     members: np.ndarray,
     counts: np.ndarray,
+    heads: np.ndarray,
     ends: tuple[np.ndarray, np.ndarray],
     dead: int,
 ) -> Entries:
     """Route entries of flows that each carry ``counts`` sends between two leaves on a rail, numbered from
     ``first``: ``members`` lists the sends of flow 0, then of flow 1, ...; ``ways`` are the routes of
-    each flow's first send; ``ends`` each send's link up to its leaf and down from the other. A flow's
-    entries are its sends' uplinks (an equal share each), its route inside the fabric, then their
-    downlinks, as one flow at a time would list them; a flow with no path has one entry on the dead
-    link, so its job stalls rather than vanishing."""
+    each flow's first send (its ``heads``); ``ends`` each send's link up to its leaf and down from the
+    other. A flow's entries are its sends' uplinks (an equal share each), its route inside the fabric,
+    then their downlinks, as one flow at a time would list them; a flow with no path has one entry on
+    the dead link, so its job stalls rather than vanishing."""
     up, down = ends
     n = len(counts)
     way, links, fracs = ways
-    heads = members[np.cumsum(counts) - counts]
     inner = (links != up[heads][way]) & (links != down[heads][way])
     has_path = np.bincount(way, minlength=n) > 0
     flow = np.repeat(np.arange(n), counts)
