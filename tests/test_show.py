@@ -537,3 +537,23 @@ def test_the_next_scene_is_built_while_the_current_one_plays(log) -> None:
     assert np.array_equal(got.snapshot().gpu_owner, fresh.snapshot().gpu_owner)
     play(ex, 0.75, draw=True)  # the title card: the scene is drawn off screen, a part per frame
     assert ex.phase == "title" and ex.run.warmed == show_mod.WARM_STEPS
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (1920, 1080)])
+def test_a_caption_never_covers_the_whole_site_shot(log, size: tuple[int, int]) -> None:
+    """Lingang's storage arrays sit at the foot of its picture, where the captions show: the whole-site
+    shot leaves the captions' band free (and still shows the whole site)."""
+    logger, _ = log
+    words = "Shanghai Lingang, January 2022: 12,000 GPUs and 3,740 PFLOPS of AI computing, at work"
+    cue = {"on": "start", "text": words, "hold": 10}
+    ex = exhibit(playlist(scene("lingang.toml", seconds=20.0, camera=["fit"], caption=[cue])), logger, size)
+    play(ex, 2.0)
+    run = ex.run
+    cam, s = run.camera_at(run.t), run.frame.text.scale
+    x0, y0, x1, y1 = run.frame.site.layout.bounds
+    (left, top), (right, bottom) = cam.to_screen(np.array([[x0, y0], [x1, y1]]))
+    vx, vy, vw, vh = cam.viewport
+    box = ex._caption_box(run.frame.text, words, cam.viewport)
+    assert box.get_height() > 80 * s  # the caption wraps to two lines
+    assert vx <= left and right <= vx + vw and vy <= top
+    assert bottom < vy + vh - round(10 * s) - box.get_height()

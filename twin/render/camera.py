@@ -83,10 +83,15 @@ class Camera:
 
     @staticmethod
     def fit(
-        bounds: tuple[float, float, float, float], viewport: tuple[int, int, int, int], margin: float = 0.04
+        bounds: tuple[float, float, float, float],
+        viewport: tuple[int, int, int, int],
+        margin: float = 0.04,
+        clear_bottom: int = 0,
     ) -> Camera:
-        """The camera that shows ``bounds`` whole, centred, inside ``viewport``."""
+        """The camera that shows ``bounds`` whole, centred, inside ``viewport``; ``clear_bottom``: screen
+        pixels at the foot of the viewport to leave free (the show's captions sit there)."""
         x0, y0, x1, y1 = bounds
-        vw, vh = viewport[2], viewport[3]
+        vw, vh = viewport[2], max(viewport[3] - clear_bottom, 1)
         zoom = min(vw * (1 - 2 * margin) / max(x1 - x0, 1e-9), vh * (1 - 2 * margin) / max(y1 - y0, 1e-9))
-        return Camera(((x0 + x1) / 2, (y0 + y1) / 2), float(np.clip(zoom, MIN_ZOOM, MAX_ZOOM)), viewport)
+        zoom = float(np.clip(zoom, MIN_ZOOM, MAX_ZOOM))
+        return Camera(((x0 + x1) / 2, (y0 + y1) / 2 + clear_bottom / 2 / zoom), zoom, viewport)

@@ -42,6 +42,7 @@ DRIFT_PERIODS_S = (660.0, 420.0)
 INTERMISSION_S = 30.0  # when no scene can be played, wait this long before trying again
 PRELOAD_AT = 0.3  # share of a scene played when the next one starts being built, off the frame loop
 WARM_STEPS = 3  # frames of the title card spent drawing the new scene off screen, a part at a time
+CAPTION_ROOM = 135  # px at 1080p kept free at the foot of the whole-site shot: a two-line caption and its gap
 
 
 def show_logger(path: Path) -> logging.Logger:
@@ -98,6 +99,7 @@ class SceneRun:
         share = scene.seconds / len(scene.camera)
         self.moves = [Move(name, i * share, share) for i, name in enumerate(scene.camera)]
         self.t = 0.0  # scene time, seconds since the title card ended
+        self.frame.site.set_camera(self._whole())  # the script's first shot, captions' room left free
         self.caption = None
         self.warmed = 0  # warm-up steps done (caches filled before the scene is first shown)
 
@@ -137,11 +139,18 @@ class SceneRun:
         glide = max(2.0, GLIDE_SHARE * move.seconds) * (1.6 if move.name == "orbit-back" else 1.0)
         return blend(move.origin, move.target, (t - move.start_s) / glide)
 
+    def _whole(self) -> Camera:
+        """The whole site, above the band at the foot of the view where captions show (if the scene has
+        any): a caption never covers the storage arrays drawn at the bottom of the site."""
+        site = self.frame.site
+        room = round(CAPTION_ROOM * self.frame.text.scale) if self.scene.captions else 0
+        return Camera.fit(site.layout.bounds, site.camera.viewport, clear_bottom=room)
+
     def _target(self, name: str) -> Camera:
         site = self.frame.site
         lay, fab, snap = site.layout, self.source.fabric, self.frame.snap
         viewport = site.camera.viewport
-        fit = Camera.fit(lay.bounds, viewport)
+        fit = self._whole()
         owner = snap.gpu_owner if snap is not None else np.full((fab.n_nodes, fab.gpus_per_node), -1)
         if name == "glide-rack" and len(lay.racks):
             busy = np.bincount(fab.node_rack, weights=(owner >= 0).sum(axis=1), minlength=len(lay.racks))
