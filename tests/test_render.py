@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -584,3 +585,61 @@ def test_what_one_camera_drew_is_moved_to_another_by_its_affine_map() -> None:
     assert old.covered_by(new) < 1.0  # zoomed out: not all of it
     ahead = new.ahead(old, 2, 1.0)
     assert ahead.zoom == pytest.approx(new.zoom * 1.7**2)
+
+
+def test_covered_reads_the_mask_at_each_position_and_nothing_off_the_viewport() -> None:
+    from twin.render import particles as pt
+
+    mask = np.zeros((10, 6), bool)
+    mask[2:5, 1:3] = True  # screen x 102..104, y 201..202 with the viewport at (100, 200)
+    xy = np.array([[102.0, 201.0], [104.4, 202.4], [105.0, 201.0], [99.0, 201.0], [102.0, 206.0], [103.6, 200.6]])
+    hit = pt.covered(mask, xy, (100, 200, 10, 6))
+    assert hit.tolist() == [True, True, False, False, False, True]
+
+
+def drawn_particles(frame: Frame, camera: Camera, monkeypatch: pytest.MonkeyPatch) -> np.ndarray:
+    """Screen positions of the particles a frame at ``camera`` stamps."""
+    from twin.render import particles as pt
+
+    stamped: list[np.ndarray] = []
+    real = pt.stamp
+
+    def spy(pixels, xy, colors, radius, clip):
+        stamped.append(np.array(xy, copy=True))
+        return real(pixels, xy, colors, radius, clip)
+
+    monkeypatch.setattr(pt, "stamp", spy)
+    frame.site.set_camera(camera)
+    surface = pygame.Surface(frame.size).convert()
+    for i in range(3):
+        frame.draw(surface, 1.0 + i / 60)
+    return np.concatenate(stamped[-2:])  # the last frame's fine and full dots
+
+
+def inside_cells(site, xy: np.ndarray) -> np.ndarray:
+    rects, vis = site._node_rects()
+    r = np.round(rects[vis])
+    x, y = np.round(xy[:, 0])[:, None], np.round(xy[:, 1])[:, None]
+    return ((x >= r[:, 0]) & (x < r[:, 0] + r[:, 2]) & (y >= r[:, 1]) & (y < r[:, 1] + r[:, 3])).any(axis=1)
+
+
+def test_no_particle_floats_over_a_server_whose_links_are_drawn_beneath_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Zoomed in, host links are lines drawn under the server cells: their particles show between the
+    servers and the switches, not over the servers (nor over a GPU's face). Farther out, where host
+    links are too small to draw, their traffic still shimmers inside the racks."""
+    from twin.render.scene import HOST_DETAIL_PX, SHIMMER_PX
+
+    frame, _ = frame_for(SMALL, at=3600)
+    site = frame.site
+    x, y, rw, rh = site.layout.racks[0]
+    close = Camera.fit((x - rw, y - rh, x + 2 * rw, y + 2 * rh), site.camera.viewport)
+    assert site.layout.cell_w * close.zoom >= HOST_DETAIL_PX
+    xy = drawn_particles(frame, close, monkeypatch)
+    assert len(xy) > 50 and not inside_cells(site, xy).any()
+    planned, *_ = site._plan  # the plan itself has particles on the hidden stretches: the mask matters
+    everywhere = planned.base + planned.run * (planned.frac % 1.0)[:, None]
+    assert inside_cells(site, everywhere).any()
+
+    far = replace(close, zoom=(SHIMMER_PX + 4) / site.layout.cell_w)
+    xy = drawn_particles(frame, far, monkeypatch)
+    assert inside_cells(site, xy).any()

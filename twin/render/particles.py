@@ -108,6 +108,18 @@ def place(p: Plan, phase: np.ndarray) -> np.ndarray:
     return p.base + p.run * t[:, None]
 
 
+def covered(mask: np.ndarray, xy: np.ndarray, viewport: tuple[int, int, int, int]) -> np.ndarray:
+    """Which screen positions fall where ``mask`` (width, height) over the viewport is set; those off
+    the viewport are not covered."""
+    vx, vy, vw, vh = viewport
+    x = np.round(xy[:, 0]).astype(np.int64) - vx
+    y = np.round(xy[:, 1]).astype(np.int64) - vy
+    inside = (x >= 0) & (x < vw) & (y >= 0) & (y < vh)
+    hit = np.zeros(len(xy), bool)
+    hit[inside] = mask[x[inside], y[inside]]
+    return hit
+
+
 def stamp(pixels: np.ndarray, xy: np.ndarray, colors: np.ndarray, radius: int, clip: tuple[int, int, int, int]) -> None:
     """Write square dots (corners rounded from radius 2) into a pixels2d array (indexed [x, y]) inside the
     clip rectangle. Dots whose centre lies within ``radius`` of the clip's edge are left out, so that each

@@ -1093,15 +1093,21 @@ class SiteView:
         with self._at(cam):
             phase = self.particles.phase[:, act]
             levels = self.segment_levels(act)
+            cover = self._cells_cover()
         phase = np.concatenate([phase[0], phase[1], phase[0], phase[1]])
-        xy, kind = moved(pt.place(planned, phase), self.camera.affine_from(cam)), planned.kind
+        xy, kind, row = pt.place(planned, phase), planned.kind, planned.row
+        if cover is not None:  # none over the servers, where the lines they ride are hidden
+            keep = ~pt.covered(cover, xy, cam.viewport)
+            fine_dots = int(np.count_nonzero(keep[:fine_dots]))
+            xy, kind, row = xy[keep], kind[keep], row[keep]
+        xy = moved(xy, self.camera.affine_from(cam))
         if not len(xy):
             return
         colors = np.array([surf.map_rgb(c) for c in (*theme.TRAFFIC, theme.MEASURED)], np.int64)
         if levels is not None:  # brighter while a job communicates, dimmer while it computes
             colors = self._pulse_palette(surf)
             level = np.round(np.clip(levels, 0, 1) * (LEVELS - 1)).astype(np.int64)
-            kind = kind * LEVELS + np.concatenate([level[0], level[1], level[0], level[1]])[planned.row]
+            kind = kind * LEVELS + np.concatenate([level[0], level[1], level[0], level[1]])[row]
         radius = 1 if self.text.scale < 0.8 else 2 if self.text.scale < 1.6 else 3
         px = pygame.surfarray.pixels2d(surf)
         for part, r in ((slice(0, fine_dots), max(0, radius - 2)), (slice(fine_dots, None), radius)):
@@ -1170,8 +1176,30 @@ class SiteView:
             if parts
             else pt.plan(np.zeros((0, 2)), np.zeros((0, 2)), np.zeros(0, np.int64), np.zeros((0, 4)), 0.0)
         )
+        with self._at(camera):
+            self._cells_cover()  # worked out with the plan, kept per camera: drawing it only looks it up
         self._plan = (planned, sum(len(f.row) for f in fine), act, camera)
         self._plan_key = key
+
+    def _cells_cover(self) -> np.ndarray | None:
+        """Where server cells cover the links drawn beneath them, as a (width, height) mask of the viewport;
+        None unless host links are drawn as lines (zoomed in far enough). Particles there would float over
+        the servers (or a GPU's face) on a line nobody sees, so they are not drawn."""
+
+        def cover() -> np.ndarray | None:
+            if self.layout.cell_w * self.camera.zoom < HOST_DETAIL_PX:
+                return None
+            vx, vy, vw, vh = self.camera.viewport
+            mask = np.zeros((vw, vh), bool)
+            rects, vis = self._node_rects()
+            r = np.round(rects[vis]).astype(np.int64) - (vx, vy, 0, 0)
+            x0, y0 = np.clip(r[:, 0], 0, vw), np.clip(r[:, 1], 0, vh)
+            x1, y1 = np.clip(r[:, 0] + r[:, 2], 0, vw), np.clip(r[:, 1] + r[:, 3], 0, vh)
+            for a, b, c, d in zip(x0.tolist(), x1.tolist(), y0.tolist(), y1.tolist(), strict=True):
+                mask[a:b, c:d] = True
+            return mask
+
+        return self._memo("cells_cover", cover)
 
     def _plan_key_now(self) -> tuple:
         return (self.camera, self.layout.name, self._loads_version, self._mix_version, self.text.scale)
