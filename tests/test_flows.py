@@ -462,3 +462,56 @@ def test_loads_shared_with_the_loads_at_full_speed_are_the_loads_kept_apart(
         assert shared._at_full.tobytes() == apart._at_full.tobytes()
         assert shared.kind_rate.tobytes() == apart.kind_rate.tobytes()
         assert apart.link_load is not apart._at_full
+
+
+def compacted(flat: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The live flows of kept-up-to-date flat arrays (removed groups' flows dropped), in table order."""
+    live = np.flatnonzero(flat["group"] >= 0)
+    flows = live[np.argsort(flat["group"][live], kind="stable")]
+    new_index = np.full(len(flat["group"]), -1)
+    new_index[flows] = np.arange(len(flows))
+    at = new_index[flat["entry_flow"]]
+    entries = np.flatnonzero(at >= 0)
+    entries = entries[np.argsort(at[entries], kind="stable")]
+    out = {k: flat[k][flows] for k in ("group", "kind", "src", "dst", "rate", "demand", "job")}
+    out |= {"entry_flow": at[entries], "entry_link": flat["entry_link"][entries]}
+    return out | {"entry_frac": flat["entry_frac"][entries]}
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_flat_flows_kept_up_to_date_are_a_fresh_flatten_and_never_change_once_handed_out(seed: int) -> None:
+    """``FlowTable.flat`` appends new groups' flows and zeroes removed ones' in fresh per-flow arrays,
+    building afresh when the removed outnumber the live: its live flows are always exactly a fresh
+    flatten of the table's groups at their speeds, removed flows carry no rate, demand, job or group,
+    and arrays handed out earlier (snapshots share them) keep their values whatever happens later."""
+    from twin.flows import _flatten
+
+    rng = np.random.default_rng(seed)
+    n_links = int(rng.integers(3, 12))
+    table = FlowTable(rng.uniform(5.0, 40.0, n_links))
+    handed: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = []
+    for _ in range(250):
+        key = int(rng.integers(0, 25))
+        if (key, key % 2) in table.groups and rng.random() < 0.5:
+            table.remove((key, key % 2))
+        else:
+            table.add(random_group(rng, key, n_links))  # a key already there is replaced
+        if rng.random() < 0.5:
+            table.solve()
+        if rng.random() < 0.6:
+            flat = table.flat()
+            handed.append((flat, {k: v.copy() for k, v in flat.items()}))
+            keys = list(table.groups)
+            speeds = np.array([table.speed.get(k, 1.0) for k in keys])
+            fresh = _flatten(keys, [table.groups[k] for k in keys], speeds)
+            got = compacted(flat)
+            for name, values in fresh.items():
+                np.testing.assert_array_equal(got[name], values, err_msg=name)
+            dead = flat["group"] < 0
+            assert (flat["job"][dead] == -1).all() and not flat["rate"][dead].any()
+            assert not flat["demand"][dead].any()
+            assert all(not v.flags.writeable for v in flat.values())
+    assert table._flat_flows.rebuilds > 0  # the compacting rebuild was exercised
+    for flat, copy in handed:
+        for name, values in copy.items():
+            np.testing.assert_array_equal(flat[name], values, err_msg=name)
