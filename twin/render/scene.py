@@ -19,7 +19,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 import pygame
@@ -62,6 +62,16 @@ PLAN_NEAR = 1.25  # a moving camera has particles planned anew when zoomed or mo
 CAMERAS_KEPT = 4  # per-camera caches keep the camera shown, the glide's picture's and the next picture's
 
 T = TypeVar("T")
+
+
+class PlanKey(NamedTuple):
+    """What a plan of the particles was made for: it is made anew when any of these changes."""
+
+    camera: Camera
+    layout: str
+    loads_version: int
+    mix_version: int
+    text_scale: float
 
 
 def bundle_sums(bundles, values: np.ndarray, out: np.ndarray) -> Iterator[None]:
@@ -195,7 +205,7 @@ class SiteView:
         self._hot_key: tuple | None = None
         self._loads_version = 0
         self._mix_version = 0
-        self._plan_key: tuple | None = None
+        self._plan_key: PlanKey | None = None
         self._plan: tuple | None = None  # the particles' plan, its fine dots, active segments and camera
         self._plan_work: Iterator[None] | None = None  # the next plan, being made a slice per frame
         self._rate_key: tuple | None = None
@@ -1142,7 +1152,8 @@ class SiteView:
         if self._plan is None or self._plan_key is None:
             return False
         cam, key = self._plan[3], self._plan_key
-        same = key[1] == self.layout.name and key[4] == self.text.scale and cam.viewport == self.camera.viewport
+        same = key.layout == self.layout.name and key.text_scale == self.text.scale
+        same = same and cam.viewport == self.camera.viewport
         if not same or not 1 / near <= self.camera.zoom / cam.zoom <= near:
             return False
         scale, (dx, dy) = self.camera.affine_from(cam)
@@ -1201,8 +1212,8 @@ class SiteView:
 
         return self._memo("cells_cover", cover)
 
-    def _plan_key_now(self) -> tuple:
-        return (self.camera, self.layout.name, self._loads_version, self._mix_version, self.text.scale)
+    def _plan_key_now(self) -> PlanKey:
+        return PlanKey(self.camera, self.layout.name, self._loads_version, self._mix_version, self.text.scale)
 
     def _plan_stale(self) -> bool:
         return self._plan_key != self._plan_key_now()
