@@ -701,12 +701,14 @@ class FlatFlows:
     A group added since the last update is appended at the end; a removed one's flows and entries stay
     where they are, and its flows get job and group -1 and rate and demand 0, so every sum weighted by
     rate or demand is what it would be without them; once the removed entries outnumber the live ones,
-    everything is built afresh, compact. Each flow's kind, ends and route entries are written once into
+    everything is built afresh, compact (or once removed groups outnumber the live ones twice over: many
+    small groups gone beside a large one still running). Each flow's kind, ends and route entries are written once into
     buffers that grow at the end: the arrays handed out are views of what was written before, never
     written again, and the per-flow rate, demand, job and group are new arrays each update.
     """
 
     PER_FLOW = ("kind", "src", "dst", "demand")
+    SPARE_SLOTS = 256  # removed groups kept beyond twice the live ones before building afresh
     PER_ENTRY = ("entry_flow", "entry_link", "entry_frac")
 
     def __init__(self) -> None:
@@ -728,7 +730,8 @@ class FlatFlows:
                 self._slots[slot] = None
                 del self._slot_of[key]
                 self._dead_entries += len(group.entry_link)
-        if self._dead_entries > self._entries - self._dead_entries:
+        dead_slots = len(self._slots) - len(self._slot_of)
+        if self._dead_entries > self._entries - self._dead_entries or dead_slots > 2 * len(self._slot_of) + self.SPARE_SLOTS:
             self._reset()
             self.rebuilds += 1
         new = [g for k, g in groups.items() if k not in self._slot_of]
