@@ -730,8 +730,9 @@ class FlatFlows:
                 self._slots[slot] = None
                 del self._slot_of[key]
                 self._dead_entries += len(group.entry_link)
-        dead_slots = len(self._slots) - len(self._slot_of)
-        if self._dead_entries > self._entries - self._dead_entries or dead_slots > 2 * len(self._slot_of) + self.SPARE_SLOTS:
+        live_slots = len(self._slot_of)
+        many_dead = len(self._slots) - live_slots > 2 * live_slots + self.SPARE_SLOTS
+        if self._dead_entries > self._entries - self._dead_entries or many_dead:
             self._reset()
             self.rebuilds += 1
         new = [g for k, g in groups.items() if k not in self._slot_of]
