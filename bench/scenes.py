@@ -50,14 +50,14 @@ def main() -> None:
     log = logging.getLogger("scenes")
     log.propagate = False
     exhibit = Exhibit(show, (w, h), log)
-    screen, canvas = pygame.Surface((w, h)).convert(), pygame.Surface((w, h)).convert()
+    screen = pygame.Surface((w, h)).convert()
     dt = 1 / 60
     times: list[float] = []
     phases: list[tuple[int, str, float]] = []  # (scene index, phase, phase time) at each frame
     while exhibit.scenes_played < args.changes:
         t0 = time.perf_counter()
         exhibit.step(dt)
-        exhibit.draw(screen, canvas)
+        exhibit.draw(screen)
         times.append((time.perf_counter() - t0) * 1e3)
         phases.append((exhibit.index, exhibit.phase, exhibit.phase_t))
     frames = np.array(times)

@@ -68,7 +68,7 @@ def main() -> None:
     log.addHandler(errors)
     show = load_playlist(args.playlist)
     exhibit = Exhibit(show, (w, h), log)
-    screen, canvas = pygame.Surface((w, h)).convert(), pygame.Surface((w, h)).convert()
+    screen = pygame.Surface((w, h)).convert()
 
     frames_per_hour = round(3600 / args.dt)
     hours = max(1, round(args.hours))
@@ -80,7 +80,7 @@ def main() -> None:
         for i in range(frames_per_hour):
             t0 = time.perf_counter()
             exhibit.step(args.dt)
-            exhibit.draw(screen, canvas)
+            exhibit.draw(screen)
             times[i] = (time.perf_counter() - t0) * 1e3
             if rss_start is None and exhibit.clock >= args.warmup * 60:
                 gc.collect()

@@ -19,7 +19,7 @@ from twin.cli import main
 from twin.errors import ScenarioError
 from twin.playlist import load_playlist, playlist_from_dict
 from twin.render import show as show_mod
-from twin.render.show import DRIFT_PX, INTERMISSION_S, Exhibit, show_logger
+from twin.render.show import DRIFT_PERIODS_S, DRIFT_PX, INTERMISSION_S, Exhibit, show_logger
 from twin.scenario import load_scenario, scenario_from_dict
 from twin.simulation import Simulation
 
@@ -73,12 +73,11 @@ def exhibit(data: dict[str, Any], log: logging.Logger, size: tuple[int, int] = (
 
 
 def play(ex: Exhibit, seconds: float, dt: float = 0.25, draw: bool = False) -> None:
-    screen = pygame.Surface(ex.size)
-    canvas = pygame.Surface(ex.size)
+    screen = pygame.Surface(ex.screen_size)
     for _ in range(round(seconds / dt)):
         ex.step(dt)
         if draw:
-            ex.draw(screen, canvas)
+            ex.draw(screen)
 
 
 # --- playlists ----------------------------------------------------------------------------------------
@@ -205,8 +204,8 @@ def test_when_no_scene_loads_the_show_holds_an_intermission_and_retries(log, tmp
     data = playlist(scene("gone-1.toml"), scene("gone-2.toml"))
     ex = Exhibit(playlist_from_dict(data, tmp_path, "p.toml"), (1280, 720), logger)
     assert ex.phase == "intermission" and ex.run is None
-    screen, canvas = pygame.Surface(ex.size), pygame.Surface(ex.size)
-    ex.draw(screen, canvas)  # a calm card, not a crash
+    screen = pygame.Surface(ex.screen_size)
+    ex.draw(screen)  # a calm card, not a crash
     assert len(np.unique(pygame.surfarray.array3d(screen).reshape(-1, 3), axis=0)) > 5
     before = len(handler.messages(logging.ERROR))
     (tmp_path / "gone-2.toml").write_text((SCENARIOS / SMALL).read_text())  # someone fixes a file
@@ -344,6 +343,32 @@ def test_drift_is_slow_and_bounded(log) -> None:
     assert np.abs(arr).max() <= DRIFT_PX * ex.scale + 1
     assert len({tuple(o) for o in offsets}) > 20, "the picture does move"
     assert np.abs(np.diff(arr, axis=0)).max() <= 1, "never a visible jump"
+    m = ex.margin()  # the picture, drawn straight onto the screen, never leaves it
+    assert (m + arr >= 0).all() and (m + arr + np.array(ex.size) <= np.array(ex.screen_size)).all()
+
+
+def test_the_show_is_drawn_straight_onto_the_screen_inside_its_drift_margin(log) -> None:
+    """No whole picture is copied a frame: the scenes are drawn a margin smaller than the screen, into
+    the part of it the drift has reached; the margin is black, and a visitor's hand meets the picture
+    where it is drawn."""
+    logger, _ = log
+    ex = exhibit(playlist(scene(seconds=30.0)), logger, size=(1280, 720))
+    m = ex.margin()
+    assert m > 0 and ex.size == (1280 - 2 * m, 720 - 2 * m) and ex.run.frame.size == ex.size
+    screen = pygame.Surface(ex.screen_size)
+    play(ex, 3.0)
+    ex.clock = DRIFT_PERIODS_S[0] / 4  # the drift at its rightmost
+    ex.draw(screen)
+    dx, dy = ex.drift()
+    assert dx > 0
+    place = pygame.Rect((m + dx, m + dy), ex.size)
+    px = pygame.surfarray.array3d(screen)
+    outside = np.ones(ex.screen_size, bool)
+    outside[place.left : place.right, place.top : place.bottom] = False
+    assert not px[outside].any()
+    inside = px[place.left : place.right, place.top : place.bottom].reshape(-1, 3)
+    assert len(np.unique(inside[::7], axis=0)) > 50
+    assert ex.run.controls.panes[0].local((place.x + 5, place.y + 7)) == (5, 7)
 
 
 @pytest.mark.parametrize("size", [(1280, 720), (3840, 2160)])
@@ -351,13 +376,13 @@ def test_the_show_draws_at_every_resolution(log, size: tuple[int, int]) -> None:
     logger, _ = log
     data = playlist(scene(seconds=20.0, caption=[{"on": "start", "text": "A caption to read", "hold": 10}]))
     ex = exhibit(data, logger, size)
-    screen, canvas = pygame.Surface(size), pygame.Surface(size)
+    screen = pygame.Surface(size)
     ex.step(0.5)
-    ex.draw(screen, canvas)  # the title card
+    ex.draw(screen)  # the title card
     title = pygame.surfarray.array3d(screen)
     assert (title.max(axis=2) > 200).any(), "bright text on the title card"
     play(ex, 2.0)
-    ex.draw(screen, canvas)
+    ex.draw(screen)
     px = pygame.surfarray.array3d(screen).reshape(-1, 3)
     assert len(np.unique(px[::11], axis=0)) > 50
 
@@ -488,7 +513,7 @@ def test_visitors_mashing_everything_never_break_the_show(log) -> None:
     logger, handler = log
     ex = exhibit(playlist(scene(seconds=6.0), scene("fat-tree-campus.toml", seconds=6.0)), logger, (960, 540))
     rng = np.random.default_rng(5)
-    screen, canvas = pygame.Surface((960, 540)), pygame.Surface((960, 540))
+    screen = pygame.Surface((960, 540))
     kinds = ("click", "wheel", "drag", "key", "resize")
     for i in range(600):
         kind = kinds[int(rng.integers(len(kinds)))]
@@ -508,9 +533,9 @@ def test_visitors_mashing_everything_never_break_the_show(log) -> None:
         elif kind == "resize" and i % 50 == 0:
             size = (int(rng.integers(640, 1280)), int(rng.integers(360, 720)))
             ex.resize(size)
-            screen, canvas = pygame.Surface(size), pygame.Surface(size)
+            screen = pygame.Surface(size)
         ex.step(0.1)
-        ex.draw(screen, canvas)
+        ex.draw(screen)
     assert not ex.quit
     assert ex.scenes_played >= 2, "the show went on through scene changes"
     assert handler.messages(logging.ERROR) == []

@@ -211,10 +211,10 @@ class Exhibit:
     """The show's state machine, driven by ``step(dt)`` and ``handle(event)`` so tests can run it."""
 
     def __init__(self, show: Show, size: tuple[int, int], log: logging.Logger) -> None:
+        """``size``: the screen's; the scenes are drawn a margin smaller (see ``draw``)."""
         self.show = show
-        self.size = size
         self.log = log
-        self.scale = text_scale(size)
+        self._fit(size)
         self.index = -1
         self.run: SceneRun | None = None
         self.phase = "title"  # title | scene | fade | intermission
@@ -296,10 +296,20 @@ class Exhibit:
             self._next_scene()
 
     def resize(self, size: tuple[int, int]) -> None:
-        self.size = size
-        self.scale = text_scale(size)
+        self._fit(size)
         if self.run is not None:
-            self.run.resize(size)
+            self.run.resize(self.size)
+
+    def _fit(self, size: tuple[int, int]) -> None:
+        """The screen's size, text scale, and the scenes' size: the screen less the drift's margin."""
+        self.screen_size, self.scale = size, text_scale(size)
+        m = self.margin()
+        self.size = (size[0] - 2 * m, size[1] - 2 * m)
+
+    def margin(self) -> int:
+        """Pixels kept free on every side of the picture for the drift to move it by."""
+        w, h = self.screen_size
+        return max(0, min(math.ceil(DRIFT_PX * self.scale), (min(w, h) - 1) // 2))
 
     # --- visitors -----------------------------------------------------------------------------------
 
@@ -330,14 +340,24 @@ class Exhibit:
     # --- drawing ------------------------------------------------------------------------------------
 
     def drift(self) -> tuple[int, int]:
-        a = DRIFT_PX * self.scale
+        a = min(DRIFT_PX * self.scale, self.margin())
         return (
             round(a * math.sin(2 * math.pi * self.clock / DRIFT_PERIODS_S[0])),
             round(a * math.sin(2 * math.pi * self.clock / DRIFT_PERIODS_S[1])),
         )
 
-    def draw(self, screen: pygame.Surface, canvas: pygame.Surface) -> None:
+    def draw(self, screen: pygame.Surface) -> None:
+        """Draw the show straight onto the screen, a margin in from its edges and moved by the drift; the
+        margin is cleared. (Drawn on a picture of its own and copied there, it cost a copy of the whole
+        screen a frame: 4 ms at 3840x2160.)"""
+        if screen.get_size() != self.screen_size:
+            self.resize(screen.get_size())
+        m, (dx, dy) = self.margin(), self.drift()
+        place = pygame.Rect((m + dx, m + dy), self.size)
+        canvas = screen.subsurface(place)
         run, sh = self.run, self.show
+        if run is not None:
+            run.controls.panes[0].rect = place  # where a visitor's hand meets the picture
         drew_site = False
         if run is not None and self.phase in ("scene", "fade", "title"):
             try:
@@ -362,8 +382,7 @@ class Exhibit:
             self._overlay(canvas, self._veil(canvas.get_size()), smoothstep(self.phase_t / max(sh.fade_s, 1e-6)))
         elif self.phase == "intermission":
             self._overlay(canvas, self._title_card(canvas.get_size(), "The show will continue shortly"), 1.0)
-        placed = screen.blit(canvas, self.drift())
-        fill_outside(screen, placed, (0, 0, 0))  # only the margins the drift uncovers need clearing
+        fill_outside(screen, place, (0, 0, 0))
 
     @staticmethod
     def _overlay(canvas: pygame.Surface, layer: pygame.Surface, alpha: float) -> None:
@@ -523,7 +542,6 @@ class ExhibitWindow:
     def __init__(self, exhibit: Exhibit, screen: pygame.Surface, windowed: bool) -> None:
         self.exhibit = exhibit
         self.screen = screen
-        self.canvas = pygame.Surface(screen.get_size()).convert()
         self.windowed = windowed
 
     @property
@@ -535,7 +553,6 @@ class ExhibitWindow:
             self.exhibit.quit = True
         elif event.type in (pygame.VIDEORESIZE, pygame.WINDOWSIZECHANGED):
             self.screen = pygame.display.get_surface()
-            self.canvas = pygame.Surface(self.screen.get_size()).convert()
             self.exhibit.resize(self.screen.get_size())
         else:
             self.exhibit.handle(event)
@@ -548,7 +565,7 @@ class ExhibitWindow:
 
     def draw(self, wall: float) -> None:
         try:
-            self.exhibit.draw(self.screen, self.canvas)
+            self.exhibit.draw(self.screen)
         except Exception:
             self.exhibit._fail("drawing a frame")
 
