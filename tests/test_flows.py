@@ -294,6 +294,21 @@ def random_group(rng: np.random.Generator, key: int, n_links: int) -> FlowGroup:
     )
 
 
+def churn(rng: np.random.Generator, table: FlowTable, n_links: int, steps: int):
+    """Random changes to ``table``, one a step: a group there (keys 0 to 24) removed half the time, else
+    one added (replacing any with its key). Yields (step, key, the group added or None when removed), so
+    that a test can make the same change elsewhere before it draws anything more from ``rng``."""
+    for step in range(steps):
+        key = int(rng.integers(0, 25))
+        if (key, key % 2) in table.groups and rng.random() < 0.5:
+            table.remove((key, key % 2))
+            yield step, (key, key % 2), None
+        else:
+            group = random_group(rng, key, n_links)
+            table.add(group)
+            yield step, group.key, group
+
+
 def solve_from_scratch(groups: list[FlowGroup], capacity: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every group flattened and solved together, as the table did before it kept its arrays: speeds, link
     loads and rates per traffic kind."""
@@ -328,14 +343,10 @@ def test_the_table_s_kept_arrays_equal_a_fresh_flatten_after_random_adds_and_rem
     table = FlowTable(capacity)
     table.RESYNC_EVERY = int(rng.choice([3, 500]))  # exact solves often, or incremental ones between
     store = GroupStore()
-    for step in range(int(rng.integers(20, 300))):
-        key = int(rng.integers(0, 25))
-        if (key, key % 2) in table.groups and rng.random() < 0.5:
-            table.remove((key, key % 2))
-            store.remove((key, key % 2))
+    for step, key, group in churn(rng, table, n_links, int(rng.integers(20, 300))):
+        if group is None:
+            store.remove(key)
         else:
-            group = random_group(rng, key, n_links)
-            table.add(group)
             store.add(group, np.bincount(group.kind, weights=group.demand, minlength=4))
         if rng.random() < 0.7 or step % 10 == 0:
             table.solve()
@@ -447,14 +458,10 @@ def test_loads_shared_with_the_loads_at_full_speed_are_the_loads_kept_apart(
     shared, apart = FlowTable(capacity), FlowTable(capacity)
     apart.SHARE = False
     shared.RESYNC_EVERY = apart.RESYNC_EVERY = int(rng.choice([3, 10, 500]))
-    for step in range(int(rng.integers(20, 300))):
-        key = int(rng.integers(0, 25))
-        if (key, key % 2) in shared.groups and rng.random() < 0.5:
-            shared.remove((key, key % 2))
-            apart.remove((key, key % 2))
+    for step, key, group in churn(rng, shared, n_links, int(rng.integers(20, 300))):
+        if group is None:
+            apart.remove(key)
         else:
-            group = random_group(rng, key, n_links)
-            shared.add(group)
             apart.add(group)
         if rng.random() < 0.7 or step % 10 == 0:
             assert shared.solve() == apart.solve()
@@ -491,12 +498,7 @@ def test_flat_flows_kept_up_to_date_are_a_fresh_flatten_and_never_change_once_ha
     table = FlowTable(rng.uniform(5.0, 40.0, n_links))
     table._flat_flows.SPARE_SLOTS = int(rng.choice([0, 256]))  # built afresh for many removed groups too
     handed: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = []
-    for _ in range(250):
-        key = int(rng.integers(0, 25))
-        if (key, key % 2) in table.groups and rng.random() < 0.5:
-            table.remove((key, key % 2))
-        else:
-            table.add(random_group(rng, key, n_links))  # a key already there is replaced
+    for _ in churn(rng, table, n_links, 250):
         if rng.random() < 0.5:
             table.solve()
         if rng.random() < 0.6:
