@@ -50,7 +50,7 @@ def main() -> None:
     os.environ["SDL_FRAMEBUFFER_ACCELERATION"] = "0" if args.framebuffer == "native" else "1"
     w, h = (int(v) for v in args.size.split("x"))
     app = App(Simulation(load_scenario(args.scenario)), size=(w, h), speed=args.speed)
-    floor, repaint = present_floor(app.screen), repaint_floor(app.screen)
+    floor, repaint = present_floor(app.screen), present_floor(app.screen, repaint=True)
     glide = glider(app) if args.glide else None
     layers: dict[str, list[float]] = {k: [] for k in ("sim", "snapshot", "site", "hud", "present", "frame", "draw")}
     wall = 0.0
@@ -123,26 +123,17 @@ def main() -> None:
     pygame.display.quit()
 
 
-def present_floor(screen: pygame.Surface, frames: int = 120) -> float:
-    """Median ms to present a frame that did not change: the least any frame of this size can cost."""
-    screen.fill((9, 13, 26))
-    times = []
-    for _ in range(frames):
-        t0 = time.perf_counter()
-        pygame.display.flip()
-        times.append((time.perf_counter() - t0) * 1000)
-    return max(statistics.median(times), 1e-3)
-
-
-def repaint_floor(screen: pygame.Surface, frames: int = 120) -> float:
-    """Median ms to copy one ready picture of the whole screen onto it and present it: what any frame
+def present_floor(screen: pygame.Surface, frames: int = 120, repaint: bool = False) -> float:
+    """Median ms to present a frame that did not change: the least any frame of this size can cost.
+    ``repaint``: to copy one ready picture of the whole screen onto it first, then present: what any frame
     costs whose pixels may all change (particles flow across the whole view), before drawing anything."""
+    screen.fill((9, 13, 26))
     picture = screen.copy()
-    picture.fill((9, 13, 26))
     times = []
     for _ in range(frames):
         t0 = time.perf_counter()
-        screen.blit(picture, (0, 0))
+        if repaint:
+            screen.blit(picture, (0, 0))
         pygame.display.flip()
         times.append((time.perf_counter() - t0) * 1000)
     return max(statistics.median(times), 1e-3)
