@@ -42,6 +42,7 @@ __all__ = ["BLOCKED", "Job", "Sample", "Simulation", "Totals", "WorkloadStats"]
 
 SNAPSHOT_EVENTS = 64  # log entries a snapshot carries: more than happen between two frames
 BLOCKED = -2  # owner of a GPU that is failed or cut off: not free, not any job's
+INF = float("inf")
 LINK_FIELDS = slice(9, 12)  # the series fields read off the links: filled in when their batch is measured
 assert SERIES_FIELDS[LINK_FIELDS] == ("mean_link_util", "p99_link_util", "max_link_util")
 
@@ -176,8 +177,9 @@ class Simulation:
         them than of anything else): one that falls between events sees a state nothing changes, and one
         at the same instant as events comes after them and before the scheduler runs, as the lowest
         priority event of that instant would."""
+        heap = self.events.heap  # peeked at directly: the loop's most frequent question
         while True:
-            t = self.events.peek_time()
+            t = heap[0][0] if heap else INF
             if self._next_sample < t and self._next_sample <= until:
                 # Every sample before the next event sees the same state: one row, written at each time.
                 times = [self._next_sample]
@@ -190,7 +192,7 @@ class Simulation:
             if t > until:
                 break
             self._integrate_to(t)
-            while self.events.peek_time() == t:
+            while heap and heap[0][0] == t:
                 _, handler, payload = self.events.pop()
                 handler(payload)
             if self._next_sample == t:
