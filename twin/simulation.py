@@ -590,16 +590,20 @@ class Simulation:
         figures = links.figures(sorted({state for _, _, state in self._samples}))
         tot = self.totals
         mean_fabric, fabric_load, tier_mean = figures.mean_fabric, figures.fabric_load, figures.tier_mean
-        acc = self._tier_s
+        # Plain floats in locals, term by term in order: what ``array += rates * dt`` computes, without
+        # numpy calls, and the same sums as adding to the totals one state at a time.
+        util_s, fabric_bytes = tot.fabric_util_s, tot.fabric_bytes
+        t0, t1, t2, t3 = self._tier_s
         for state, dt in self._link_dts:
-            tot.fabric_util_s += mean_fabric[state] * dt
-            tot.fabric_bytes += fabric_load[state] * dt
-            # Plain floats, element by element: what ``array += rates * dt`` computes, without numpy calls.
-            rates = tier_mean[state]
-            acc[0] += rates[0] * dt
-            acc[1] += rates[1] * dt
-            acc[2] += rates[2] * dt
-            acc[3] += rates[3] * dt
+            util_s += mean_fabric[state] * dt
+            fabric_bytes += fabric_load[state] * dt
+            r0, r1, r2, r3 = tier_mean[state]
+            t0 += r0 * dt
+            t1 += r1 * dt
+            t2 += r2 * dt
+            t3 += r3 * dt
+        tot.fabric_util_s, tot.fabric_bytes = util_s, fabric_bytes
+        self._tier_s[:] = (t0, t1, t2, t3)
         self._link_dts.clear()
         seen = self._tier_max_s
         for i, m in enumerate(figures.tier_max):
