@@ -26,7 +26,6 @@ class Allocation:
         self.domain = fabric.node_domain
         self.pod = fabric.node_pod
         self.held: dict[int, np.ndarray] = {}  # job id -> flat GPU indices
-        self._flat = self.owner.reshape(-1)  # a view: GPU by flat index (the arrays are only changed in place)
         self.version = 0  # grows with every change of ``free`` (whoever makes it calls ``changed()``)
         self._sums = (-1, 0, 0)  # (version, free GPUs, free GPUs on partly used nodes)
 
@@ -39,7 +38,7 @@ class Allocation:
         return int(self.free.sum())
 
     def assign(self, job_id: int, gpus: np.ndarray) -> None:
-        flat = self._flat
+        flat = self.owner.reshape(-1)
         ids = gpus.tolist() if len(gpus) <= self.gpus_per_node else None  # a few (most jobs): plain integers
         if ids is not None:
             taken = len(set(ids)) != len(ids) or any(flat.item(g) != -1 for g in ids)
@@ -54,7 +53,7 @@ class Allocation:
     def release(self, job_id: int) -> np.ndarray:
         gpus = self.held.pop(job_id)
         ids = gpus.tolist() if len(gpus) <= self.gpus_per_node else None
-        _set(self._flat, gpus, ids, -1)
+        _set(self.owner.reshape(-1), gpus, ids, -1)
         self._count(gpus, +1, ids)
         return gpus
 
