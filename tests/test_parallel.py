@@ -213,6 +213,34 @@ def test_sends_between_leaves_are_the_flows_routed_one_way_at_a_time(cut: bool) 
     assert (mine[3][1] == fab.dead_link).any() == cut
 
 
+def test_sends_between_the_same_servers_are_remembered_until_the_router_routes_again() -> None:
+    """``_between`` keeps its flows per router and servers: a second job on the same servers gets the same
+    values, numbered from its own first flow, in arrays no one can write; once the router routes again
+    (a spine cut), the flows are those of a router that never saw the old routes."""
+    sim = Simulation(scenario_from_dict(hall(64, 1.0)))
+    fab, router = sim.fabric, Router(sim.fabric)
+    a, b = np.arange(0, 64, 2), np.arange(33, 97, 2)  # racks apart: through the spine
+
+    def values(made):
+        return [*made[:3], *made[3]]
+
+    first = _between(a, b, fab, router, 7)
+    again = _between(a.copy(), b.copy(), fab, router, 30)
+    for got, want in zip(values(again), values(between_one_way_at_a_time(a, b, fab, Router(fab), 30)), strict=True):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(again[3][0], first[3][0] + 23)
+    assert again[0] is first[0] and again[3][1] is first[3][1]  # remembered, not worked out again
+    assert not any(array.flags.writeable for array in [*values(again)[:3], *values(again)[4:]])
+    alive = np.ones(fab.n_links, bool)
+    to_spine = np.flatnonzero((fab.kind[fab.link_src] == LEAF) & (fab.kind[fab.link_dst] == SPINE))
+    alive[to_spine[: len(to_spine) // 2]] = False
+    router.invalidate(alive)
+    cut = _between(a, b, fab, router, 7)
+    for got, want in zip(values(cut), values(between_one_way_at_a_time(a, b, fab, Router(fab, alive), 7)), strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert not np.array_equal(cut[3][1], first[3][1])  # the cut changed the routes
+
+
 @pytest.mark.parametrize("gpus", [1, 2, 3, 8, 16, 48, 64, 128, 4096])
 @pytest.mark.parametrize("params_b", [0.1, 7, 70, 100, 175])
 def test_every_gpu_of_a_job_has_a_place_in_its_layout(gpus: int, params_b: float) -> None:

@@ -74,8 +74,9 @@ def test_easy_backfill_reservation() -> None:
 
 
 def test_free_counts_and_fragmentation_kept_in_step_agree_with_a_recount() -> None:
-    """``Allocation`` updates the free counts and the fragmentation's sums per node touched; after random
-    assigns and releases (one node or several, a GPU listed twice refused) both equal a recount."""
+    """``Allocation`` updates the owners (GPU by GPU for a few), the free counts and the fragmentation's
+    sums per node touched; after random assigns and releases (one node or several, a GPU listed twice
+    refused) the owners are the held GPUs' and the rest equal a recount."""
     rng = np.random.default_rng(7)
     alloc = allocation()
     gpn = alloc.gpus_per_node
@@ -97,7 +98,36 @@ def test_free_counts_and_fragmentation_kept_in_step_agree_with_a_recount() -> No
             alloc.assign(step, gpus)
         if rng.random() < 0.5:
             alloc.fragmentation()  # keep the sums current some of the time, so both paths run
+        owner = np.full(alloc.owner.size, -1)  # every GPU is its holder's, or free
+        for job_id, held in alloc.held.items():
+            owner[held] = job_id
+        assert np.array_equal(alloc.owner.reshape(-1), owner)
         free = (alloc.owner == -1).sum(axis=1)
         assert np.array_equal(alloc.free, free)
         partial = free[(free > 0) & (free < gpn)].sum()
         assert alloc.fragmentation() == (float(partial / free.sum()) if free.sum() else 0.0)
+
+
+def test_first_fit_takes_the_first_free_gpus_of_the_first_node_with_room() -> None:
+    """First fit, against a plain reading of its definition, over random partly used sites."""
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        alloc = allocation()
+        gpn = alloc.gpus_per_node
+        for job_id in range(int(rng.integers(0, 12))):
+            free = np.flatnonzero(alloc.owner.reshape(-1) == -1)
+            alloc.assign(job_id, rng.choice(free, int(rng.integers(1, 9)), replace=False))
+        want = int(rng.integers(1, 2 * gpn + 1))
+        if want > gpn:
+            want -= want % gpn  # whole nodes
+        rows = alloc.owner.tolist()
+        if want <= gpn:
+            room = [n for n, row in enumerate(rows) if row.count(-1) >= want]
+            expected = [room[0] * gpn + g for g in range(gpn) if rows[room[0]][g] == -1][:want] if room else None
+        else:
+            empty = [n for n, row in enumerate(rows) if row.count(-1) == gpn][: want // gpn]
+            expected = [n * gpn + g for n in empty for g in range(gpn)] if len(empty) == want // gpn else None
+        got = place_first_fit(alloc, want)
+        assert (got is None and expected is None) or (got is not None and got.tolist() == expected)
+        if got is not None:
+            assert got.dtype == np.int64

@@ -22,19 +22,20 @@ Handler = Callable[[Any], None]
 
 class EventQueue:
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, int, Handler, Any]] = []
+        # (time, priority, sequence, handler, payload); read-only outside: the earliest is heap[0]
+        self.heap: list[tuple[float, int, int, Handler, Any]] = []
         self._seq = 0
 
     def push(self, time: float, priority: int, handler: Handler, payload: Any = None) -> None:
-        heapq.heappush(self._heap, (time, priority, self._seq, handler, payload))
+        heapq.heappush(self.heap, (time, priority, self._seq, handler, payload))
         self._seq += 1
 
     def pop(self) -> tuple[float, Handler, Any]:
-        time, _, _, handler, payload = heapq.heappop(self._heap)
+        time, _, _, handler, payload = heapq.heappop(self.heap)
         return time, handler, payload
 
     def peek_time(self) -> float:
-        return self._heap[0][0] if self._heap else float("inf")
+        return self.heap[0][0] if self.heap else float("inf")
 
     def __len__(self) -> int:
-        return len(self._heap)
+        return len(self.heap)

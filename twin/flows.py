@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from twin.records import quick_init
 from twin.routing import Route
 
 # Kinds of traffic.
@@ -337,6 +338,7 @@ def _distinct_constraints(
     return np.arange(len(link)), wsum
 
 
+@quick_init
 @dataclass(frozen=True)
 class FlowGroup:
     """Flows that run at one shared speed. ``demand`` is each flow's rate at speed 1, in bytes/s."""
@@ -573,7 +575,7 @@ def _kind_demand(group: FlowGroup) -> list[float]:
     """Bytes/s a group carries per traffic kind at full speed."""
     if len(group.kind) == 1:
         out = [0.0] * len(TRAFFIC_KINDS)
-        out[int(group.kind[0])] = float(group.demand[0])
+        out[group.kind.item(0)] = group.demand.item(0)
         return out
     return np.bincount(group.kind, weights=group.demand, minlength=len(TRAFFIC_KINDS)).tolist()
 

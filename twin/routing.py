@@ -49,10 +49,12 @@ class Router:
         self._part_entries = 0
         self._routes: dict[tuple[int, int, int | None], Route] = {}
         self._route_entries = 0
+        self.epoch = 0  # grows whenever routes may change (``invalidate``): what caches of routes check
 
     def invalidate(self, alive: np.ndarray) -> None:
         """Links changed (failed or repaired): forget every cached distance and route."""
         self.alive = alive
+        self.epoch += 1
         self._dist.clear()
         self._parts.clear()
         self._up_ends.clear()

@@ -46,14 +46,15 @@ class Allocation:
             taken = bool((flat[gpus] != -1).any()) or _repeats(gpus)
         if job_id in self.held or taken:
             raise RuntimeError(f"job {job_id}: GPUs are not free to assign")
-        flat[gpus] = job_id
+        _set(flat, gpus, ids, job_id)
         self._count(gpus, -1, ids)
         self.held[job_id] = gpus
 
     def release(self, job_id: int) -> np.ndarray:
         gpus = self.held.pop(job_id)
-        self.owner.reshape(-1)[gpus] = -1
-        self._count(gpus, +1)
+        ids = gpus.tolist() if len(gpus) <= self.gpus_per_node else None
+        _set(self.owner.reshape(-1), gpus, ids, -1)
+        self._count(gpus, +1, ids)
         return gpus
 
     def _count(self, gpus: np.ndarray, sign: int, ids: list[int] | None = None) -> None:
@@ -95,6 +96,15 @@ class Allocation:
         return float(partial / total) if total else 0.0
 
 
+def _set(flat: np.ndarray, gpus: np.ndarray, ids: list[int] | None, value: int) -> None:
+    """``flat[gpus] = value``; GPU by GPU when they are given as a short list (cheaper than indexing)."""
+    if ids is not None and len(ids) <= 4:
+        for g in ids:
+            flat[g] = value
+    else:
+        flat[gpus] = value
+
+
 def _repeats(gpus: np.ndarray) -> bool:
     """Whether a GPU is listed twice."""
     if len(gpus) <= 16:
@@ -119,10 +129,12 @@ def _gpus_on(alloc: Allocation, nodes: np.ndarray, per_node: int) -> np.ndarray:
 def place_first_fit(alloc: Allocation, gpus: int) -> np.ndarray | None:
     """Lowest-numbered nodes that fit, ignoring the fabric (the naive baseline)."""
     gpn = alloc.gpus_per_node
-    if gpus <= gpn:
-        fits = alloc.free >= gpus
-        first = int(fits.argmax())
-        return _gpus_on(alloc, (first,), gpus) if fits[first] else None
+    if gpus <= gpn:  # the first node with room, and its first free GPUs (as ``_gpus_on``), in plain integers
+        first = int((alloc.free >= gpus).argmax())
+        if alloc.free.item(first) < gpus:
+            return None
+        base, row = first * gpn, alloc.owner[first].tolist()
+        return np.array([base + g for g in range(gpn) if row[g] == -1][:gpus], np.int64)
     need = gpus // gpn
     empty = np.flatnonzero(alloc.free == gpn)
     return _gpus_on(alloc, empty[:need], gpn) if len(empty) >= need else None

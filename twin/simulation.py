@@ -42,6 +42,7 @@ __all__ = ["BLOCKED", "Job", "Sample", "Simulation", "Totals", "WorkloadStats"]
 
 SNAPSHOT_EVENTS = 64  # log entries a snapshot carries: more than happen between two frames
 BLOCKED = -2  # owner of a GPU that is failed or cut off: not free, not any job's
+INF = float("inf")
 LINK_FIELDS = slice(9, 12)  # the series fields read off the links: filled in when their batch is measured
 assert SERIES_FIELDS[LINK_FIELDS] == ("mean_link_util", "p99_link_util", "max_link_util")
 
@@ -176,8 +177,9 @@ class Simulation:
         them than of anything else): one that falls between events sees a state nothing changes, and one
         at the same instant as events comes after them and before the scheduler runs, as the lowest
         priority event of that instant would."""
+        heap = self.events.heap  # peeked at directly: the loop's most frequent question
         while True:
-            t = self.events.peek_time()
+            t = heap[0][0] if heap else INF
             if self._next_sample < t and self._next_sample <= until:
                 # Every sample before the next event sees the same state: one row, written at each time.
                 times = [self._next_sample]
@@ -190,7 +192,7 @@ class Simulation:
             if t > until:
                 break
             self._integrate_to(t)
-            while self.events.peek_time() == t:
+            while heap and heap[0][0] == t:
                 _, handler, payload = self.events.pop()
                 handler(payload)
             if self._next_sample == t:
@@ -588,16 +590,20 @@ class Simulation:
         figures = links.figures(sorted({state for _, _, state in self._samples}))
         tot = self.totals
         mean_fabric, fabric_load, tier_mean = figures.mean_fabric, figures.fabric_load, figures.tier_mean
-        acc = self._tier_s
+        # Plain floats in locals, term by term in order: what ``array += rates * dt`` computes, without
+        # numpy calls, and the same sums as adding to the totals one state at a time.
+        util_s, fabric_bytes = tot.fabric_util_s, tot.fabric_bytes
+        t0, t1, t2, t3 = self._tier_s
         for state, dt in self._link_dts:
-            tot.fabric_util_s += mean_fabric[state] * dt
-            tot.fabric_bytes += fabric_load[state] * dt
-            # Plain floats, element by element: what ``array += rates * dt`` computes, without numpy calls.
-            rates = tier_mean[state]
-            acc[0] += rates[0] * dt
-            acc[1] += rates[1] * dt
-            acc[2] += rates[2] * dt
-            acc[3] += rates[3] * dt
+            util_s += mean_fabric[state] * dt
+            fabric_bytes += fabric_load[state] * dt
+            r0, r1, r2, r3 = tier_mean[state]
+            t0 += r0 * dt
+            t1 += r1 * dt
+            t2 += r2 * dt
+            t3 += r3 * dt
+        tot.fabric_util_s, tot.fabric_bytes = util_s, fabric_bytes
+        self._tier_s[:] = (t0, t1, t2, t3)
         self._link_dts.clear()
         seen = self._tier_max_s
         for i, m in enumerate(figures.tier_max):

@@ -108,8 +108,8 @@ def reads_of_one_server(
         src, dst, demand, entries = _striped_reads(spec, np.array([node]), np.array([gpus]), fab, router, 0)
         return FlowGroup.build(key, np.full(len(src), DATA), src, dst, demand, entries)
     idx = spec.id % len(fab.storage_gid)
-    store, dst = int(fab.storage_gid[idx]), int(fab.node_gid[node])
-    rail = int((node + spec.id) % fab.rails)
+    store, dst = fab.storage_gid.item(idx), fab.node_gid.item(node)
+    rail = (node + spec.id) % fab.rails
     route = router.route(store, dst, rail)
     routes = _ONE_SERVER.get(router)
     if routes is None:

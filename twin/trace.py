@@ -25,6 +25,7 @@ from typing import BinaryIO, TextIO
 
 from twin.errors import ScenarioError
 from twin.outputs import open_input
+from twin.records import quick_init
 from twin.scenario import MAX_GPUS, MAX_SECONDS
 
 FIELDS = ("id", "gpus", "state", "submit", "start", "end", "duration")
@@ -61,6 +62,7 @@ class TraceError(ScenarioError):
     """A trace that cannot be read at all, or a bad row under --strict."""
 
 
+@quick_init
 @dataclass(frozen=True)
 class TraceJob:
     line: int

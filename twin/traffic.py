@@ -8,6 +8,8 @@ exchanges requests with the gateway; an evaluation job reads. Reads and checkpoi
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from twin.flows import DATA, GRADIENT, INFERENCE, Entries, FlowGroup, merge_entries
@@ -91,9 +93,34 @@ def work_flows(
 def _between(
     a: np.ndarray, b: np.ndarray, fab: Fabric, router: Router, first: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Entries]:
+    """``_sends_between`` with its flows numbered from ``first``, remembered per router (until it routes
+    again) for the same servers: first-fit placement gives many jobs the same servers (over 40% of the
+    multi-server starts of a Helios-style replay), and working the flows out costs dozens of numpy calls."""
+    epoch, found = _BETWEEN.get(router, (-1, {}))
+    if epoch != router.epoch:
+        found = {}
+        _BETWEEN[router] = (router.epoch, found)
+    key = (a.dtype.str, a.tobytes(), b.tobytes())
+    made = found.get(key)
+    if made is None:
+        if len(found) >= 4096:
+            found.clear()
+        made = found[key] = _sends_between(a, b, fab, router)
+        for array in (*made[:3], *made[3]):
+            array.flags.writeable = False  # shared by every job on these servers
+    src, dst, sends, (flow, link, frac) = made
+    return src, dst, sends, (flow + first, link, frac)
+
+
+_BETWEEN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # router -> (epoch, servers -> flows)
+
+
+def _sends_between(
+    a: np.ndarray, b: np.ndarray, fab: Fabric, router: Router
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, Entries]:
     """Flows from server ``a[i]`` to server ``b[i]`` on every rail (each GPU to its peer on the other
-    server): source and destination gids, how many sends each flow carries, and route entries numbered
-    from ``first``. Servers under the same leaf need no routing: up to the leaf and down again. Sends
+    server): source and destination gids, how many sends each flow carries, and route entries (flows
+    numbered from 0). Servers under the same leaf need no routing: up to the leaf and down again. Sends
     between the same two leaves on one rail share their way through the fabric, so they are one flow:
     each server's link to and from its leaf carries its own share (a pipeline stage's activations go
     from every server of a unit to the same unit of the next stage), and a 16,384-GPU job's tens of
@@ -105,7 +132,7 @@ def _between(
     near = np.flatnonzero(fab.link_dst[up] == fab.link_src[down])
     k = len(near)
     parts: list[Entries] = [
-        (first + np.repeat(np.arange(k), 2), np.column_stack([up[near], down[near]]).ravel(), np.ones(2 * k))
+        (np.repeat(np.arange(k), 2), np.column_stack([up[near], down[near]]).ravel(), np.ones(2 * k))
     ]
     far = np.flatnonzero(fab.link_dst[up] != fab.link_src[down])
     pair = (fab.link_dst[up[far]].astype(np.int64) * len(fab.kind) + fab.link_src[down[far]]) * rails + rail[far]
@@ -113,7 +140,7 @@ def _between(
     members = far[np.argsort(group, kind="stable")]
     heads = members[np.cumsum(counts) - counts]
     ways = router.routes(fab.node_gid[src[heads]], fab.node_gid[dst[heads]], rail[heads])
-    parts.append(_shared_ways(ways, first + k, members, counts, heads, (up, down), fab.dead_link))
+    parts.append(_shared_ways(ways, k, members, counts, heads, (up, down), fab.dead_link))
     chosen = np.concatenate([near, heads])
     weight = np.concatenate([np.ones(k), counts]).astype(np.float64)
     return fab.node_gid[src[chosen]], fab.node_gid[dst[chosen]], weight, merge_entries(*parts)

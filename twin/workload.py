@@ -13,12 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from twin.presets import PresetSampler, rhythm
+from twin.records import quick_init
 from twin.scenario import JobClass, WorkloadSpec
 
 TRAINING_KINDS = ("pretrain", "finetune", "research")
 CHECKPOINT_BYTES_PER_PARAM = 14.0  # bf16 weights + fp32 master weights + two Adam moments
 
 
+@quick_init
 @dataclass(frozen=True)
 class JobSpec:
     """One submitted job. ``duration_s`` is its run time at full speed (a service's lifetime)."""
