@@ -241,6 +241,30 @@ def test_sends_between_the_same_servers_are_remembered_until_the_router_routes_a
     assert not np.array_equal(cut[3][1], first[3][1])  # the cut changed the routes
 
 
+@pytest.mark.parametrize(("entries", "sets"), [(600, 1000), (10**6, 5)])
+def test_the_sends_remembered_stay_within_their_bounds(monkeypatch, entries: int, sets: int) -> None:
+    """However many sets of servers jobs get, a router keeps at most ``ENTRIES`` route entries and
+    ``SERVER_SETS`` sets of them (each bound tested alone), and what it hands out is still right."""
+    from twin.traffic import _BETWEEN, _Kept
+
+    monkeypatch.setattr(_Kept, "ENTRIES", entries)
+    monkeypatch.setattr(_Kept, "SERVER_SETS", sets)
+    sim = Simulation(scenario_from_dict(hall(64, 1.0)))
+    fab, router = sim.fabric, Router(sim.fabric)
+    rng = np.random.default_rng(5)
+    for _ in range(40):
+        servers = rng.choice(128, int(rng.integers(2, 24)), replace=False)
+        a, b = servers, np.roll(servers, -1)
+        got = _between(a, b, fab, router, 3)
+        want = between_one_way_at_a_time(a, b, fab, Router(fab), 3)
+        for x, y in zip([*got[:3], *got[3]], [*want[:3], *want[3]], strict=True):
+            np.testing.assert_array_equal(x, y)
+        kept = _BETWEEN[router]
+        assert len(kept.sends) <= sets
+        assert kept.entries == sum(len(made[3][1]) for made in kept.sends.values())
+        assert kept.entries <= entries or len(kept.sends) == 1  # one set larger than the bound is still kept
+
+
 @pytest.mark.parametrize("gpus", [1, 2, 3, 8, 16, 48, 64, 128, 4096])
 @pytest.mark.parametrize("params_b", [0.1, 7, 70, 100, 175])
 def test_every_gpu_of_a_job_has_a_place_in_its_layout(gpus: int, params_b: float) -> None:

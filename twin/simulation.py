@@ -103,7 +103,7 @@ class Simulation:
         self._tiers = tier_index(fab)
         self._meter = LinkMeter(self._inv_cap, self.physical, self.fabric_links, self._tiers)
         # The links' states, measured a batch at a time: what needs their figures waits in order until then.
-        rows = max(2, min(64, 2**18 // max(fab.n_links, 1)))  # a batch of at most 2 MB, in the caches
+        rows = max(2, min(256, 2**18 // max(fab.n_links, 1)))  # at most 2 MB: 256 rows on a small site, 2 at 100k GPUs
         self._links = LinkBatch(self._meter, fab.n_links, rows)
         self._state = 0  # the batch row of the links' state now
         self._link_dts: list[tuple[int, float]] = []  # (state, seconds) to add to the links' integrals

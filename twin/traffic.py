@@ -96,23 +96,43 @@ def _between(
     """``_sends_between`` with its flows numbered from ``first``, remembered per router (until it routes
     again) for the same servers: first-fit placement gives many jobs the same servers (over 40% of the
     multi-server starts of a Helios-style replay), and working the flows out costs dozens of numpy calls."""
-    epoch, found = _BETWEEN.get(router, (-1, {}))
-    if epoch != router.epoch:
-        found = {}
-        _BETWEEN[router] = (router.epoch, found)
+    kept = _BETWEEN.get(router)
+    if kept is None or kept.epoch != router.epoch:
+        kept = _BETWEEN[router] = _Kept(router.epoch)
     key = (a.dtype.str, a.tobytes(), b.tobytes())
-    made = found.get(key)
+    made = kept.sends.get(key)
     if made is None:
-        if len(found) >= 4096:
-            found.clear()
-        made = found[key] = _sends_between(a, b, fab, router)
+        made = _sends_between(a, b, fab, router)
         for array in (*made[:3], *made[3]):
             array.flags.writeable = False  # shared by every job on these servers
+        kept.keep(key, made)
     src, dst, sends, (flow, link, frac) = made
     return src, dst, sends, (flow + first, link, frac)
 
 
-_BETWEEN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # router -> (epoch, servers -> flows)
+class _Kept:
+    """Sends worked out for one router's routes (its ``epoch``), by servers; bounded by the route entries
+    they hold (a 4,096-GPU job's sends hold tens of thousands) and by their number, so a long show's memory
+    stays flat."""
+
+    ENTRIES = 1_000_000  # route entries kept per router, at most (about 20 MB)
+    SERVER_SETS = 4096  # and sets of servers
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.sends: dict[tuple[str, bytes, bytes], tuple] = {}
+        self.entries = 0
+
+    def keep(self, key: tuple[str, bytes, bytes], made: tuple) -> None:
+        size = len(made[3][1])
+        if self.entries + size > self.ENTRIES or len(self.sends) >= self.SERVER_SETS:
+            self.sends.clear()
+            self.entries = 0
+        self.sends[key] = made
+        self.entries += size
+
+
+_BETWEEN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # router -> _Kept
 
 
 def _sends_between(
