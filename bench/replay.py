@@ -3,6 +3,12 @@ bounded memory, and a slice of it is replayed on Helios Earth, with RSS sampled 
 
     .venv/bin/python bench/replay.py                    # 1,000,000 rows read, 40,000 (~20,000 GPU jobs) replayed
     .venv/bin/python bench/replay.py --rows 3000000
+    .venv/bin/python bench/replay.py --against ../old --pairs 10   # the replay beside another checkout's
+
+``--against DIR`` replays with this checkout's code and with DIR's (a worktree of an older commit, run by
+this same bench file with ``--root DIR``), alternately, one pair after another, and prints each pair's
+ratio of CPU seconds (theirs / ours), their median, the ratio of the medians and whether every schedule
+was the same: on a shared machine whose speed drifts, a ratio taken within a pair is the figure to trust.
 
 Prints rows per second, replayed GPU jobs per second (FIFO unless ``--policy`` says otherwise, the
 network included), the replay's CPU seconds, a digest of its schedule (every job's start time and GPUs,
@@ -17,6 +23,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +32,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+if "--root" in sys.argv[:-1]:  # the code replayed: another checkout's (read before importing it)
+    ROOT = Path(sys.argv[sys.argv.index("--root") + 1]).resolve()
 sys.path.insert(0, str(ROOT))
 
 from twin.presets import PresetSampler  # noqa: E402
@@ -63,13 +72,60 @@ def write_trace(path: Path, rows: int, seed: int = 1) -> None:
             )
 
 
+def replay_once(root: Path | None, policy: str) -> dict:
+    """One replay (``--replay-only``) in a fresh process, with this checkout's code or ``root``'s."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--replay-only", "--policy", policy]
+    out = subprocess.run(cmd + (["--root", str(root)] if root else []), capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def compare(other: Path, pairs: int, policy: str) -> None:
+    """Replays with this code and ``other``'s, alternately; the ratio of CPU seconds within each pair."""
+    ours, theirs = [], []
+    for i in range(pairs):
+        a, b = replay_once(None, policy), replay_once(other, policy)
+        ours.append(a)
+        theirs.append(b)
+        print(
+            f"pair {i + 1}: ours {a['replay_cpu_s']:.2f} s, theirs {b['replay_cpu_s']:.2f} s, "
+            f"ratio {b['replay_cpu_s'] / a['replay_cpu_s']:.2f}",
+            flush=True,
+        )
+    ratios = [b["replay_cpu_s"] / a["replay_cpu_s"] for a, b in zip(ours, theirs, strict=True)]
+    ours_s, theirs_s = [r["replay_cpu_s"] for r in ours], [r["replay_cpu_s"] for r in theirs]
+    same = len({r["schedule_sha256"] for r in ours + theirs}) == 1
+    print(
+        f"median ratio {np.median(ratios):.2f} ({min(ratios):.2f} to {max(ratios):.2f}); ratio of medians "
+        f"{np.median(theirs_s) / np.median(ours_s):.2f}; the same schedule in every run: {same}"
+    )
+    print(
+        json.dumps(
+            {
+                "pairs": pairs,
+                "paired_ratios": [round(r, 3) for r in ratios],
+                "median_ratio": round(float(np.median(ratios)), 3),
+                "ratio_of_medians": round(float(np.median(theirs_s) / np.median(ours_s)), 3),
+                "ours_cpu_s": ours_s,
+                "theirs_cpu_s": theirs_s,
+                "same_schedule": same,
+            }
+        )
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--replay-rows", type=int, default=40_000)
     ap.add_argument("--policy", default="fifo", help="the scheduling policy of the replay")
     ap.add_argument("--replay-only", action="store_true", help="skip the million-row read")
+    ap.add_argument("--root", type=Path, help="replay with the code of this checkout instead")
+    ap.add_argument("--against", type=Path, help="pair replays with another checkout's (see above)")
+    ap.add_argument("--pairs", type=int, default=10, help="pairs of replays with --against")
     args = ap.parse_args()
+    if args.against is not None:
+        compare(args.against, args.pairs, args.policy)
+        return
     if args.replay_only:
         args.rows = args.replay_rows
     with tempfile.TemporaryDirectory() as tmp:
