@@ -578,7 +578,29 @@ def test_a_caption_never_covers_the_whole_site_shot(log, size: tuple[int, int]) 
     x0, y0, x1, y1 = run.frame.site.layout.bounds
     (left, top), (right, bottom) = cam.to_screen(np.array([[x0, y0], [x1, y1]]))
     vx, vy, vw, vh = cam.viewport
-    box = ex._caption_box(run.frame.text, words, cam.viewport)
+    box = ex._caption_box(run.frame.text, words, cam.viewport[2])
     assert box.get_height() > 80 * s  # the caption wraps to two lines
     assert vx <= left and right <= vx + vw and vy <= top
     assert bottom < vy + vh - round(10 * s) - box.get_height()
+
+
+def test_a_caption_keeps_clear_of_the_card_of_the_job_the_camera_follows(log) -> None:
+    """The inspector card of a followed job sits in the captions' band at the foot of the view: the
+    caption goes left of it, wrapped to the room it has, and comes back to the middle without it."""
+    logger, _ = log
+    words = "Each square is a server of 8 GPUs, coloured by the job it runs. Dots are data in flight."
+    cue = {"on": "start", "text": words, "hold": 30}
+    ex = exhibit(playlist(scene("lingang.toml", seconds=40.0, camera=["fit"], caption=[cue])), logger, (1920, 1080))
+    play(ex, 2.0, draw=True)
+    run = ex.run
+    _, alone = ex.caption_place(run)
+    view = run.frame.site.camera.viewport
+    assert abs(alone.centerx - (view[0] + view[2] // 2)) <= 1  # no card: the caption in the middle
+    biggest = max(run.frame.snap.jobs, key=lambda j: j.gpus)
+    run.frame.state.selected_job = biggest.id
+    play(ex, 0.5, draw=True)
+    card = run.frame.hud.inspector_box
+    assert card is not None and card.width > 200
+    _, rect = ex.caption_place(run)
+    assert not rect.colliderect(card) and rect.left >= view[0]
+    assert rect.height > alone.height  # wrapped to more lines in the narrower room

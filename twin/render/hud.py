@@ -102,6 +102,7 @@ class Hud:
         self._side: pygame.Surface | None = None  # the side panel as last drawn, at its screen position
         self._side_key: tuple | None = None
         self._side_wall = -1e9
+        self.inspector_box: pygame.Rect | None = None  # where the inspector card was drawn last frame, if it was
 
     def viewport(self, size: tuple[int, int], visible: bool) -> tuple[int, int, int, int]:
         """The part of the window left for the site picture."""
@@ -119,6 +120,7 @@ class Hud:
         s = self.text.scale
         w, h = surf.get_size()
         st = model.state
+        self.inspector_box = None
         self._title(surf, model, s)
         panel = pygame.Rect(w - round((PANEL_W + 20) * s), round(20 * s), round(PANEL_W * s), h - round(40 * s))
         self._side_panel(surf, panel, model, wall)
@@ -335,6 +337,7 @@ class Hud:
         h = head.get_height() + sum(r.get_height() + round(3 * s) for r in rendered) + round(30 * s)
         box = pygame.Rect(right - w - round(16 * s), surf.get_height() - h - round(70 * s), w, h)
         self._panel(surf, box, 240)
+        self.inspector_box = box
         y = box.y + round(14 * s)
         surf.blit(head, (box.x + round(16 * s), y))
         y += head.get_height() + round(6 * s)

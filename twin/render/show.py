@@ -454,24 +454,40 @@ class Exhibit:
         return card.convert() if pygame.display.get_surface() else card
 
     def _caption(self, canvas: pygame.Surface, run: SceneRun) -> None:
-        shown = run.caption
-        if shown is None:
+        placed = self.caption_place(run)
+        if placed is None:
             return
-        view = run.frame.site.camera.viewport
-        box = self._cached(("caption", shown.text, view), lambda: self._caption_box(run.frame.text, shown.text, view))
+        box, rect = placed
+        shown = run.caption
         age, left = run.t - shown.since_s, shown.until_s - run.t
         box.set_alpha(round(255 * smoothstep(min(age, left) / 0.6)))
+        canvas.blit(box, rect)
+
+    def caption_place(self, run: SceneRun) -> tuple[pygame.Surface, pygame.Rect] | None:
+        """The scene's caption box and where it goes: at the foot of the view, above the fault ticker (the
+        HUD's last three alerts of the past simulated hour), left of the inspector card when one is shown
+        (the card of the job the camera follows sits in the same band), wrapped to the width it has."""
+        shown = run.caption
+        if shown is None:
+            return None
+        view = run.frame.site.camera.viewport
         s = run.frame.text.scale
-        cx = view[0] + view[2] // 2
-        # Stay above the fault ticker (the HUD's last three alerts of the past simulated hour).
+        left, width = view[0], view[2]
+        card = run.frame.hud.inspector_box if run.frame.hud_visible else None
+        if card is not None:
+            width = max(round(view[2] * 0.4), card.left - round(24 * s) - left)
+        box = self._cached(
+            ("caption", shown.text, width, s), lambda: self._caption_box(run.frame.text, shown.text, width)
+        )
         snap = run.frame.snap
         recent = [a for a in (snap.alerts if snap is not None else ()) if run.source.now - a[0] < 3600.0][-3:]
         lift = (len(recent) * 30 + 12) * s if recent else 0
-        canvas.blit(box, box.get_rect(midbottom=(cx, view[1] + view[3] - round(10 * s + lift))))
+        return box, box.get_rect(midbottom=(left + width // 2, view[1] + view[3] - round(10 * s + lift)))
 
-    def _caption_box(self, text: Text, caption: str, view: tuple[int, int, int, int]) -> pygame.Surface:
+    def _caption_box(self, text: Text, caption: str, width: int) -> pygame.Surface:
+        """A caption wrapped to 90% of ``width`` px, in its box."""
         s = text.scale
-        lines = wrap(caption, text.font(30, "semibold"), view[2] * 0.9)
+        lines = wrap(caption, text.font(30, "semibold"), width * 0.9)
         rendered = [text.render(line, 30, theme.TEXT, "semibold") for line in lines]
         box_w = max(r.get_width() for r in rendered) + round(56 * s)
         box_h = sum(r.get_height() for r in rendered) + round(36 * s)
