@@ -604,3 +604,10 @@ def test_a_caption_keeps_clear_of_the_card_of_the_job_the_camera_follows(log) ->
     _, rect = ex.caption_place(run)
     assert not rect.colliderect(card) and rect.left >= view[0]
     assert rect.height > alone.height  # wrapped to more lines in the narrower room
+    s = run.frame.text.scale
+    step, start = round(80 * s), view[0] + round(24 * s) + 12 * round(80 * s)
+    places = set()
+    for left in range(start, start + step, 5):  # the card's figures change its width: the caption stays put
+        run.frame.hud.inspector_box = pygame.Rect(left, card.top, card.right - left, card.height)
+        places.add(tuple(ex.caption_place(run)[1]))
+    assert len(places) == 1

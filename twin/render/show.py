@@ -474,8 +474,9 @@ class Exhibit:
         s = run.frame.text.scale
         left, width = view[0], view[2]
         card = run.frame.hud.inspector_box if run.frame.hud_visible else None
-        if card is not None:
-            width = max(round(view[2] * 0.4), card.left - round(24 * s) - left)
+        if card is not None:  # in steps, so the caption stays put while the card's figures change its width
+            step = round(80 * s)
+            width = max(round(view[2] * 0.4), (card.left - round(24 * s) - left) // step * step)
         box = self._cached(
             ("caption", shown.text, width, s), lambda: self._caption_box(run.frame.text, shown.text, width)
         )
