@@ -93,18 +93,20 @@ def compare(other: Path, pairs: int, policy: str) -> None:
         )
     ratios = [b["replay_cpu_s"] / a["replay_cpu_s"] for a, b in zip(ours, theirs, strict=True)]
     ours_s, theirs_s = [r["replay_cpu_s"] for r in ours], [r["replay_cpu_s"] for r in theirs]
+    median_ratio = float(np.median(ratios))
+    of_medians = float(np.median(theirs_s) / np.median(ours_s))
     same = len({r["schedule_sha256"] for r in ours + theirs}) == 1
     print(
-        f"median ratio {np.median(ratios):.2f} ({min(ratios):.2f} to {max(ratios):.2f}); ratio of medians "
-        f"{np.median(theirs_s) / np.median(ours_s):.2f}; the same schedule in every run: {same}"
+        f"median ratio {median_ratio:.2f} ({min(ratios):.2f} to {max(ratios):.2f}); ratio of medians "
+        f"{of_medians:.2f}; the same schedule in every run: {same}"
     )
     print(
         json.dumps(
             {
                 "pairs": pairs,
                 "paired_ratios": [round(r, 3) for r in ratios],
-                "median_ratio": round(float(np.median(ratios)), 3),
-                "ratio_of_medians": round(float(np.median(theirs_s) / np.median(ours_s)), 3),
+                "median_ratio": round(median_ratio, 3),
+                "ratio_of_medians": round(of_medians, 3),
                 "ours_cpu_s": ours_s,
                 "theirs_cpu_s": theirs_s,
                 "same_schedule": same,

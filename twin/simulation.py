@@ -535,7 +535,7 @@ class Simulation:
         self._tally(job)
         job.generation += 1
         when = job.next_milestone(self.now)
-        if when < float("inf"):
+        if when < INF:
             self.events.push(when, JOB_MILESTONE, self._on_milestone, (job.spec.id, job.generation))
 
     def _tally(self, job: Job, leaving: bool = False) -> None:
