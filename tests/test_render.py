@@ -132,6 +132,12 @@ def test_fit_shows_the_whole_site() -> None:
         corners = cam.to_screen(np.array([lay.bounds[:2], lay.bounds[2:]]))
         assert corners[0, 0] >= 10 and corners[0, 1] >= 100
         assert corners[1, 0] <= 1410 and corners[1, 1] <= 900
+        # Leaving bands free at the foot and the right: the site whole in what is left, its middle there.
+        cam = Camera.fit(lay.bounds, (10, 100, 1400, 800), clear_bottom=150, clear_right=500)
+        corners = cam.to_screen(np.array([lay.bounds[:2], lay.bounds[2:]]))
+        assert corners[0, 0] >= 10 and corners[0, 1] >= 100
+        assert corners[1, 0] <= 910 and corners[1, 1] <= 750
+        assert corners.mean(axis=0) == pytest.approx([10 + 900 / 2, 100 + 650 / 2])
 
 
 def test_resizing_reflows() -> None:

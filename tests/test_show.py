@@ -584,6 +584,29 @@ def test_a_caption_never_covers_the_whole_site_shot(log, size: tuple[int, int]) 
     assert bottom < vy + vh - round(10 * s) - box.get_height()
 
 
+@pytest.mark.parametrize("size", [(1280, 720), (1920, 1080)])
+def test_the_whole_site_shot_of_a_followed_job_keeps_clear_of_its_card(log, size: tuple[int, int]) -> None:
+    """Lingang's biggest job spans most of the site, so following it shows the whole site, with the job's
+    inspector card at the foot of the view on the right, taller than the captions' band: the site is
+    drawn whole left of the card (it covered the two right-hand storage arrays)."""
+    logger, _ = log
+    cue = {"on": "start", "text": "Each square is a server of 8 GPUs, coloured by the job it runs.", "hold": 40}
+    scene_ = scene("lingang.toml", seconds=40.0, camera=["follow-biggest"], caption=[cue])
+    ex = exhibit(playlist(scene_), logger, size)
+    play(ex, 16.0, draw=True)  # past the glide (35% of the scene)
+    run = ex.run
+    card, cam = run.frame.hud.inspector_box, run.frame.site.camera
+    assert run.frame.state.selected_job is not None and card is not None
+    assert cam == run.camera_at(run.t)  # the camera has arrived
+    x0, y0, x1, y1 = run.frame.site.layout.bounds
+    (left, top), (right, bottom) = cam.to_screen(np.array([[x0, y0], [x1, y1]]))
+    vx, vy, vw, vh = cam.viewport
+    assert vx <= left and right <= vx + vw and vy <= top and bottom <= vy + vh  # the whole site
+    assert right < card.left  # and none of it under the card
+    _, caption = ex.caption_place(run)
+    assert not caption.colliderect(card)
+
+
 def test_a_caption_keeps_clear_of_the_card_of_the_job_the_camera_follows(log) -> None:
     """The inspector card of a followed job sits in the captions' band at the foot of the view: the
     caption goes left of it, wrapped to the room it has, and comes back to the middle without it."""

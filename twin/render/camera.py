@@ -87,11 +87,13 @@ class Camera:
         viewport: tuple[int, int, int, int],
         margin: float = 0.04,
         clear_bottom: int = 0,
+        clear_right: int = 0,
     ) -> Camera:
-        """The camera that shows ``bounds`` whole, centred, inside ``viewport``; ``clear_bottom``: screen
-        pixels at the foot of the viewport to leave free (the show's captions sit there)."""
+        """The camera that shows ``bounds`` whole, centred, inside ``viewport``; ``clear_bottom`` and
+        ``clear_right``: screen pixels at the foot and the right of the viewport to leave free (the show's
+        captions sit at the foot, the card of the job it follows at the right)."""
         x0, y0, x1, y1 = bounds
-        vw, vh = viewport[2], max(viewport[3] - clear_bottom, 1)
+        vw, vh = max(viewport[2] - clear_right, 1), max(viewport[3] - clear_bottom, 1)
         zoom = min(vw * (1 - 2 * margin) / max(x1 - x0, 1e-9), vh * (1 - 2 * margin) / max(y1 - y0, 1e-9))
         zoom = float(np.clip(zoom, MIN_ZOOM, MAX_ZOOM))
-        return Camera(((x0 + x1) / 2, (y0 + y1) / 2 + clear_bottom / 2 / zoom), zoom, viewport)
+        return Camera(((x0 + x1) / 2 + clear_right / 2 / zoom, (y0 + y1) / 2 + clear_bottom / 2 / zoom), zoom, viewport)

@@ -43,6 +43,7 @@ INTERMISSION_S = 30.0  # when no scene can be played, wait this long before tryi
 PRELOAD_AT = 0.3  # share of a scene played when the next one starts being built, off the frame loop
 WARM_STEPS = 3  # frames of the title card spent drawing the new scene off screen, a part at a time
 CAPTION_ROOM = 135  # px at 1080p kept free at the foot of the whole-site shot: a two-line caption and its gap
+CARD_ROOM = 470  # px at 1080p kept free at the right of the whole-site shot of a followed job: its card and a gap
 
 
 def show_logger(path: Path) -> logging.Logger:
@@ -139,12 +140,15 @@ class SceneRun:
         glide = max(2.0, GLIDE_SHARE * move.seconds) * (1.6 if move.name == "orbit-back" else 1.0)
         return blend(move.origin, move.target, (t - move.start_s) / glide)
 
-    def _whole(self) -> Camera:
+    def _whole(self, card: bool = False) -> Camera:
         """The whole site, above the band at the foot of the view where captions show (if the scene has
-        any): a caption never covers the storage arrays drawn at the bottom of the site."""
-        site = self.frame.site
-        room = round(CAPTION_ROOM * self.frame.text.scale) if self.scene.captions else 0
-        return Camera.fit(site.layout.bounds, site.camera.viewport, clear_bottom=room)
+        any): a caption never covers the storage arrays drawn at the bottom of the site. With ``card`` (a
+        job followed on the whole site), left of where the job's inspector card shows, which reaches
+        higher than the captions' band."""
+        site, s = self.frame.site, self.frame.text.scale
+        room = round(CAPTION_ROOM * s) if self.scene.captions else 0
+        right = round(CARD_ROOM * s) if card else 0
+        return Camera.fit(site.layout.bounds, site.camera.viewport, clear_bottom=room, clear_right=right)
 
     def _target(self, name: str) -> Camera:
         site = self.frame.site
@@ -165,7 +169,7 @@ class SceneRun:
             pad = max(x1 - x0, y1 - y0) * 0.35 + 2.0
             cam = Camera.fit((x0 - pad, y0 - pad, x1 + pad, y1 + pad), viewport)
             self.frame.state.selected_job = job.id
-            return cam if cam.zoom > fit.zoom else fit
+            return cam if cam.zoom > fit.zoom else self._whole(card=True)
         self.frame.state.selected_job = None
         self.frame.site.highlight = ()
         return fit
