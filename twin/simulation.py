@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import replace
+from heapq import heappop
 
 import numpy as np
 
@@ -193,7 +194,7 @@ class Simulation:
                 break
             self._integrate_to(t)
             while heap and heap[0][0] == t:
-                _, handler, payload = self.events.pop()
+                handler, payload = heappop(heap)[3:]  # ``EventQueue.pop``, inlined
                 handler(payload)
             if self._next_sample == t:
                 self._sample()
@@ -215,10 +216,11 @@ class Simulation:
         dt = t - self.now
         if dt <= 0:
             return
-        tot = self.totals
-        tot.gpu_alloc_s += self._allocated * dt
-        tot.busy_gpu_s += self._busy * dt
-        tot.energy_j += self._watts() * dt
+        tot, allocated, busy = self.totals, self._allocated, self._busy
+        tot.gpu_alloc_s += allocated * dt
+        tot.busy_gpu_s += busy * dt
+        watts = self._watts_idle + self._watts_per_busy * busy + self._watts_per_wait * (allocated - busy)  # _watts()
+        tot.energy_j += watts * dt
         tot.flops_gpu_s += self._flops * dt
         tot.stepping_gpu_s += self._stepping * dt
         tot.stepping_speed_gpu_s += self._stepping_speed * dt
@@ -360,7 +362,8 @@ class Simulation:
         self.flows.remove((spec.id, SAVE))
         self._paused_work.pop(spec.id, None)
         self.alloc.release(spec.id)
-        self._reblock()
+        if self._maybe_blocked:
+            self._reblock()
         del self.running[spec.id]
         self._allocated -= len(job.gpus)
         self._busy -= len(job.gpus) * job.util
@@ -504,21 +507,24 @@ class Simulation:
                 )
                 for spec, gpus in started:
                     self._start(spec, gpus)
-        solved = self.flows.dirty
-        if solved or self.flows.version != self._stats_version:
-            speeds = self.flows.solve()  # a no-op when the flows changed by the fast path alone
+        flows = self.flows
+        solved = flows.dirty
+        speeds = flows.solve() if solved else flows.speed  # (solve: a no-op unless a full solve is due)
+        if solved or flows.version != self._stats_version:
             if self._links.full:
                 self._measure_links()
-            self._state = self._links.record(self.flows.link_load)
-            self._stats_version = self.flows.version
-        else:
-            speeds = self.flows.speed
+            self._state = self._links.record(flows.link_load)
+            self._stats_version = flows.version
         # After a full solve anyone's speed may have changed; otherwise only new or re-phased jobs'.
+        unset, running = self._unset, self.running
         if solved:
-            jobs = list(self.running.values())
+            jobs = list(running.values())
+        elif len(unset) == 1:  # one job (as most events bring): no sorting
+            job = running.get(unset.pop())
+            jobs = [job] if job is not None else []
         else:
-            jobs = [self.running[i] for i in sorted(self._unset) if i in self.running]
-        self._unset.clear()
+            jobs = [running[i] for i in sorted(unset) if i in running]
+        unset.clear()
         for job in jobs:
             speed = speeds.get((job.spec.id, SAVE if job.phase == "checkpoint" else WORK), 1.0)  # its group_key
             if speed != job.speed:
