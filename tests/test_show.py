@@ -607,6 +607,25 @@ def test_the_whole_site_shot_of_a_followed_job_keeps_clear_of_its_card(log, size
     assert not caption.colliderect(card)
 
 
+def test_on_the_whole_site_a_followed_job_that_ends_hands_its_card_to_the_biggest_left(log) -> None:
+    """The site is drawn left of the card while a job is followed on the whole site: when that job ends,
+    the card goes to the biggest job still running rather than leaving the room empty; a zoomed shot of a
+    job, or a visitor's own choice, is left alone."""
+    logger, _ = log
+    ex = exhibit(playlist(scene("lingang.toml", seconds=40.0, camera=["follow-biggest"])), logger, (1280, 720))
+    play(ex, 3.0)  # past the title card
+    run = ex.run
+    state, move = run.frame.state, run.moves[0]
+    assert move.whole and state.selected_job == run.frame.snap.biggest_jobs(1)[0].id
+    state.selected_job = -7  # a job that has ended
+    play(ex, 0.5)
+    assert state.selected_job == run.frame.snap.biggest_jobs(1)[0].id
+    move.whole = False  # a shot zoomed on the job's servers
+    state.selected_job = -7
+    play(ex, 0.5)
+    assert state.selected_job in (-7, None)  # (the view lets go of a job that has ended)
+
+
 def test_a_caption_keeps_clear_of_the_card_of_the_job_the_camera_follows(log) -> None:
     """The inspector card of a followed job sits in the captions' band at the foot of the view: the
     caption goes left of it, wrapped to the room it has, and comes back to the middle without it."""

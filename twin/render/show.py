@@ -79,6 +79,7 @@ class Move:
     seconds: float
     origin: Camera | None = None
     target: Camera | None = None
+    whole: bool = False  # following a job on the whole site (its card beside it)
 
 
 class SceneRun:
@@ -129,14 +130,29 @@ class SceneRun:
         self.caption = self.captions.update(self.t, self.frame.snap)
         if scripted:
             self.frame.site.set_camera(self.camera_at(self.t), fitted=False)
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        """On the whole-site shot of a followed job, a job that ends hands its card to the biggest one
+        still running: the site stays drawn left of the card, so the card is never missing from it."""
+        state, snap = self.frame.state, self.frame.snap
+        if not self._move_at(self.t).whole or snap is None:
+            return
+        if snap.jobs and not any(j.id == state.selected_job for j in snap.jobs):
+            state.selected_job = snap.biggest_jobs(1)[0].id
+
+    def _move_at(self, t: float) -> Move:
+        return next((m for m in reversed(self.moves) if t >= m.start_s), self.moves[0])
 
     def camera_at(self, t: float) -> Camera:
         """Where the script has the camera at scene time t (targets chosen when each move begins)."""
         site = self.frame.site
-        move = next((m for m in reversed(self.moves) if t >= m.start_s), self.moves[0])
+        move = self._move_at(t)
         if move.target is None:
             move.origin = site.camera
             move.target = self._target(move.name)
+            followed = move.name == "follow-biggest" and self.frame.state.selected_job is not None
+            move.whole = followed and move.target.zoom <= self._whole().zoom
         glide = max(2.0, GLIDE_SHARE * move.seconds) * (1.6 if move.name == "orbit-back" else 1.0)
         return blend(move.origin, move.target, (t - move.start_s) / glide)
 
