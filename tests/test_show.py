@@ -147,8 +147,10 @@ def test_scene_speed_drives_simulated_time(log) -> None:
     play(ex, 1.5)  # title card and its fade
     assert ex.phase == "scene"
     start = ex.run.source.now
-    play(ex, 2.0)
+    play(ex, 2.0, draw=True)
     assert ex.run.source.now - start == pytest.approx(2.0 * 90, rel=0.05)
+    state = ex.run.frame.state  # and the HUD says so (it said x120, the live view's default, whatever the scene's)
+    assert state.speed == state.effective_speed == 90
 
 
 def test_a_scenario_that_fails_to_load_is_skipped_with_a_log_line(log, tmp_path: Path) -> None:

@@ -93,11 +93,12 @@ class SceneRun:
         self.scene = scene
         self.source = source or Simulation(load_scenario(scene.scenario), seed=scene.seed)
         self.frame = Frame(self.source, size, layout or scene.layout)
-        self.frame.state.speed = self.frame.state.effective_speed = scene.speed
         self.frame.refresh(0.0, force=True)
         assert self.frame.snap is not None
         self.captions = CaptionTrack(scene.captions, self.source.fabric, self.frame.snap.last_seq)
         self.controls = Controller([Pane(self.frame, pygame.Rect((0, 0), size))])  # what visitors' hands do
+        # The scene's own speed on the HUD (after the controller, which sets its panes to one of its steps).
+        self.frame.state.speed = self.frame.state.effective_speed = scene.speed
         share = scene.seconds / len(scene.camera)
         self.moves = [Move(name, i * share, share) for i, name in enumerate(scene.camera)]
         self.t = 0.0  # scene time, seconds since the title card ended
