@@ -628,6 +628,20 @@ def test_on_the_whole_site_a_followed_job_that_ends_hands_its_card_to_the_bigges
     assert state.selected_job in (-7, None)  # (the view lets go of a job that has ended)
 
 
+@pytest.mark.parametrize("after", ["fit", "glide-rack"])
+def test_a_followed_jobs_card_goes_when_the_next_move_begins(log, after: str) -> None:
+    """The card belongs to the move that follows the job: the next move takes it down (it stayed up,
+    no longer kept current, for the rest of the scene; over the rack shot it spoke of another job)."""
+    logger, _ = log
+    ex = exhibit(playlist(scene("lingang.toml", seconds=40.0, camera=["follow-biggest", after])), logger)
+    play(ex, 12.0, draw=True)
+    run = ex.run
+    assert run.frame.state.selected_job is not None and run.frame.hud.inspector_box is not None
+    play(ex, 20.0, draw=True)  # into the second move
+    assert run.frame.state.selected_job is None and run.frame.state.inspector is None
+    assert run.frame.hud.inspector_box is None and run.frame.site.highlight == ()
+
+
 def test_a_caption_keeps_clear_of_the_card_of_the_job_the_camera_follows(log) -> None:
     """The inspector card of a followed job sits in the captions' band at the foot of the view: the
     caption goes left of it, wrapped to the room it has, and comes back to the middle without it."""

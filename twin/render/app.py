@@ -85,15 +85,19 @@ class Frame:
                 self.state.hottest = hottest_link(self.source.fabric, self.snap)
             self._follow_selection()
 
+    def clear_selection(self) -> None:
+        """No job selected: no card and no highlight (a card left up would no longer be kept current)."""
+        self.state.selected_job = None
+        self.state.inspector = None
+        self.site.highlight = ()
+
     def _follow_selection(self) -> None:
         job_id = self.state.selected_job
         if job_id is None or self.snap is None:
             return
         job = next((j for j in self.snap.jobs if j.id == job_id), None)
         if job is None:  # the job finished
-            self.state.selected_job = None
-            self.site.highlight = ()
-            self.state.inspector = None
+            self.clear_selection()
             return
         self.site.highlight = tuple(int(g) for g in self.source.fabric.node_gid[job.nodes])
         flows = self.snap.flows

@@ -173,6 +173,7 @@ class SceneRun:
         viewport = site.camera.viewport
         fit = self._whole()
         owner = snap.gpu_owner if snap is not None else np.full((fab.n_nodes, fab.gpus_per_node), -1)
+        self.frame.clear_selection()  # a job's card belongs to the move that follows it
         if name == "glide-rack" and len(lay.racks):
             busy = np.bincount(fab.node_rack, weights=(owner >= 0).sum(axis=1), minlength=len(lay.racks))
             r = int(np.argmax(busy))
@@ -187,8 +188,6 @@ class SceneRun:
             cam = Camera.fit((x0 - pad, y0 - pad, x1 + pad, y1 + pad), viewport)
             self.frame.state.selected_job = job.id
             return cam if cam.zoom > fit.zoom else self._whole(card=True)
-        self.frame.state.selected_job = None
-        self.frame.site.highlight = ()
         return fit
 
 
