@@ -609,23 +609,31 @@ def test_the_whole_site_shot_of_a_followed_job_keeps_clear_of_its_card(log, size
     assert not caption.colliderect(card)
 
 
-def test_on_the_whole_site_a_followed_job_that_ends_hands_its_card_to_the_biggest_left(log) -> None:
-    """The site is drawn left of the card while a job is followed on the whole site: when that job ends,
-    the card goes to the biggest job still running rather than leaving the room empty; a zoomed shot of a
-    job, or a visitor's own choice, is left alone."""
+@pytest.mark.parametrize("scenario", ["lingang.toml", SMALL])
+def test_a_followed_job_that_ends_hands_over_to_the_biggest_job_left(log, scenario: str) -> None:
+    """When the followed job ends, the move follows the biggest job still running: on Lingang's
+    whole-site shot the camera stays put and the card is the new job's (the room left for the card stood
+    empty); on small-lab's close shot the camera glides to the new job's servers (it stayed on idle ones)."""
     logger, _ = log
-    ex = exhibit(playlist(scene("lingang.toml", seconds=40.0, camera=["follow-biggest"])), logger, (1280, 720))
+    ex = exhibit(playlist(scene(scenario, seconds=40.0, camera=["follow-biggest"])), logger, (1280, 720))
     play(ex, 3.0)  # past the title card
     run = ex.run
     state, move = run.frame.state, run.moves[0]
-    assert move.whole and state.selected_job == run.frame.snap.biggest_jobs(1)[0].id
-    state.selected_job = -7  # a job that has ended
+    assert move.job is not None and state.selected_job == move.job == run.frame.snap.biggest_jobs(1)[0].id
+    before = move.target
+    move.job = -7  # as if the followed job had ended
     play(ex, 0.5)
-    assert state.selected_job == run.frame.snap.biggest_jobs(1)[0].id
-    move.whole = False  # a shot zoomed on the job's servers
-    state.selected_job = -7
-    play(ex, 0.5)
-    assert state.selected_job in (-7, None)  # (the view lets go of a job that has ended)
+    biggest = run.frame.snap.biggest_jobs(1)[0]
+    assert move.job == state.selected_job == biggest.id and move.glide_from is not None
+    assert move.target == run._target("follow-biggest")
+    if scenario == "lingang.toml":
+        assert move.target == before  # the whole site, left of the card
+    else:  # a glide from where the camera was, not a jump
+        way = np.hypot(*np.subtract(move.target.center, move.origin.center))
+        assert way > 0 and np.hypot(*np.subtract(run.frame.site.camera.center, move.origin.center)) < 0.05 * way
+    play(ex, 16.0)  # the glide ends on the new target
+    cam = run.frame.site.camera
+    assert cam.center == pytest.approx(move.target.center) and cam.zoom == pytest.approx(move.target.zoom)
 
 
 @pytest.mark.parametrize("after", ["fit", "glide-rack"])

@@ -79,7 +79,8 @@ class Move:
     seconds: float
     origin: Camera | None = None
     target: Camera | None = None
-    whole: bool = False  # following a job on the whole site (its card beside it)
+    job: int | None = None  # the job a follow move follows
+    glide_from: float | None = None  # scene time its glide to the target began (the move's start if None)
 
 
 class SceneRun:
@@ -134,13 +135,16 @@ class SceneRun:
             self._hand_over()
 
     def _hand_over(self) -> None:
-        """On the whole-site shot of a followed job, a job that ends hands its card to the biggest one
-        still running: the site stays drawn left of the card, so the card is never missing from it."""
-        state, snap = self.frame.state, self.frame.snap
-        if not self._move_at(self.t).whole or snap is None:
+        """A followed job that ends hands over to the biggest job still running: the camera glides to it
+        (on the whole-site shot it stays put and the card beside the site is the new job's), so the move
+        never ends on servers that have gone idle or a room left for a card that is gone."""
+        move, snap = self._move_at(self.t), self.frame.snap
+        if move.job is None or move.target is None or snap is None or not snap.jobs:
             return
-        if snap.jobs and not any(j.id == state.selected_job for j in snap.jobs):
-            state.selected_job = snap.biggest_jobs(1)[0].id
+        if not any(j.id == move.job for j in snap.jobs):
+            move.origin, move.glide_from = self.frame.site.camera, self.t
+            move.target = self._target(move.name)
+            move.job = self.frame.state.selected_job
 
     def _move_at(self, t: float) -> Move:
         return next((m for m in reversed(self.moves) if t >= m.start_s), self.moves[0])
@@ -152,10 +156,10 @@ class SceneRun:
         if move.target is None:
             move.origin = site.camera
             move.target = self._target(move.name)
-            followed = move.name == "follow-biggest" and self.frame.state.selected_job is not None
-            move.whole = followed and move.target.zoom <= self._whole().zoom
+            move.job = self.frame.state.selected_job if move.name == "follow-biggest" else None
         glide = max(2.0, GLIDE_SHARE * move.seconds) * (1.6 if move.name == "orbit-back" else 1.0)
-        return blend(move.origin, move.target, (t - move.start_s) / glide)
+        start = move.start_s if move.glide_from is None else move.glide_from
+        return blend(move.origin, move.target, (t - start) / glide)
 
     def _whole(self, card: bool = False) -> Camera:
         """The whole site, above the band at the foot of the view where captions show (if the scene has
