@@ -150,8 +150,8 @@ def test_the_view_show_and_captions_use_nothing_beyond_the_contract(source: Sour
     data["scene"][0]["caption"] = [{"on": "job-start", "text": "{gpus} GPUs"}, {"on": "fault", "text": "{alert}"}]
     scene = playlist_from_dict(data, ROOT / "scenarios", "p.toml").scenes[0]
     run = SceneRun(scene, (640, 360), source=narrow)  # a scene's camera script and captions, over any source
-    for _ in range(20):
-        run.advance(0.5, scripted=True)
+    for i in range(20):
+        run.advance(0.5, scripted=True, wall=0.5 * (i + 1))
     assert run.frame.snap is not None and run.frame.snap.time_s == narrow.now
 
 
@@ -163,7 +163,7 @@ def test_the_biggest_job_is_the_one_the_camera_follows(tmp_path: Path) -> None:
     pygame.display.set_mode((320, 240))
     data = {"scene": [{"scenario": "small-lab.toml", "seconds": 10, "camera": ["follow-biggest"]}]}
     run = SceneRun(playlist_from_dict(data, ROOT / "scenarios", "p.toml").scenes[0], (960, 540))
-    run.advance(1.0, scripted=True)
+    run.advance(1.0, scripted=True, wall=1.0)
     snap = run.frame.snap
     assert snap is not None and len({j.gpus for j in snap.jobs}) > 1, "jobs of several sizes run"
     biggest = max(snap.jobs, key=lambda j: (j.gpus, -j.id))

@@ -85,6 +85,11 @@ class Frame:
                 self.state.hottest = hottest_link(self.source.fabric, self.snap)
             self._follow_selection()
 
+    def select_job(self, job_id: int) -> None:
+        """Select a running job: its servers and paths lit, its card up, from the snapshot in hand."""
+        self.state.selected_job = job_id
+        self._follow_selection()
+
     def clear_selection(self) -> None:
         """No job selected: no card and no highlight (a card left up would no longer be kept current)."""
         self.state.selected_job = None
@@ -124,8 +129,7 @@ class Frame:
         """Click: a job row in the HUD or a server with a job selects that job; anything else inspects."""
         for rect, job_id in self.hud.job_rows if self.hud_visible else []:
             if rect.collidepoint(pos):
-                self.state.selected_job = job_id
-                self._follow_selection()
+                self.select_job(job_id)
                 return
         hit = self.site.pick(pos)
         self.state.selected_job = None
@@ -135,8 +139,7 @@ class Frame:
             n = int(np.flatnonzero(fab.node_gid == hit[1])[0])
             job = int(self.snap.node_job[n])
             if job >= 0:
-                self.state.selected_job = job
-                self._follow_selection()
+                self.select_job(job)
                 return
         self.state.inspector = self.describe(hit)
 

@@ -82,6 +82,10 @@ class Move:
     job: int | None = None  # the job a follow move follows
     glide_from: float | None = None  # scene time its glide to the target began (the move's start if None)
 
+    def reset(self) -> None:
+        """Choose the target afresh the next time the move is played (from wherever the camera is then)."""
+        self.origin = self.target = self.job = self.glide_from = None
+
 
 class SceneRun:
     """One scene being played: its simulation, its picture, its captions and its camera script."""
@@ -122,12 +126,14 @@ class SceneRun:
         self.frame.resize(size)
         self.controls.panes[0].rect = pygame.Rect((0, 0), size)
         for m in self.moves:
-            m.origin = m.target = None
+            m.reset()
 
-    def advance(self, dt: float, scripted: bool) -> None:
+    def advance(self, dt: float, scripted: bool, wall: float) -> None:
+        """Move the scene on by ``dt`` seconds; ``wall``: the show's clock, which the frame's snapshots and
+        animations follow (as when it is drawn)."""
         self.t += dt
         self.source.advance(dt * self.scene.speed)
-        self.frame.refresh(self.t)
+        self.frame.refresh(wall)
         assert self.frame.snap is not None
         self.caption = self.captions.update(self.t, self.frame.snap)
         if scripted:
@@ -139,11 +145,11 @@ class SceneRun:
         (on the whole-site shot it stays put and the card beside the site is the new job's), so the move
         never ends on servers that have gone idle or a room left for a card that is gone."""
         move, snap = self._move_at(self.t), self.frame.snap
-        if move.job is None or move.target is None or snap is None or not snap.jobs:
+        if move.name != "follow-biggest" or move.target is None or snap is None or not snap.jobs:
             return
-        if not any(j.id == move.job for j in snap.jobs):
+        if move.job is None or not any(j.id == move.job for j in snap.jobs):  # (None: none ran when it began)
             move.origin, move.glide_from = self.frame.site.camera, self.t
-            move.target = self._target(move.name)
+            move.target = self._target(move.name)  # (selects the job it follows)
             move.job = self.frame.state.selected_job
 
     def _move_at(self, t: float) -> Move:
@@ -155,8 +161,10 @@ class SceneRun:
         move = self._move_at(t)
         if move.target is None:
             move.origin = site.camera
-            move.target = self._target(move.name)
+            move.target = self._target(move.name)  # (a follow move's selects the job it follows)
             move.job = self.frame.state.selected_job if move.name == "follow-biggest" else None
+            if t > move.start_s:  # chosen late (the show resumes after a visitor): a glide from now
+                move.glide_from = t
         glide = max(2.0, GLIDE_SHARE * move.seconds) * (1.6 if move.name == "orbit-back" else 1.0)
         start = move.start_s if move.glide_from is None else move.glide_from
         return blend(move.origin, move.target, (t - start) / glide)
@@ -190,7 +198,7 @@ class SceneRun:
             x1, y1 = (rects[:, 0] + rects[:, 2]).max(), (rects[:, 1] + rects[:, 3]).max()
             pad = max(x1 - x0, y1 - y0) * 0.35 + 2.0
             cam = Camera.fit((x0 - pad, y0 - pad, x1 + pad, y1 + pad), viewport)
-            self.frame.state.selected_job = job.id
+            self.frame.select_job(job.id)
             return cam if cam.zoom > fit.zoom else self._whole(card=True)
         return fit
 
@@ -306,7 +314,7 @@ class Exhibit:
         assert run is not None
         try:
             was_interactive = self.interactive
-            run.advance(dt, scripted=not was_interactive)
+            run.advance(dt, scripted=not was_interactive, wall=self.clock)
         except Exception:
             self._fail("simulating")
             return
@@ -352,7 +360,7 @@ class Exhibit:
         if touched:
             self.interactive_until = self.clock + self.show.idle_resume_s
             for m in run.moves:  # when the show takes over again it glides from wherever the visitor left
-                m.origin = m.target = None
+                m.reset()
         elif not self.interactive:
             return  # the cursor drifting over a scripted scene changes nothing
         try:
