@@ -23,6 +23,7 @@ Handler = Callable[[Any], None]
 class EventQueue:
     def __init__(self) -> None:
         # (time, priority, sequence, handler, payload); read-only outside: the earliest is heap[0]
+        # (``Simulation.run`` peeks at it and pops it directly, relying on this layout)
         self.heap: list[tuple[float, int, int, Handler, Any]] = []
         self._seq = 0
 

@@ -509,7 +509,7 @@ class Simulation:
                     self._start(spec, gpus)
         flows = self.flows
         solved = flows.dirty
-        speeds = flows.solve() if solved else flows.speed  # (solve: a no-op unless a full solve is due)
+        speeds = flows.solve() if solved else flows.speed  # re-shared only after a change off the fast path
         if solved or flows.version != self._stats_version:
             if self._links.full:
                 self._measure_links()

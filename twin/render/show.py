@@ -141,9 +141,9 @@ class SceneRun:
             self._hand_over()
 
     def _hand_over(self) -> None:
-        """A followed job that ends hands over to the biggest job still running: the camera glides to it
-        (on the whole-site shot it stays put and the card beside the site is the new job's), so the move
-        never ends on servers that have gone idle or a room left for a card that is gone."""
+        """A followed job that ends hands over to the biggest job still running: the camera glides to its
+        shot (from one whole-site shot to another only the card beside the site changes), so the move never
+        ends on servers gone idle or beside a room left for a card that is gone."""
         move, snap = self._move_at(self.t), self.frame.snap
         if move.name != "follow-biggest" or move.target is None or snap is None or not snap.jobs:
             return
