@@ -12,7 +12,7 @@ import pytest
 
 from conftest import ROOT, SCENARIOS
 from twin.cli import main
-from twin.render import style
+from twin.render import style, theme
 from twin.render.app import App, Frame, render_still, text_scale
 from twin.render.camera import Camera
 from twin.render.layout import graph_layout, hall_layout
@@ -649,3 +649,25 @@ def test_no_particle_floats_over_a_server_whose_links_are_drawn_beneath_it(monke
     far = replace(close, zoom=(SHIMMER_PX + 4) / site.layout.cell_w)
     xy = drawn_particles(frame, far, monkeypatch)
     assert inside_cells(site, xy).any()
+
+
+def test_a_selected_jobs_servers_stay_visible_under_its_highlight_from_afar() -> None:
+    """Far out, server cells are a few pixels: the selected job is outlined by the racks that hold it and
+    lit along the links drawn at that zoom (outlining each server and drawing its host links, hidden at
+    that zoom, ran together into white blobs that hid the job's own colour). Close up, its servers."""
+    frame, surface = frame_for(ROOT / "scenarios" / "lingang.toml", size=(1920, 1080))
+    job = max(frame.snap.jobs, key=lambda j: j.gpus)
+    frame.select_job(job.id)
+    frame.draw(surface, 1.0)
+    site, fab = frame.site, frame.source.fabric
+    assert site.layout.cell_w * site.camera.zoom < 26  # cells a few pixels wide
+    boxes = site._highlight_boxes()
+    assert len(boxes) == len(np.unique(fab.node_rack[job.nodes])) < len(job.nodes)
+    cells = site.camera.to_screen(site.layout.rect[fab.node_gid[job.nodes], :2]).round().astype(int)
+    px = pygame.surfarray.array3d(surface)
+    white = np.all(px[cells[:, 0] + 2, cells[:, 1] + 2] == theme.TEXT, axis=1)  # a pixel inside each cell
+    assert white.mean() < 0.1, f"{white.mean():.0%} of the job's cells are under white"
+    x, y, w, h = site.layout.rect[fab.node_gid[job.nodes[0]]]
+    site.set_camera(Camera.fit((x - w, y - h, x + 2 * w, y + 2 * h), site.camera.viewport))
+    assert site.layout.cell_w * site.camera.zoom >= 26
+    assert len(site._highlight_boxes()) == len(job.nodes)  # close up: each server

@@ -1039,15 +1039,29 @@ class SiteView:
             a, b = self._segment_screen()
             width = max(2, round(2 * self.text.scale))
             segs = self.highlight_segments
+            segs = segs[self._segments_shown()[segs]]  # the links drawn at this zoom (host links close up)
             for p, q in zip(a[segs].tolist(), b[segs].tolist(), strict=True):
                 pygame.draw.line(layer, theme.TEXT, p, q, width)
-            rects, vis = self._visible(self.layout.rect[list(self.highlight)])
+            rects, vis = self._visible(self._highlight_boxes())
             for i in np.flatnonzero(vis):
                 r = pygame.Rect(*np.round(rects[i]).astype(int)).inflate(4, 4)
                 pygame.draw.rect(layer, theme.TEXT, r, width=2, border_radius=2)
             layer.set_colorkey((0, 0, 0), pygame.RLEACCEL)
             self._highlight_layer = layer
         surf.blit(self._highlight_layer, (0, 0))
+
+    def _highlight_boxes(self) -> np.ndarray:
+        """What outlines the selected job: its servers close up; further out, where server cells are too
+        small to outline one by one (the outlines ran together into white blobs), the racks holding them."""
+        gids = np.array(self.highlight, np.int64)
+        node_gid, racks = self.fabric.node_gid, self.layout.racks
+        if self.layout.cell_w * self.camera.zoom >= HOST_DETAIL_PX or not len(racks) or not len(node_gid):
+            return self.layout.rect[gids]
+        node_of = np.full(len(self.layout.rect), -1)
+        node_of[node_gid] = np.arange(len(node_gid))
+        nodes = node_of[gids]
+        held = np.unique(self.fabric.node_rack[nodes[nodes >= 0]])
+        return np.concatenate([racks[held], self.layout.rect[gids[nodes < 0]]])
 
     def _veil(self, size: tuple[int, int]) -> pygame.Surface:
         if self._veil_surf is None or self._veil_surf.get_size() != size:
