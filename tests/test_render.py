@@ -671,3 +671,23 @@ def test_a_selected_jobs_servers_stay_visible_under_its_highlight_from_afar() ->
     site.set_camera(Camera.fit((x - w, y - h, x + 2 * w, y + 2 * h), site.camera.viewport))
     assert site.layout.cell_w * site.camera.zoom >= 26
     assert len(site._highlight_boxes()) == len(job.nodes)  # close up: each server
+
+
+def test_the_job_list_says_one_gpu_and_small_models_as_they_are() -> None:
+    """'1 GPUs' and '0B' (a 350M-parameter model) read as mistakes to a visitor."""
+    from twin.render.hud import job_details, model_size
+    from twin.snapshot import JobView
+
+    def details(gpus: int, params_b: float) -> str:
+        return job_details(JobView(1, "research", gpus, params_b, "compute", 0.5, 1.0, np.array([0]), 0.0, 0.0))[0]
+
+    assert details(1, 0.35) == "1 GPU  0.35B  compute"
+    assert details(8, 3.0) == "8 GPUs  3B  compute"
+    assert details(4096, 101.0) == "4,096 GPUs  101B  compute"
+    assert [model_size(v) for v in (1750.0, 12.4, 9.4, 2.5, 0.125)] == ["1,750B", "12B", "9.4B", "2.5B", "0.12B"]
+    from twin.render.inspector import describe_job
+
+    sim = Simulation(load_scenario(SMALL))
+    one = JobView(1, "research", 1, 0.35, "compute", 0.5, 1.0, np.array([0]), 0.0, 0.0)
+    _, lines = describe_job(one, sim.fabric, sim.snapshot())
+    assert lines[:2] == ("1 GPU on 1 server under 1 leaf domain", "model 0.35B parameters")

@@ -441,6 +441,7 @@ def test_exhibit_command_runs_windowed_and_headless(tmp_path: Path, capfd: pytes
     assert out.out == "" and out.err == ""
     text = logfile.read_text()
     assert "show started" in text and "scene 1: small-lab.toml" in text and "show ended" in text
+    assert text.index("show started") < text.index("scene 1: small-lab.toml"), "the log reads in order"
     assert "ERROR" not in text
     pygame.display.init()
     pygame.display.set_mode((640, 360))

@@ -506,10 +506,17 @@ def job_title(job: JobView) -> str:
     return f"{JOB_KIND_WORDS[job.kind]} #{job.id}" if job.kind in JOB_KIND_WORDS else job.kind
 
 
+def model_size(params_b: float) -> str:
+    """A model's parameters as the job list says them: 101B, 2.5B, 0.35B (a small model is not "0B")."""
+    if params_b >= 9.5:
+        return f"{params_b:,.0f}B"
+    return f"{params_b:.2g}B" if params_b < 1 else f"{params_b:.1f}".rstrip("0").rstrip(".") + "B"
+
+
 def job_details(job: JobView) -> tuple[str, ...]:
     """What the job list says beside a job's name, longest first: the view shows the longest that fits."""
-    size = f"  {job.params_b:,.0f}B" if job.params_b > 0 else ""
-    gpus = f"{job.gpus:,} GPUs"
+    size = f"  {model_size(job.params_b)}" if job.params_b > 0 else ""
+    gpus = f"{job.gpus:,} GPU{'' if job.gpus == 1 else 's'}"
     full = f"{gpus}{size}  {job.phase}"
     if job.speed < 0.995 and job.phase != "checkpoint":
         full += f"  {job.speed:.0%} speed"

@@ -6,7 +6,7 @@ import numpy as np
 
 from twin.flows import TRAFFIC_KINDS
 from twin.names import job_kind_word
-from twin.render.hud import fmt_duration
+from twin.render.hud import fmt_duration, model_size
 from twin.render.layout import Layout
 from twin.snapshot import JobView, Snapshot
 from twin.topology import GBIT, LINK_KINDS, NODE, STORAGE, VERTEX_KINDS, Fabric
@@ -30,8 +30,9 @@ def describe_job(job: JobView, fab: Fabric, snap: Snapshot) -> Info:
     rate = float(flows["rate"][mine].sum()) if mine.any() else 0.0
     kinds = sorted({TRAFFIC_KINDS[k] for k in flows["kind"][mine]}) if mine.any() else []
     lines = (
-        f"{job.gpus:,} GPUs on {len(job.nodes):,} servers under {leaves} leaf domain{'s' * (leaves != 1)}",
-        f"model {job.params_b:,.1f}B parameters",
+        f"{job.gpus:,} GPU{'s' * (job.gpus != 1)} on {len(job.nodes):,} server{'s' * (len(job.nodes) != 1)} "
+        f"under {leaves} leaf domain{'s' * (leaves != 1)}",
+        f"model {f'{job.params_b:,.1f}B' if job.params_b >= 1 else model_size(job.params_b)} parameters",
         f"phase {job.phase}, {job.progress:.0%} done",
         f"fabric gives it {job.speed:.0%} of its demand, {_gbps(rate)} in {int(mine.sum()):,} flows",
         f"traffic: {', '.join(kinds) if kinds else 'none on the fabric'}",

@@ -638,9 +638,9 @@ def run_exhibit(
     else:
         screen = pygame.display.set_mode((0, 0), pygame.FULLSCREEN, display=display)
         pygame.mouse.set_visible(False)
-    exhibit = Exhibit(show, screen.get_size(), log)
-    start = time.perf_counter()
     log.info("show started: %s, %d scenes, %dx%d", show.source, len(show.scenes), *screen.get_size())
+    exhibit = Exhibit(show, screen.get_size(), log)  # (logs the first scene)
+    start = time.perf_counter()
     FrameLoop(quit_after, stop_requested).run(ExhibitWindow(exhibit, screen, windowed))
     if stop_requested():
         log.info("show stopped by %s", stop_signal() or "request")
