@@ -129,12 +129,9 @@ def _gpus_on(alloc: Allocation, nodes: np.ndarray, per_node: int) -> np.ndarray:
 def place_first_fit(alloc: Allocation, gpus: int) -> np.ndarray | None:
     """Lowest-numbered nodes that fit, ignoring the fabric (the naive baseline)."""
     gpn = alloc.gpus_per_node
-    if gpus <= gpn:  # the first node with room, and its first free GPUs (as ``_gpus_on``), in plain integers
+    if gpus <= gpn:  # the first node with room
         first = int((alloc.free >= gpus).argmax())
-        if alloc.free.item(first) < gpus:
-            return None
-        base, row = first * gpn, alloc.owner[first].tolist()
-        return np.array([base + g for g in range(gpn) if row[g] == -1][:gpus], np.int64)
+        return _gpus_on(alloc, (first,), gpus) if alloc.free.item(first) >= gpus else None
     need = gpus // gpn
     empty = np.flatnonzero(alloc.free == gpn)
     return _gpus_on(alloc, empty[:need], gpn) if len(empty) >= need else None

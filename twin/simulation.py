@@ -216,11 +216,10 @@ class Simulation:
         dt = t - self.now
         if dt <= 0:
             return
-        tot, allocated, busy = self.totals, self._allocated, self._busy
-        tot.gpu_alloc_s += allocated * dt
-        tot.busy_gpu_s += busy * dt
-        watts = self._watts_idle + self._watts_per_busy * busy + self._watts_per_wait * (allocated - busy)  # _watts()
-        tot.energy_j += watts * dt
+        tot = self.totals
+        tot.gpu_alloc_s += self._allocated * dt
+        tot.busy_gpu_s += self._busy * dt
+        tot.energy_j += self._watts() * dt
         tot.flops_gpu_s += self._flops * dt
         tot.stepping_gpu_s += self._stepping * dt
         tot.stepping_speed_gpu_s += self._stepping_speed * dt
@@ -362,8 +361,7 @@ class Simulation:
         self.flows.remove((spec.id, SAVE))
         self._paused_work.pop(spec.id, None)
         self.alloc.release(spec.id)
-        if self._maybe_blocked:
-            self._reblock()
+        self._reblock()
         del self.running[spec.id]
         self._allocated -= len(job.gpus)
         self._busy -= len(job.gpus) * job.util

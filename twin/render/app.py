@@ -132,8 +132,7 @@ class Frame:
                 self.select_job(job_id)
                 return
         hit = self.site.pick(pos)
-        self.state.selected_job = None
-        self.site.highlight = ()
+        self.clear_selection()
         fab = self.source.fabric
         if hit and hit[0] == "vertex" and fab.kind[hit[1]] == NODE and self.snap is not None:
             n = int(np.flatnonzero(fab.node_gid == hit[1])[0])
